@@ -1,0 +1,78 @@
+"""Writing a new migration file from a template: :func:`create`."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import os
+import re
+from pathlib import Path
+
+from .errors import ConfigError
+from .registry import LocationSpec, MigrationRegistry, resolve_location
+
+logger = logging.getLogger(__name__)
+
+#: The longest slug :func:`create` writes.
+MAX_SLUG_LENGTH = 60
+
+
+def slugify(message: str) -> str:
+    """Turn a message into a file-name slug: lower case ASCII letters, digits, ``_``.
+
+    :raises ConfigError: nothing usable is left (an empty or all-symbol message).
+    """
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:MAX_SLUG_LENGTH].rstrip("_")
+    if not slug:
+        raise ConfigError(
+            f"The message {message!r} gives an empty file name. Describe the change in words,"
+            ' for example "add user avatar column".'
+        )
+    return slug
+
+
+def create(location: LocationSpec, message: str, *, sql: bool = False) -> Path:
+    """Write the next numbered migration into ``location`` and return its path.
+
+    The version is one more than the highest present, written with four digits
+    at least; the name is the message as a slug. A missing directory is created.
+
+    :param location: a directory path, or the name of a package on disk.
+    :param message: what the migration does (``"add user avatar column"``).
+    :param sql: write a ``.sql`` file instead of a ``.py`` file.
+    :raises ConfigError: an unusable message, or a package inside a zip file.
+    """
+    slug = slugify(message)
+    folder = _folder_of(location)
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        logger.info("Created migrations directory %s.", folder)
+    head = MigrationRegistry(folder).head
+    version = (head or 0) + 1
+    kind = "sql" if sql else "py"
+    path = folder / f"{version:04d}_{slug}.{kind}"
+    template = importlib.resources.files("selfmigrate").joinpath("templates", f"migration.{kind}.template")
+    text = template.read_text(encoding="utf-8").format(message=message.replace("\n", " ").strip())
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(text)
+    logger.info("Created migration %s.", path)
+    return path
+
+
+def _folder_of(location: LocationSpec) -> Path:
+    """The directory to write into: a path as given, or a package's folder on disk.
+
+    A plain name without dots (``"migrations"``) is a directory, created if
+    missing; a dotted name must be an importable package.
+    """
+    if not isinstance(location, str) or os.path.isdir(location) or "." not in location:
+        return Path(location)
+    if "/" in location or os.sep in location:
+        return Path(location)
+    resolved = resolve_location(location)
+    if resolved.path is None:
+        raise ConfigError(
+            f"Migrations {resolved} is inside a zip file or wheel; create new migrations in the"
+            " project's source tree (give its directory)."
+        )
+    return resolved.path

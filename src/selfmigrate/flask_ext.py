@@ -1,0 +1,146 @@
+"""The Flask face: :func:`apply` in an app factory.
+
+This module never imports Flask at import time (``import selfmigrate`` must stay
+cheap and work without Flask); it only uses the app object it is given.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .registry import LocationsSpec
+from .runner import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES, migrate
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from .report import MigrationReport
+
+#: The key of :attr:`flask.Flask.extensions` that holds :class:`FlaskState`.
+EXTENSION_KEY = "selfmigrate"
+
+
+@dataclass
+class FlaskState:
+    """What :func:`apply` resolved and did, kept in ``app.extensions["selfmigrate"]``."""
+
+    #: The database file.
+    database: Path
+    #: The migrations locations.
+    migrations: LocationsSpec
+    #: The tracker table.
+    table: str
+    #: Seconds to wait for the write lock.
+    lock_timeout: float
+    #: Whether out-of-order migrations are applied.
+    allow_out_of_order: bool
+    #: What :func:`apply` did at startup.
+    report: MigrationReport | None = None
+
+
+def apply(app: Flask) -> MigrationReport:
+    """Migrate the app's database to the newest version; call it in the app factory.
+
+    Reads the ``SELFMIGRATE_*`` config keys once (see the configuration docs),
+    applies every pending migration, and stores a :class:`FlaskState` in
+    ``app.extensions["selfmigrate"]``.
+
+    :returns: what was applied.
+    :raises MigrationError: a migration failed (unless ``SELFMIGRATE_ON_FAILURE``
+        is ``"log"``); the database is as it was before that migration.
+    :raises ConfigError: no database is configured, or :func:`apply` was already
+        called for this app.
+    """
+    if EXTENSION_KEY in app.extensions:
+        raise ConfigError(
+            f"selfmigrate.apply() was already called for app {app.import_name!r}. Call it once,"
+            " in the app factory."
+        )
+    config = app.config
+    config.setdefault("SELFMIGRATE_TABLE", DEFAULT_TABLE)
+    config.setdefault("SELFMIGRATE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+    config.setdefault("SELFMIGRATE_ON_FAILURE", "raise")
+    config.setdefault("SELFMIGRATE_ALLOW_OUT_OF_ORDER", False)
+    on_failure = config["SELFMIGRATE_ON_FAILURE"]
+    if on_failure not in FAILURE_POLICIES:
+        raise ConfigError(
+            f"SELFMIGRATE_ON_FAILURE must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}."
+        )
+    state = FlaskState(
+        database=database_for(app),
+        migrations=migrations_for(app),
+        table=config["SELFMIGRATE_TABLE"],
+        lock_timeout=config["SELFMIGRATE_LOCK_TIMEOUT"],
+        allow_out_of_order=bool(config["SELFMIGRATE_ALLOW_OUT_OF_ORDER"]),
+    )
+    app.extensions[EXTENSION_KEY] = state
+    state.report = migrate(
+        state.database,
+        state.migrations,
+        table=state.table,
+        lock_timeout=state.lock_timeout,
+        allow_out_of_order=state.allow_out_of_order,
+        on_failure=on_failure,
+    )
+    return state.report
+
+
+def database_for(app: Flask) -> Path:
+    """The database file from the app's config.
+
+    ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
+    ``SQLALCHEMY_DATABASE_URI``. A relative path is taken from
+    ``app.instance_path``, whose folder is created if missing.
+    """
+    from .sqlite import database_path
+
+    config = app.config
+    keys = ("SELFMIGRATE_DATABASE", "DATABASE", "SQLALCHEMY_DATABASE_URI")
+    for key in keys:
+        value = config.get(key)
+        if not value:
+            continue
+        if key == "SQLALCHEMY_DATABASE_URI" and not str(value).startswith("sqlite:"):
+            continue
+        try:
+            path = database_path(value, app.instance_path)
+        except ConfigError as e:
+            raise ConfigError(f"{key}: {e}") from e
+        if not Path(os.fspath(value).removeprefix("sqlite:///")).is_absolute():
+            os.makedirs(app.instance_path, exist_ok=True)
+        return path
+    raise ConfigError(
+        f"No SQLite database is configured for app {app.import_name!r}; selfmigrate looked"
+        f" at {', '.join(keys)}. Set SELFMIGRATE_DATABASE (or DATABASE) to a file path, for"
+        " example app.config['DATABASE'] = 'app.sqlite' (relative to the instance folder)."
+    )
+
+
+def migrations_for(app: Flask) -> LocationsSpec:
+    """The migrations locations from the app's config.
+
+    ``SELFMIGRATE_MIGRATIONS``, else the package ``<app.import_name>.migrations``,
+    else the folder ``<app.root_path>/migrations``.
+    """
+    configured = app.config.get("SELFMIGRATE_MIGRATIONS")
+    if configured:
+        return t.cast(LocationsSpec, configured)
+    package = f"{app.import_name}.migrations"
+    try:
+        if importlib.util.find_spec(package) is not None:
+            return package
+    except (ImportError, ValueError):
+        pass
+    folder = Path(app.root_path) / "migrations"
+    if folder.is_dir():
+        return folder
+    raise ConfigError(
+        f"No migrations found for app {app.import_name!r}: there is no package {package} and no"
+        f" folder {folder}. Create one of them, or set SELFMIGRATE_MIGRATIONS to a package name"
+        " or a directory."
+    )

@@ -1,0 +1,213 @@
+"""Migration value objects, and loading a migration's body when it must run.
+
+A :class:`Migration` is what discovery knows of a file: version, name, where it
+is and its checksum. Nothing in it imports or parses the file; that happens in
+:meth:`Migration.load`, which the runner calls only for migrations it is about to
+run (or roll back), so a start with nothing pending imports no migration module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import traceback
+import types
+import typing as t
+from dataclasses import dataclass, field
+
+from .errors import DiscoveryError
+
+if t.TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+#: The line that separates the up script from the down script in a ``.sql`` file.
+DOWN_MARKER = "-- migrate:down"
+
+Kind = t.Literal["sql", "py"]
+MigrationFunction = t.Callable[[sqlite3.Connection], object]
+
+
+def checksum(data: bytes) -> str:
+    """Return the SHA-256 hex digest of ``data`` with line endings normalised.
+
+    ``\\r\\n`` and ``\\r`` count as ``\\n``, so a checkout on Windows or an editor
+    that changes line endings does not look like an edit.
+    """
+    normalised = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return hashlib.sha256(normalised).hexdigest()
+
+
+def decode(data: bytes, location: str) -> str:
+    """Decode a migration file's bytes as UTF-8 (a leading BOM is dropped)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DiscoveryError(
+            f"Migration file {location} is not valid UTF-8 (byte {e.start}: {e.reason})."
+            " Save it as UTF-8 and start again.",
+            paths=[location],
+        ) from e
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file, as discovery found it.
+
+    Two migrations compare equal when version, name, kind, location and checksum
+    are equal.
+    """
+
+    #: The decimal version from the file name (``0002_x.sql`` → ``2``).
+    version: int
+    #: The slug from the file name (``0002_add_column.sql`` → ``"add_column"``).
+    name: str
+    #: ``"sql"`` or ``"py"``.
+    kind: Kind
+    #: Where the file is, for messages: a path, or a path inside a zip file.
+    location: str
+    #: SHA-256 of the content with normalised line endings (see :func:`checksum`).
+    checksum: str
+    #: The file, as an :mod:`importlib.resources` traversable.
+    resource: Traversable = field(compare=False, repr=False)
+    #: The package the file was found in, if it came from a package (used for
+    #: relative imports in Python migrations).
+    package: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        """The file name without extension, e.g. ``"0002_add_column"``."""
+        return self.resource.name.rsplit(".", 1)[0]
+
+    @property
+    def filename(self) -> str:
+        """The file name, e.g. ``"0002_add_column.sql"``."""
+        return self.resource.name
+
+    def read_text(self) -> str:
+        """Read and decode the file, checking it still has the discovered checksum."""
+        try:
+            data = self.resource.read_bytes()
+        except OSError as e:
+            raise DiscoveryError(
+                f"Migration file {self.location} cannot be read: {e}. Check that it exists"
+                " and that the app's user may read it.",
+                paths=[self.location],
+            ) from e
+        if checksum(data) != self.checksum:
+            raise DiscoveryError(
+                f"Migration file {self.location} changed while selfmigrate was running."
+                " Start again once the files are in place.",
+                paths=[self.location],
+            )
+        return decode(data, self.location)
+
+    def load(self) -> LoadedMigration:
+        """Read, parse or import the migration so that it can run.
+
+        A ``.sql`` file is split at the ``-- migrate:down`` line; a ``.py`` file is
+        executed as a fresh module (never cached in :data:`sys.modules`, so what
+        runs is exactly what was checksummed) and must define ``up(conn)``.
+
+        :raises DiscoveryError: the file is empty, has no ``up``, or cannot be
+            imported.
+        """
+        text = self.read_text()
+        if not text.strip():
+            raise DiscoveryError(
+                f"Migration file {self.location} is empty. Write the change it should make,"
+                " or delete the file if it was created by mistake.",
+                paths=[self.location],
+            )
+        if self.kind == "sql":
+            return _load_sql(self, text)
+        return _load_python(self, text)
+
+
+@dataclass(frozen=True)
+class SQLScript:
+    """SQL text from a migration file and the line of the file it starts on."""
+
+    text: str
+    #: 1-based line number of the file on which :attr:`text` starts.
+    first_line: int
+
+
+@dataclass(frozen=True)
+class LoadedMigration:
+    """A migration ready to run: its up and optional down, SQL or Python."""
+
+    migration: Migration
+    #: For ``.sql`` files: the up script.
+    up_sql: SQLScript | None = None
+    #: For ``.sql`` files: the down script, if the file has a ``-- migrate:down`` line.
+    down_sql: SQLScript | None = None
+    #: For ``.py`` files: the module's ``up``.
+    up_function: MigrationFunction | None = None
+    #: For ``.py`` files: the module's ``down``, if it has one.
+    down_function: MigrationFunction | None = None
+
+    @property
+    def has_down(self) -> bool:
+        """Whether the migration can be rolled back."""
+        return self.down_sql is not None or self.down_function is not None
+
+
+def _load_sql(migration: Migration, text: str) -> LoadedMigration:
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.strip().lower() == DOWN_MARKER:
+            up = SQLScript("".join(lines[:index]), 1)
+            down = SQLScript("".join(lines[index + 1 :]), index + 2)
+            return LoadedMigration(migration, up_sql=up, down_sql=down)
+    return LoadedMigration(migration, up_sql=SQLScript(text, 1))
+
+
+def _load_python(migration: Migration, text: str) -> LoadedMigration:
+    location = migration.location
+    if migration.package is not None:
+        module_name = f"{migration.package}.{migration.id}"
+    else:
+        module_name = f"selfmigrate.migrations_{migration.id}"
+    module = types.ModuleType(module_name)
+    module.__file__ = location
+    if migration.package is not None:
+        module.__package__ = migration.package
+    try:
+        code = compile(text, location, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+    except Exception as e:
+        line = line_in(e, location)
+        where = f", line {line}" if line is not None else ""
+        raise DiscoveryError(
+            f"Migration file {location}{where} cannot be imported:"
+            f" {type(e).__name__}: {e}. Fix the file (an import that fails at the top of"
+            " a migration usually belongs inside up()).",
+            paths=[location],
+        ) from e
+    up = getattr(module, "up", None)
+    if not callable(up):
+        raise DiscoveryError(
+            f"Migration file {location} has no up(conn) function. Define"
+            " 'def up(conn):' with the change to make (see 'python -m selfmigrate create').",
+            paths=[location],
+        )
+    down = getattr(module, "down", None)
+    if down is not None and not callable(down):
+        raise DiscoveryError(
+            f"Migration file {location} defines 'down' but it is not a function."
+            " Define 'def down(conn):' or remove the name.",
+            paths=[location],
+        )
+    return LoadedMigration(migration, up_function=up, down_function=down)
+
+
+def line_in(error: BaseException, filename: str) -> int | None:
+    """Return the line of ``filename`` where ``error`` was raised, if it was there."""
+    if isinstance(error, SyntaxError) and error.filename == filename:
+        return error.lineno
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
+

@@ -1,0 +1,236 @@
+"""Finding migration files: :class:`MigrationRegistry`.
+
+Discovery is pure and strict. It reads the configured locations, checks every
+file name against the naming rule, refuses duplicate versions, and computes each
+file's checksum — all before anything touches a database. It imports no
+migration module.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+import re
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DiscoveryError
+from .migration import Kind, Migration, checksum, decode
+
+if t.TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+#: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
+NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
+
+#: What a caller may pass as a migrations location: a package name, a
+#: directory, or a list of them.
+LocationSpec = t.Union[str, "os.PathLike[str]"]
+LocationsSpec = t.Union[LocationSpec, t.Sequence[LocationSpec]]
+
+
+@dataclass(frozen=True)
+class Location:
+    """One place migrations are read from: a package or a directory."""
+
+    #: ``"package"`` or ``"directory"``.
+    kind: t.Literal["package", "directory"]
+    #: The package name, or the directory's path.
+    name: str
+    #: The package's or directory's contents.
+    root: Traversable
+
+    def __str__(self) -> str:
+        return f"package {self.name}" if self.kind == "package" else f"directory {self.name}"
+
+    @property
+    def path(self) -> Path | None:
+        """The location's folder on disk, or ``None`` (a package inside a zip file)."""
+        return self.root if isinstance(self.root, Path) else None
+
+
+def resolve_location(spec: LocationSpec) -> Location:
+    """Turn a package name or directory path into a :class:`Location`.
+
+    A :class:`os.PathLike` is always a directory. A string is a directory if it
+    contains a path separator or names an existing directory and no importable
+    package; a dotted name of an importable package is a package. Anything else
+    is an error naming what was tried.
+    """
+    if isinstance(spec, os.PathLike):
+        return _directory(os.fspath(spec))
+    if not isinstance(spec, str) or not spec:
+        raise DiscoveryError(f"A migrations location must be a package name or a directory, not {spec!r}.")
+    looks_like_path = "/" in spec or os.sep in spec or spec.startswith(".")
+    if not looks_like_path and all(part.isidentifier() for part in spec.split(".")):
+        try:
+            found = importlib.util.find_spec(spec) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            return _package(spec)
+    if os.path.isdir(spec) or looks_like_path:
+        return _directory(spec)
+    raise DiscoveryError(
+        f"Migrations location {spec!r} is neither an importable package nor a directory."
+        " Give a package name (\"myapp.migrations\") or a directory path that exists.",
+        paths=[spec],
+    )
+
+
+def _directory(path: str) -> Location:
+    root = Path(path)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise DiscoveryError(
+            f"Migrations directory {path} {what}. Create it (python -m selfmigrate create"
+            " does) or point the migrations setting at the right place.",
+            paths=[path],
+        )
+    return Location("directory", str(root), root)
+
+
+def _package(name: str) -> Location:
+    try:
+        root = importlib.resources.files(name)
+    except (ImportError, TypeError) as e:
+        raise DiscoveryError(
+            f"Migrations package {name} cannot be imported: {e}. Check the name and that"
+            " it is a package (a folder with __init__.py).",
+            paths=[name],
+        ) from e
+    if not root.is_dir():
+        raise DiscoveryError(
+            f"Migrations location {name} is a module, not a package. Make it a folder"
+            " with an __init__.py, or give a directory path.",
+            paths=[name],
+        )
+    return Location("package", name, root)
+
+
+def is_candidate(filename: str) -> bool:
+    """Whether a file in a migrations location is meant to be a migration.
+
+    ``.sql`` and ``.py`` files are, except those whose name starts with ``_``
+    (templates, helpers, ``__init__.py``) or ``.`` (editor and system files).
+    """
+    return filename.endswith((".sql", ".py")) and not filename.startswith(("_", "."))
+
+
+class MigrationRegistry:
+    """The migrations found in one or more locations, merged and checked.
+
+    The registry is a plain object built by its caller; nothing is registered
+    globally. Discovery runs on first use of :attr:`migrations` and its result
+    is kept for the life of the object.
+
+    :param locations: a package name, a directory path, or a sequence of them.
+    """
+
+    def __init__(self, locations: LocationsSpec) -> None:
+        if isinstance(locations, (str, os.PathLike)):
+            locations = [locations]
+        if not locations:
+            raise DiscoveryError("No migrations location was given. Name a package or a directory.")
+        self._specs: tuple[LocationSpec, ...] = tuple(locations)
+        self._locations: tuple[Location, ...] | None = None
+        self._migrations: tuple[Migration, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"MigrationRegistry({list(self._specs)!r})"
+
+    @property
+    def locations(self) -> tuple[Location, ...]:
+        """The resolved locations, in the order given."""
+        if self._locations is None:
+            self._locations = tuple(resolve_location(spec) for spec in self._specs)
+        return self._locations
+
+    @property
+    def migrations(self) -> tuple[Migration, ...]:
+        """Every migration, sorted by version.
+
+        :raises DiscoveryError: a location is missing, a file breaks the naming
+            rule or cannot be read or decoded, or two files share a version.
+        """
+        if self._migrations is None:
+            self._migrations = self._discover()
+        return self._migrations
+
+    def get(self, version: int) -> Migration | None:
+        """Return the migration with ``version``, or ``None``."""
+        for migration in self.migrations:
+            if migration.version == version:
+                return migration
+        return None
+
+    @property
+    def head(self) -> int | None:
+        """The highest version, or ``None`` when there are no migrations."""
+        return self.migrations[-1].version if self.migrations else None
+
+    def _discover(self) -> tuple[Migration, ...]:
+        found: list[Migration] = []
+        bad_names: list[str] = []
+        for location in self.locations:
+            package = location.name if location.kind == "package" else None
+            for entry in location.root.iterdir():
+                filename = entry.name
+                if not is_candidate(filename) or not entry.is_file():
+                    continue
+                where = str(entry)
+                match = NAME_PATTERN.fullmatch(filename)
+                if match is None:
+                    bad_names.append(where)
+                    continue
+                found.append(_read(entry, where, match, package))
+        if bad_names:
+            listed = "\n  ".join(sorted(bad_names))
+            raise DiscoveryError(
+                f"These files in a migrations location do not follow the naming rule"
+                f" NNNN_slug.sql / NNNN_slug.py:\n  {listed}\n"
+                "Rename them (for example 0007_add_index.sql), or start the name with '_'"
+                " if they are helpers, not migrations.",
+                paths=bad_names,
+            )
+        found.sort(key=lambda m: (m.version, m.location))
+        by_version: dict[int, list[Migration]] = {}
+        for migration in found:
+            by_version.setdefault(migration.version, []).append(migration)
+        duplicates = [group for group in by_version.values() if len(group) > 1]
+        if duplicates:
+            lines = []
+            for group in duplicates:
+                files = ", ".join(m.location for m in group)
+                lines.append(f"version {group[0].version}: {files}")
+            listed = "\n  ".join(lines)
+            raise DiscoveryError(
+                f"Two or more migration files share a version:\n  {listed}\n"
+                "This is usually two branches merged. Renumber the newer file to the next"
+                " free version.",
+                paths=[m.location for group in duplicates for m in group],
+            )
+        return tuple(found)
+
+
+def _read(entry: Traversable, where: str, match: re.Match[str], package: str | None) -> Migration:
+    try:
+        data = entry.read_bytes()
+    except OSError as e:
+        raise DiscoveryError(
+            f"Migration file {where} cannot be read: {e}. Check that the app's user may read it.",
+            paths=[where],
+        ) from e
+    decode(data, where)
+    kind = t.cast(Kind, match["kind"])
+    return Migration(
+        version=int(match["version"]),
+        name=match["name"],
+        kind=kind,
+        location=where,
+        checksum=checksum(data),
+        resource=entry,
+        package=package,
+    )

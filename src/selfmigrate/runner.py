@@ -1,0 +1,356 @@
+"""Applying migrations: plan, lock, re-read, one transaction per migration.
+
+The startup contract lives here. :meth:`Runner.apply`:
+
+1. discovers the files and reads the tracker without taking any lock; if nothing
+   is pending it returns at once (no migration module is imported);
+2. otherwise loads every pending migration (so a broken file fails before the
+   database changes), then for each one: takes the write lock (bounded wait),
+   re-reads the tracker inside the lock, applies the oldest pending migration and
+   its tracker row in one transaction, commits.
+
+Another process may apply some migrations while this one waits for the lock;
+re-reading inside the lock makes each migration run exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+import typing as t
+
+from .errors import (
+    ChecksumMismatch,
+    ConfigError,
+    MigrationError,
+    OutOfOrderError,
+    SelfMigrateError,
+    StateError,
+)
+from .migration import line_in
+from .registry import LocationsSpec, MigrationRegistry
+from .report import AppliedResult, MigrationReport
+from .sqlite import SQLiteBackend, StatementError, database_path
+from .status import Status, compare
+from .tracker import Tracker
+
+if t.TYPE_CHECKING:
+    from .migration import LoadedMigration, Migration
+
+logger = logging.getLogger(__name__)
+
+FailurePolicy = t.Literal["raise", "log"]
+FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("raise", "log")
+
+#: Default seconds to wait for the database's write lock.
+DEFAULT_LOCK_TIMEOUT = 60.0
+#: Default tracker table name.
+DEFAULT_TABLE = "schema_migrations"
+
+
+class Runner:
+    """Applies a registry's migrations to one database.
+
+    :param database: the SQLite file (path or ``sqlite:///`` URL).
+    :param migrations: a :class:`MigrationRegistry`, or the locations to build
+        one from (package names, directories).
+    :param table: the tracker table's name.
+    :param lock_timeout: seconds to wait for the write lock.
+    :param allow_out_of_order: apply a pending migration older than the newest
+        applied one instead of raising :class:`OutOfOrderError`.
+    """
+
+    def __init__(
+        self,
+        database: str | os.PathLike[str],
+        migrations: MigrationRegistry | LocationsSpec,
+        *,
+        table: str = DEFAULT_TABLE,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        allow_out_of_order: bool = False,
+    ) -> None:
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
+            raise ConfigError(f"lock_timeout must be a number of seconds, 0 or more, not {lock_timeout!r}.")
+        self.backend = SQLiteBackend(database_path(database), lock_timeout=float(lock_timeout))
+        self.registry = migrations if isinstance(migrations, MigrationRegistry) else MigrationRegistry(migrations)
+        self.tracker = Tracker(self.backend, table)
+        self.allow_out_of_order = allow_out_of_order
+
+    def __repr__(self) -> str:
+        return f"Runner({self.backend.describe()!r}, {self.registry!r})"
+
+    def status(self, conn: sqlite3.Connection | None = None) -> Status:
+        """Compare the files with the database, without writing anything.
+
+        A database file that does not exist is an error (nothing is created).
+        """
+        if conn is not None:
+            return compare(self.registry.migrations, self.tracker.read(conn))
+        migrations = self.registry.migrations
+        conn = self.backend.connect(create=False)
+        try:
+            return compare(migrations, self.tracker.read(conn))
+        finally:
+            conn.close()
+
+    def apply(self, *, target: int | None = None) -> MigrationReport:
+        """Apply every pending migration (up to ``target``, if given), in order.
+
+        :raises MigrationError: a migration failed; it was rolled back and no
+            later migration was attempted. ``error.report`` says what was applied.
+        :raises SelfMigrateError: discovery, state or lock problems, before any
+            change.
+        """
+        started = time.perf_counter()
+        database = self.backend.describe()
+        report = MigrationReport(database=database)
+        migrations = self.registry.migrations
+        conn = self.backend.connect()
+        try:
+            status = compare(migrations, self.tracker.read(conn))
+            for row in status.missing:
+                logger.warning(
+                    "Database %s has migration %s applied (%s) but its file is not in the"
+                    " migrations; the database is ahead of this code (a rolled-back deploy?).",
+                    database,
+                    row.id,
+                    row.applied_at,
+                )
+            self._check(status, target)
+            todo = _up_to(status.pending, target)
+            if not todo:
+                report.current_version = status.current_version
+                report.duration_ms = _ms_since(started)
+                logger.info("Database %s is up to date at version %s.", database, _version(status.current_version))
+                return report
+            logger.info(
+                "Database %s is at version %s; %d migration(s) pending: %s.",
+                database,
+                _version(status.current_version),
+                len(todo),
+                ", ".join(m.id for m in todo),
+            )
+            loaded = {m.version: m.load() for m in todo}
+            while True:
+                status = self._apply_next(conn, migrations, target, loaded, report)
+                if status is not None:
+                    break
+        except MigrationError as e:
+            report.current_version = max((r.version for r in report.applied), default=status.current_version)
+            report.pending = tuple(m.version for m in status.pending if m.version not in {r.version for r in report.applied})
+            report.duration_ms = _ms_since(started)
+            e.report = report
+            raise
+        finally:
+            conn.close()
+        report.current_version = status.current_version
+        report.duration_ms = _ms_since(started)
+        if not report.applied:
+            logger.info(
+                "Database %s was migrated to version %s by another process while this one waited.",
+                database,
+                _version(status.current_version),
+            )
+        return report
+
+    def _apply_next(
+        self,
+        conn: sqlite3.Connection,
+        migrations: tuple[Migration, ...],
+        target: int | None,
+        loaded: dict[int, LoadedMigration],
+        report: MigrationReport,
+    ) -> Status | None:
+        """Under the lock, apply the oldest pending migration; return the status when none is left."""
+        self.backend.begin_locked(conn)
+        try:
+            self.tracker.ensure(conn)
+            status = compare(migrations, self.tracker.read(conn))
+            self._check(status, target)
+            todo = _up_to(status.pending, target)
+            if not todo:
+                self.backend.commit(conn)
+                return status
+            migration = todo[0]
+            body = loaded.get(migration.version) or migration.load()
+            t0 = time.perf_counter()
+            self._run_up(conn, body, report, status)
+            duration = _ms_since(t0)
+            self.tracker.record(conn, migration, duration)
+            self.backend.commit(conn)
+        except BaseException:
+            self.backend.rollback(conn)
+            raise
+        report.applied.append(AppliedResult(migration.version, migration.name, duration))
+        logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
+        return None
+
+    def _run_up(self, conn: sqlite3.Connection, body: LoadedMigration, report: MigrationReport, status: Status) -> None:
+        denied: list[str] = []
+        self.backend.guard_transaction(conn, denied)
+        try:
+            if body.up_sql is not None:
+                self.backend.run_script(conn, body.up_sql)
+            else:
+                assert body.up_function is not None
+                body.up_function(conn)
+        except Exception as e:
+            raise _failure(body.migration, e, denied, status, self.backend.describe()) from e
+        finally:
+            self.backend.unguard(conn)
+
+    def _check(self, status: Status, target: int | None) -> None:
+        database = self.backend.describe()
+        if status.interrupted:
+            row = status.interrupted[0]
+            raise StateError(
+                f"Migration {row.id} was started on database {database} ({row.applied_at}, by"
+                f" {row.applied_by}) outside a transaction and never finished. selfmigrate will"
+                " not guess whether it took effect: check the database, then mark it done with"
+                f" 'python -m selfmigrate resolve {row.version} --done' or restore the backup"
+                f" and retry with 'python -m selfmigrate resolve {row.version} --retry'."
+            )
+        if status.edited:
+            lines = "\n  ".join(
+                f"{m.location} (version {m.version}, applied {row.applied_at})" for m, row in status.edited
+            )
+            raise ChecksumMismatch(
+                f"These migrations were edited after they were applied to database {database}:\n"
+                f"  {lines}\n"
+                "An applied migration must not change: undo the edit and make the change in a new"
+                " migration ('python -m selfmigrate create \"message\"'). If the edit is cosmetic"
+                " (comments, whitespace), record the new checksum with"
+                " 'python -m selfmigrate rehash VERSION'."
+            )
+        if target is not None and status.current_version is not None and target < status.current_version:
+            raise ConfigError(
+                f"Target version {target} is below database {database}'s current version"
+                f" {status.current_version}; applying never goes back. Use 'rollback --to {target}'."
+            )
+        if target is not None and all(m.version != target for m in status.migrations):
+            raise ConfigError(f"Target version {target} is not the version of any migration file.")
+        out_of_order = _up_to(status.out_of_order, target)
+        if out_of_order and not self.allow_out_of_order:
+            names = ", ".join(m.location for m in out_of_order)
+            raise OutOfOrderError(
+                f"Database {database} is at version {status.current_version}, but older"
+                f" migrations are still pending: {names}. This is usually two branches merged:"
+                " renumber the pending file(s) after the newest applied version, or allow"
+                " out-of-order migrations (SELFMIGRATE_ALLOW_OUT_OF_ORDER = True,"
+                " allow_out_of_order=True)."
+            )
+
+
+def migrate(
+    database: str | os.PathLike[str],
+    migrations: MigrationRegistry | LocationsSpec,
+    *,
+    table: str = DEFAULT_TABLE,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    allow_out_of_order: bool = False,
+    on_failure: FailurePolicy = "raise",
+    target: int | None = None,
+) -> MigrationReport:
+    """Bring ``database`` up to date with ``migrations``; the framework-free twin of
+    :func:`selfmigrate.apply`.
+
+    When it returns, every pending migration has been applied exactly once, each
+    in its own transaction, in version order — or it raised.
+
+    :param database: SQLite file path or ``sqlite:///`` URL. Created if missing.
+    :param migrations: package name(s), directory path(s), or a
+        :class:`MigrationRegistry`.
+    :param table: the tracker table's name.
+    :param lock_timeout: seconds to wait for the write lock before
+        :class:`LockTimeout`.
+    :param allow_out_of_order: apply pending migrations older than the newest
+        applied one instead of raising :class:`OutOfOrderError`.
+    :param on_failure: ``"raise"`` (default) raises; ``"log"`` logs the error at
+        ERROR and returns a report with :attr:`MigrationReport.error` set. Either
+        way no migration after a failed one runs. Configuration errors always
+        raise.
+    :param target: apply only up to this version.
+    :returns: what was applied, with durations.
+    """
+    if on_failure not in FAILURE_POLICIES:
+        raise ConfigError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}.")
+    runner = Runner(
+        database,
+        migrations,
+        table=table,
+        lock_timeout=lock_timeout,
+        allow_out_of_order=allow_out_of_order,
+    )
+    try:
+        return runner.apply(target=target)
+    except ConfigError:
+        raise
+    except SelfMigrateError as e:
+        if on_failure == "raise":
+            raise
+        logger.error("Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e)
+        report = getattr(e, "report", None) or MigrationReport(database=runner.backend.describe())
+        report.error = e
+        try:
+            status = runner.status()
+        except SelfMigrateError:
+            return report
+        report.current_version = status.current_version
+        report.pending = tuple(m.version for m in status.pending)
+        return report
+
+
+def _failure(migration: Migration, error: Exception, denied: list[str], status: Status, database: str) -> MigrationError:
+    line: int | None = None
+    statement: str | None = None
+    cause: BaseException = error
+    if isinstance(error, StatementError):
+        line, statement, cause = error.statement.line, error.statement.sql, error.error
+    else:
+        line = line_in(error, migration.location)
+    where = migration.location + (f", line {line}" if line is not None else "")
+    later = [m.id for m in status.pending if m.version > migration.version]
+    lines = [
+        f"Migration {migration.id} failed on database {database} and was rolled back;"
+        f" the database is as it was before it (version {_version(status.current_version)}).",
+        f"  file: {where}",
+    ]
+    if statement is not None:
+        lines.append(f"  statement: {_shorten(statement)}")
+    lines.append(f"  error: {type(cause).__name__}: {cause}")
+    if denied:
+        lines.append(
+            f"  The migration tried to {denied[0] or 'end'} the transaction selfmigrate runs it in."
+            " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"
+            " selfmigrate commits each migration together with its tracker row."
+        )
+    if later:
+        lines.append(f"  Not attempted: {', '.join(later)}.")
+    lines.append("Fix the migration and start again; nothing needs undoing by hand.")
+    return MigrationError(
+        "\n".join(lines),
+        version=migration.version,
+        name=migration.name,
+        path=migration.location,
+        line=line,
+        statement=statement,
+    )
+
+
+def _up_to(migrations: t.Sequence[Migration], target: int | None) -> tuple[Migration, ...]:
+    return tuple(m for m in migrations if target is None or m.version <= target)
+
+
+def _version(version: int | None) -> str:
+    return "0 (empty)" if version is None else str(version)
+
+
+def _shorten(sql: str, limit: int = 300) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,261 @@
+"""The SQLite backend: opening the database, the write lock, running SQL scripts.
+
+Everything that is specific to SQLite lives here, behind the small surface the
+runner and the tracker use (:class:`SQLiteBackend`), so that a PostgreSQL backend
+can sit beside it: connect, take the write lock, commit, roll back, run a script
+statement by statement, describe a table.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, DatabaseError, LockTimeout
+
+if t.TYPE_CHECKING:
+    from .migration import SQLScript
+
+_URL_PREFIX = "sqlite:///"
+# sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
+_SQLITE_TRANSACTION = 22
+
+
+def database_path(value: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
+    """Return the file path of a SQLite database given as a path or ``sqlite:///`` URL.
+
+    ``sqlite:///relative.db`` is relative, ``sqlite:////abs/path.db`` absolute (as
+    in SQLAlchemy). A relative path is taken from ``base`` when given. In-memory
+    databases are refused: a migrated database that vanishes with its connection
+    is never what a caller wants.
+    """
+    text = os.fspath(value)
+    if text.startswith("sqlite:"):
+        if not text.startswith(_URL_PREFIX) or text == _URL_PREFIX:
+            raise ConfigError(
+                f"Database URL {text!r} does not name a SQLite file. Use"
+                " sqlite:///relative/path.db or sqlite:////absolute/path.db."
+            )
+        text = text[len(_URL_PREFIX) :].split("?", 1)[0]
+    if text in ("", ":memory:") or text.startswith("file::memory:"):
+        raise ConfigError(
+            f"Database {os.fspath(value)!r} is in memory; selfmigrate migrates database"
+            " files. Give a file path."
+        )
+    path = Path(text)
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    return path
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a script, and the line of its file it starts on."""
+
+    sql: str
+    line: int
+
+
+class StatementError(Exception):
+    """A statement of a script failed; carries which one and the database error."""
+
+    def __init__(self, statement: Statement, error: sqlite3.Error) -> None:
+        super().__init__(str(error))
+        self.statement = statement
+        self.error = error
+
+
+def split_statements(script: SQLScript) -> list[Statement]:
+    """Split SQL text into statements, with the file line each one starts on.
+
+    Quotes (``'…'``, ``"…"``, ``[…]``, `````…`````) and comments (``--``, ``/* */``) are
+    understood, and a semicolon ends a statement only where
+    :func:`sqlite3.complete_statement` agrees, so ``CREATE TRIGGER … BEGIN …; END;``
+    stays whole. Comment-only pieces are dropped; a last statement without a
+    semicolon is kept.
+    """
+    text = script.text
+    statements: list[Statement] = []
+    start = 0  # where the current statement's text begins
+    first_code: int | None = None  # index of its first character that is not comment/space
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "-" and text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end + 1
+            continue
+        if c == "/" and text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+            continue
+        if c.isspace():
+            i += 1
+            continue
+        if first_code is None:
+            first_code = i
+        if c in "'\"`[":
+            close = "]" if c == "[" else c
+            end = text.find(close, i + 1)
+            # A doubled quote inside a string is an escaped quote: keep scanning.
+            while end != -1 and close != "]" and text.startswith(close * 2, end):
+                end = text.find(close, end + 2)
+            i = n if end == -1 else end + 1
+            continue
+        if c == ";" and sqlite3.complete_statement(text[start : i + 1]):
+            statements.append(_statement(text, first_code, i + 1, script.first_line))
+            start, first_code = i + 1, None
+        i += 1
+    if first_code is not None:
+        statements.append(_statement(text, first_code, n, script.first_line))
+    return statements
+
+
+def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
+    return Statement(text[begin:end].strip(), first_line + text.count("\n", 0, begin))
+
+
+class SQLiteBackend:
+    """Talks to one SQLite database file.
+
+    :param path: the database file.
+    :param lock_timeout: seconds to wait for the write lock (and for any busy
+        database) before giving up.
+    """
+
+    name = "sqlite"
+    placeholder = "?"
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({str(self.path)!r})"
+
+    def describe(self) -> str:
+        """The database, for messages."""
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the database file exists."""
+        return self.path.is_file()
+
+    def connect(self, *, create: bool = True) -> sqlite3.Connection:
+        """Open the database in autocommit mode; transactions are explicit.
+
+        :param create: create the file if it does not exist. With ``False`` a
+            missing file is an error, so that read-only commands never leave an
+            empty database behind.
+        :raises DatabaseError: the folder does not exist, the path is a
+            directory, the file is missing (``create=False``), or it is not a
+            SQLite database.
+        """
+        path = self.path
+        if path.is_dir():
+            raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
+        if not path.parent.is_dir():
+            raise DatabaseError(
+                f"Cannot open database {path}: the folder {path.parent} does not exist."
+                " Create it, or fix the database setting."
+            )
+        if not create and not path.exists():
+            raise DatabaseError(
+                f"Database {path} does not exist. Check the path; selfmigrate does not create"
+                " a database for a command that only reads."
+            )
+        target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
+        try:
+            conn = sqlite3.connect(
+                target,
+                timeout=self.lock_timeout,
+                isolation_level=None,
+                uri=not create,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as e:
+            raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise DatabaseError(
+                f"Cannot read database {path}: {e}. Is it a SQLite database file?"
+                " Restore it from a backup if it is corrupt."
+            ) from e
+        return conn
+
+    def begin_locked(self, conn: sqlite3.Connection) -> None:
+        """Begin a transaction holding the database's write lock (``BEGIN IMMEDIATE``).
+
+        Waits up to :attr:`lock_timeout` seconds for another writer to finish.
+
+        :raises LockTimeout: the lock was not obtained in time.
+        """
+        started = time.monotonic()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED") and "locked" not in str(e):
+                raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
+            waited = time.monotonic() - started
+            raise LockTimeout(
+                f"Timed out after {waited:.1f} s waiting for the write lock on database"
+                f" {self.path} (lock timeout {self.lock_timeout:g} s). Another process is"
+                " migrating or writing to it; if a long migration is running, raise the"
+                " lock timeout (SELFMIGRATE_LOCK_TIMEOUT); otherwise find the process that"
+                " holds the database open."
+            ) from e
+
+    def commit(self, conn: sqlite3.Connection) -> None:
+        """Commit the current transaction."""
+        conn.execute("COMMIT")
+
+    def rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back the current transaction, if one is open."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def table_columns(self, conn: sqlite3.Connection, table: str) -> list[str] | None:
+        """Return the column names of ``table``, or ``None`` if there is no such table."""
+        row = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        if row is None:
+            return None
+        return [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+
+    def run_script(self, conn: sqlite3.Connection, script: SQLScript) -> None:
+        """Run every statement of ``script`` in the current transaction.
+
+        :raises StatementError: a statement failed (the caller rolls back).
+        """
+        for statement in split_statements(script):
+            try:
+                conn.execute(statement.sql).fetchall()
+            except sqlite3.Error as e:
+                raise StatementError(statement, e) from e
+
+    def guard_transaction(self, conn: sqlite3.Connection, denied: list[str]) -> None:
+        """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
+
+        A migration runs inside the transaction selfmigrate opened; a COMMIT in
+        it would make its first half permanent without its tracker row. Each
+        refusal is appended to ``denied`` so the caller can say why it failed.
+        """
+
+        def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+            if action == _SQLITE_TRANSACTION:
+                denied.append(arg1 or "")
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+
+        conn.set_authorizer(authorizer)
+
+    def unguard(self, conn: sqlite3.Connection) -> None:
+        """Lift :meth:`guard_transaction`."""
+        conn.set_authorizer(None)

@@ -1,0 +1,71 @@
+"""Comparing the migration files with the tracker: what is applied, pending, odd.
+
+Pure: takes what discovery found and what the tracker holds, returns a
+:class:`Status`. The runner uses it before and inside the lock; the command line
+shows it.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from .tracker import STARTED, AppliedMigration
+
+if t.TYPE_CHECKING:
+    from .migration import Migration
+
+
+@dataclass(frozen=True)
+class Status:
+    """The state of a database against a set of migration files."""
+
+    #: Every migration file, by version.
+    migrations: tuple[Migration, ...]
+    #: Every tracker row, by version.
+    applied: dict[int, AppliedMigration]
+    #: Files not yet applied, oldest first.
+    pending: tuple[Migration, ...]
+    #: Rows whose file is missing from the code (the database is ahead of it).
+    missing: tuple[AppliedMigration, ...]
+    #: Applied migrations whose file changed since: (file, row).
+    edited: tuple[tuple[Migration, AppliedMigration], ...]
+    #: Pending files older than the newest applied migration.
+    out_of_order: tuple[Migration, ...]
+    #: Rows of non-transactional migrations that started and never finished.
+    interrupted: tuple[AppliedMigration, ...]
+
+    @property
+    def current_version(self) -> int | None:
+        """The newest applied version, or ``None`` for a database with no history."""
+        return max(self.applied) if self.applied else None
+
+    @property
+    def head(self) -> int | None:
+        """The newest version in the files."""
+        return self.migrations[-1].version if self.migrations else None
+
+    @property
+    def up_to_date(self) -> bool:
+        """Nothing pending and nothing that needs a person."""
+        return not (self.pending or self.edited or self.interrupted)
+
+
+def compare(migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration]) -> Status:
+    """Compare migration files (sorted by version) with tracker rows."""
+    by_version = {m.version: m for m in migrations}
+    newest = max(applied) if applied else None
+    pending = tuple(m for m in migrations if m.version not in applied)
+    return Status(
+        migrations=tuple(migrations),
+        applied=applied,
+        pending=pending,
+        missing=tuple(row for v, row in applied.items() if v not in by_version),
+        edited=tuple(
+            (by_version[v], row)
+            for v, row in applied.items()
+            if v in by_version and row.state != STARTED and by_version[v].checksum != row.checksum
+        ),
+        out_of_order=tuple(m for m in pending if newest is not None and m.version < newest),
+        interrupted=tuple(row for row in applied.values() if row.state == STARTED),
+    )

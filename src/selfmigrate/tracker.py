@@ -1,0 +1,160 @@
+"""The tracker table (``schema_migrations`` by default): what has been applied.
+
+One row per applied migration: version, name, checksum, when (UTC, ISO 8601),
+how long it took, who applied it, and its state. A table of the same name with
+another layout belongs to someone else (an older home-made system, another tool)
+and is never altered or dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import typing as t
+from dataclasses import dataclass
+
+from .errors import ConfigError, TrackerError
+
+if t.TYPE_CHECKING:
+    import sqlite3
+
+    from .migration import Migration
+    from .sqlite import SQLiteBackend
+
+#: The tracker's columns, in order.
+COLUMNS = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state")
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: ``state`` of a migration that completed.
+APPLIED = "applied"
+#: ``state`` of a migration that was started outside a transaction and has not
+#: been seen to finish.
+STARTED = "started"
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """A row of the tracker table."""
+
+    version: int
+    name: str
+    checksum: str
+    #: When it was applied, UTC, ISO 8601 (``2026-11-24T21:30:00.123456+00:00``).
+    applied_at: str
+    duration_ms: float
+    #: Host and process that applied it (``"web-1 pid 812"``).
+    applied_by: str
+    #: :data:`APPLIED`, or :data:`STARTED` for an interrupted non-transactional run.
+    state: str = APPLIED
+
+    @property
+    def id(self) -> str:
+        """``"0002_add_column"``: the version, four digits at least, and the name."""
+        return f"{self.version:04d}_{self.name}"
+
+
+def utc_now() -> str:
+    """The current time, UTC, ISO 8601."""
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def who() -> str:
+    """Who is applying: host name and process id."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+class Tracker:
+    """Reads and writes the tracker table through a backend.
+
+    :param backend: the database backend (its placeholder style and table lookup).
+    :param table: the table's name; letters, digits and underscores only.
+    """
+
+    def __init__(self, backend: SQLiteBackend, table: str = "schema_migrations") -> None:
+        if not _IDENTIFIER.fullmatch(table):
+            raise ConfigError(
+                f"Tracker table name {table!r} is not a plain SQL identifier. Use letters,"
+                " digits and underscores (the default is schema_migrations)."
+            )
+        self.backend = backend
+        self.table = table
+
+    def check_layout(self, conn: sqlite3.Connection) -> bool:
+        """Return whether the table exists, checking that it is ours if it does.
+
+        :raises TrackerError: a table of that name has another layout.
+        """
+        columns = self.backend.table_columns(conn, self.table)
+        if columns is None:
+            return False
+        if tuple(columns) != COLUMNS:
+            raise TrackerError(
+                f"Database {self.backend.describe()} has a table named {self.table} that"
+                f" selfmigrate did not create (its columns: {', '.join(columns)}). selfmigrate"
+                " never alters or drops it. If it holds the history of an older migration"
+                " system, import it with 'python -m selfmigrate adopt'; otherwise choose"
+                " another tracker table name (SELFMIGRATE_TABLE)."
+            )
+        return True
+
+    def ensure(self, conn: sqlite3.Connection) -> None:
+        """Create the table if it does not exist (inside the caller's transaction)."""
+        if self.check_layout(conn):
+            return
+        conn.execute(
+            f"CREATE TABLE {self.table} ("
+            " version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL,"
+            " checksum TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL,"
+            " duration_ms REAL NOT NULL,"
+            " applied_by TEXT NOT NULL,"
+            f" state TEXT NOT NULL DEFAULT '{APPLIED}'"
+            ")"
+        )
+
+    def read(self, conn: sqlite3.Connection) -> dict[int, AppliedMigration]:
+        """Return the applied migrations by version (empty when there is no table)."""
+        if not self.check_layout(conn):
+            return {}
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY version")
+        return {row[0]: AppliedMigration(*row) for row in rows}
+
+    def record(
+        self,
+        conn: sqlite3.Connection,
+        migration: Migration,
+        duration_ms: float,
+        *,
+        state: str = APPLIED,
+        applied_at: str | None = None,
+    ) -> AppliedMigration:
+        """Insert the row of ``migration``; return it."""
+        row = AppliedMigration(
+            version=migration.version,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_at=applied_at or utc_now(),
+            duration_ms=round(duration_ms, 3),
+            applied_by=who(),
+            state=state,
+        )
+        p = self.backend.placeholder
+        conn.execute(
+            f"INSERT INTO {self.table} ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join([p] * len(COLUMNS))})",
+            (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
+        )
+        return row
+
+    def remove(self, conn: sqlite3.Connection, version: int) -> None:
+        """Delete the row of ``version``."""
+        conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
+
+    def set_checksum(self, conn: sqlite3.Connection, version: int, checksum: str) -> None:
+        """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
+        p = self.backend.placeholder
+        conn.execute(f"UPDATE {self.table} SET checksum = {p} WHERE version = {p}", (checksum, version))
