@@ -27,8 +27,8 @@ NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kin
 
 #: What a caller may pass as a migrations location: a package name, a
 #: directory, or a list of them.
-LocationSpec = t.Union[str, "os.PathLike[str]"]
-LocationsSpec = t.Union[LocationSpec, t.Sequence[LocationSpec]]
+LocationSpec: t.TypeAlias = "str | os.PathLike[str]"
+LocationsSpec: t.TypeAlias = "LocationSpec | t.Sequence[LocationSpec]"
 
 
 @dataclass(frozen=True)

@@ -133,13 +133,14 @@ class Runner:
                 ", ".join(m.id for m in todo),
             )
             loaded = {m.version: m.load() for m in todo}
-            while True:
-                status = self._apply_next(conn, migrations, target, loaded, report)
-                if status is not None:
-                    break
+            final: Status | None = None
+            while final is None:
+                final = self._apply_next(conn, migrations, target, loaded, report)
+            status = final
         except MigrationError as e:
-            report.current_version = max((r.version for r in report.applied), default=status.current_version)
-            report.pending = tuple(m.version for m in status.pending if m.version not in {r.version for r in report.applied})
+            done = {r.version for r in report.applied}
+            report.current_version = max(done, default=status.current_version)
+            report.pending = tuple(m.version for m in status.pending if m.version not in done)
             report.duration_ms = _ms_since(started)
             e.report = report
             raise
@@ -302,7 +303,9 @@ def migrate(
         return report
 
 
-def _failure(migration: Migration, error: Exception, denied: list[str], status: Status, database: str) -> MigrationError:
+def _failure(
+    migration: Migration, error: Exception, denied: list[str], status: Status, database: str
+) -> MigrationError:
     line: int | None = None
     statement: str | None = None
     cause: BaseException = error

@@ -58,7 +58,7 @@ class AppliedMigration:
 
 def utc_now() -> str:
     """The current time, UTC, ISO 8601."""
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def who() -> str:
