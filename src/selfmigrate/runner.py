@@ -198,9 +198,16 @@ class Runner:
                 assert body.up_function is not None
                 body.up_function(conn)
         except Exception as e:
-            raise _failure(body.migration, e, denied, status, self.backend.describe()) from e
+            # Chain the database error itself, not the wrapper that says which statement.
+            cause = e.error if isinstance(e, StatementError) else e
+            raise _failure(body.migration, e, denied, status, self.backend.describe()) from cause
         finally:
             self.backend.unguard(conn)
+        if denied:
+            # The migration caught the refusal of its COMMIT/BEGIN and carried on: what it
+            # meant to do did not happen as written, so it must not be recorded as applied.
+            refused = sqlite3.DatabaseError(f"{denied[0] or 'transaction control'} not authorized")
+            raise _failure(body.migration, refused, denied, status, self.backend.describe()) from refused
 
     def _check(self, status: Status, target: int | None) -> None:
         database = self.backend.describe()
