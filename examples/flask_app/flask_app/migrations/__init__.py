@@ -1,0 +1,1 @@
+"""The example app's migrations, applied in version order by :func:`selfmigrate.apply`."""
