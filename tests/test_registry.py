@@ -1,0 +1,191 @@
+"""Discovery: finding, name-checking, merging and checksumming migration files."""
+
+from __future__ import annotations
+
+import os
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+from selfmigrate import DiscoveryError, MigrationRegistry
+from selfmigrate.registry import resolve_location
+
+if t.TYPE_CHECKING:
+    from conftest import MigrationsFactory
+
+
+def ids(registry: MigrationRegistry) -> list[str]:
+    return [m.id for m in registry.migrations]
+
+
+def test_package_and_directory_are_found_sorted_by_version(make_migrations: MigrationsFactory) -> None:
+    files = {
+        "0010_ten.sql": "SELECT 10;",
+        "0002_two.py": "def up(conn):\n    pass\n",
+        "0001_one.sql": "SELECT 1;",
+    }
+    for location in (make_migrations(files), make_migrations(files, package=False)):
+        registry = MigrationRegistry(location)
+        assert ids(registry) == ["0001_one", "0002_two", "0010_ten"]
+        assert [m.kind for m in registry.migrations] == ["sql", "py", "sql"]
+        assert registry.head == 10
+        assert registry.get(2) is not None and registry.get(3) is None
+
+
+def test_helpers_init_and_hidden_files_are_skipped(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations(
+        {
+            "0001_one.sql": "SELECT 1;",
+            "_helpers.py": "X = 1\n",
+            "_template.sql": "-- not a migration\n",
+            ".#0002_editor_lock.sql": "junk",
+            "README.md": "notes",
+            "data.json": "{}",
+        }
+    )
+    folder = Path(MigrationRegistry(location).locations[0].root)  # type: ignore[arg-type]
+    (folder / "0003_subfolder.sql").mkdir()  # a folder named like a migration is not a file
+    assert ids(MigrationRegistry(location)) == ["0001_one"]
+
+
+def test_versions_need_not_have_four_digits(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations({"1_a.sql": "SELECT 1;", "20261124_b.sql": "SELECT 2;"}, package=False)
+    assert [m.version for m in MigrationRegistry(location).migrations] == [1, 20261124]
+
+
+def test_bad_names_are_listed_together(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations(
+        {
+            "0001_ok.sql": "SELECT 1;",
+            "add_users.sql": "SELECT 2;",
+            "0002-dash.sql": "SELECT 3;",
+            "0003_has space.py": "def up(conn):\n    pass\n",
+            "0004_.sql": "SELECT 4;",
+        },
+        package=False,
+    )
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry(location).migrations
+    message = str(info.value)
+    bad = [os.path.join(location, n) for n in ("0002-dash.sql", "0003_has space.py", "0004_.sql", "add_users.sql")]
+    for path in bad:
+        assert path in message
+    assert "0001_ok.sql" not in message
+    assert sorted(info.value.paths) == sorted(bad)
+    assert "NNNN_slug" in message
+
+
+def test_duplicate_versions_across_two_sources_name_both_files(make_migrations: MigrationsFactory) -> None:
+    first = make_migrations({"0001_init.sql": "SELECT 1;", "0002_from_branch_a.sql": "SELECT 2;"})
+    second = make_migrations({"0002_from_branch_b.py": "def up(conn):\n    pass\n"}, package=False)
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry([first, second]).migrations
+    message = str(info.value)
+    assert "0002_from_branch_a.sql" in message
+    assert os.path.join(second, "0002_from_branch_b.py") in message
+    assert "version 2" in message and "Renumber" in message
+    assert len(info.value.paths) == 2
+
+
+def test_duplicate_versions_in_one_folder(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations({"0001_a.sql": "SELECT 1;", "001_b.py": "def up(conn):\n    pass\n"}, package=False)
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry(location).migrations
+    assert "0001_a.sql" in str(info.value) and "001_b.py" in str(info.value)
+
+
+def test_several_sources_are_merged(make_migrations: MigrationsFactory) -> None:
+    core = make_migrations({"0001_core.sql": "SELECT 1;", "0003_core_more.sql": "SELECT 3;"})
+    plugin = make_migrations({"0002_plugin.py": "def up(conn):\n    pass\n"}, package=False)
+    registry = MigrationRegistry([core, Path(plugin)])
+    assert ids(registry) == ["0001_core", "0002_plugin", "0003_core_more"]
+    assert [loc.kind for loc in registry.locations] == ["package", "directory"]
+    assert registry.migrations[0].package == core and registry.migrations[1].package is None
+
+
+def test_undecodable_file_is_named(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations({"0001_ok.sql": "SELECT 1;"}, package=False)
+    bad = Path(location) / "0002_latin1.sql"
+    bad.write_bytes("INSERT INTO t VALUES ('caf\xe9');".encode("latin-1"))
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry(location).migrations
+    assert str(bad) in str(info.value) and "UTF-8" in str(info.value)
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="needs file permissions")
+def test_unreadable_file_is_named(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations({"0001_secret.sql": "SELECT 1;"}, package=False)
+    path = Path(location) / "0001_secret.sql"
+    path.chmod(0)
+    try:
+        with pytest.raises(DiscoveryError) as info:
+            MigrationRegistry(location).migrations
+    finally:
+        path.chmod(0o644)
+    assert str(path) in str(info.value) and "cannot be read" in str(info.value)
+
+
+def test_missing_locations(tmp_path: Path) -> None:
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry(tmp_path / "nope").migrations
+    assert str(tmp_path / "nope") in str(info.value) and "does not exist" in str(info.value)
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DiscoveryError, match="is not a directory"):
+        MigrationRegistry(str(tmp_path / "file")).migrations
+
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry("no_such_package_xyz.migrations").migrations
+    assert "no_such_package_xyz.migrations" in str(info.value)
+    assert "neither an importable package nor a directory" in str(info.value)
+
+    with pytest.raises(DiscoveryError, match="No migrations location"):
+        MigrationRegistry([])
+
+
+def test_a_module_is_not_a_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "plain_module_xyz.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DiscoveryError) as info:
+        MigrationRegistry("plain_module_xyz").migrations
+    assert "plain_module_xyz" in str(info.value) and "not a package" in str(info.value)
+
+
+def test_location_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "migrations").mkdir()
+    monkeypatch.chdir(tmp_path)
+    # An existing folder without a package of that name is a directory.
+    assert resolve_location("migrations").kind == "directory"
+    assert resolve_location("./migrations").kind == "directory"
+    assert resolve_location(tmp_path / "migrations").kind == "directory"
+    assert resolve_location("selfmigrate.templates").kind == "package"
+
+
+def test_discovery_imports_no_migration_module(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    location = make_migrations(
+        {"0001_a.py": f"open({str(marker)!r}, 'w').close()\nraise SystemExit('imported!')\n\ndef up(conn):\n    pass\n"}
+    )
+    registry = MigrationRegistry(location)
+    assert ids(registry) == ["0001_a"]
+    assert not marker.exists()
+    assert not [m for m in sys.modules if m.startswith(f"{location}.")]
+
+
+def test_checksum_is_of_the_file_bytes(make_migrations: MigrationsFactory) -> None:
+    import hashlib
+
+    location = make_migrations({"0001_a.sql": "SELECT 1;\n"}, package=False)
+    (migration,) = MigrationRegistry(location).migrations
+    assert migration.checksum == hashlib.sha256(b"SELECT 1;\n").hexdigest()
+
+
+def test_discovery_result_is_kept(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations({"0001_a.sql": "SELECT 1;"}, package=False)
+    registry = MigrationRegistry(location)
+    first = registry.migrations
+    (Path(location) / "0002_b.sql").write_text("SELECT 2;")
+    assert registry.migrations is first
+    assert ids(MigrationRegistry(location)) == ["0001_a", "0002_b"]

@@ -1,0 +1,112 @@
+"""The tracker table: its layout, reading and writing rows, foreign tables left alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import typing as t
+from pathlib import Path
+
+import pytest
+
+import selfmigrate
+from selfmigrate import ConfigError, MigrationRegistry, TrackerError
+from selfmigrate.sqlite import SQLiteBackend
+from selfmigrate.tracker import APPLIED, COLUMNS, Tracker
+
+if t.TYPE_CHECKING:
+    from conftest import MigrationsFactory
+
+
+@pytest.fixture
+def conn(db_path: Path) -> t.Iterator[sqlite3.Connection]:
+    connection = SQLiteBackend(db_path).connect()
+    yield connection
+    connection.close()
+
+
+def test_ensure_creates_the_table_once(db_path: Path, conn: sqlite3.Connection) -> None:
+    tracker = Tracker(SQLiteBackend(db_path))
+    assert tracker.read(conn) == {}
+    assert not tracker.check_layout(conn)
+    tracker.ensure(conn)
+    tracker.ensure(conn)
+    assert tracker.check_layout(conn)
+    assert [r[1] for r in conn.execute("PRAGMA table_info(schema_migrations)")] == list(COLUMNS)
+    assert tracker.read(conn) == {}
+
+
+def test_record_read_set_checksum_remove(
+    make_migrations: MigrationsFactory, db_path: Path, conn: sqlite3.Connection
+) -> None:
+    migrations = MigrationRegistry(make_migrations({"0001_a.sql": "SELECT 1;", "0007_b.sql": "SELECT 7;"})).migrations
+    tracker = Tracker(SQLiteBackend(db_path))
+    tracker.ensure(conn)
+    written = [tracker.record(conn, m, 12.34567) for m in migrations]
+    rows = tracker.read(conn)
+    assert list(rows) == [1, 7]
+    assert list(rows.values()) == written
+    row = rows[7]
+    assert (row.version, row.name, row.id, row.checksum) == (7, "b", "0007_b", migrations[1].checksum)
+    assert row.duration_ms == 12.346 and row.state == APPLIED
+    assert dt.datetime.fromisoformat(row.applied_at).utcoffset() == dt.timedelta(0)
+    assert str(os.getpid()) in row.applied_by
+
+    tracker.set_checksum(conn, 7, "f" * 64)
+    assert tracker.read(conn)[7].checksum == "f" * 64
+    tracker.remove(conn, 1)
+    assert list(tracker.read(conn)) == [7]
+
+
+def test_versions_are_unique(make_migrations: MigrationsFactory, db_path: Path, conn: sqlite3.Connection) -> None:
+    (migration,) = MigrationRegistry(make_migrations({"0001_a.sql": "SELECT 1;"})).migrations
+    tracker = Tracker(SQLiteBackend(db_path))
+    tracker.ensure(conn)
+    tracker.record(conn, migration, 1.0)
+    with pytest.raises(sqlite3.IntegrityError):
+        tracker.record(conn, migration, 1.0)
+
+
+@pytest.mark.parametrize("name", ["", "schema migrations", "x; DROP TABLE t", "1abc", 'a"b'])
+def test_table_name_must_be_an_identifier(db_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="not a plain SQL identifier"):
+        Tracker(SQLiteBackend(db_path), name)
+
+
+def test_foreign_table_of_the_same_name_is_never_touched(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE schema_migrations (filename TEXT PRIMARY KEY, ran_at TEXT)")
+    conn.executemany(
+        "INSERT INTO schema_migrations VALUES (?, ?)", [("001_init.sql", "2024-01-01"), ("002_x.sql", "2024-02-01")]
+    )
+    conn.commit()
+    before = "\n".join(conn.iterdump())
+    conn.close()
+
+    location = make_migrations({"0001_a.sql": "CREATE TABLE a (x);"})
+    with pytest.raises(TrackerError) as info:
+        selfmigrate.migrate(db_path, location)
+    message = str(info.value)
+    assert str(db_path) in message and "schema_migrations" in message
+    assert "filename, ran_at" in message
+    assert "adopt" in message and "never alters or drops" in message
+
+    conn = sqlite3.connect(db_path)
+    assert "\n".join(conn.iterdump()) == before  # not altered, no table a
+    conn.close()
+
+    # Another tracker name works beside it, and still leaves it alone.
+    selfmigrate.migrate(db_path, location, table="selfmigrate_history")
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT filename FROM schema_migrations").fetchall() == [("001_init.sql",), ("002_x.sql",)]
+    assert conn.execute("SELECT version FROM selfmigrate_history").fetchall() == [(1,)]
+    conn.close()
+
+
+def test_tracker_with_a_missing_column_is_foreign(db_path: Path, conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, checksum TEXT, applied_at TEXT)"
+    )
+    with pytest.raises(TrackerError):
+        Tracker(SQLiteBackend(db_path)).read(conn)
