@@ -16,6 +16,10 @@ if t.TYPE_CHECKING:
     from conftest import MigrationsFactory
 
 
+def discover(locations: t.Any) -> tuple[t.Any, ...]:
+    return MigrationRegistry(locations).migrations
+
+
 def ids(registry: MigrationRegistry) -> list[str]:
     return [m.id for m in registry.migrations]
 
@@ -67,7 +71,7 @@ def test_bad_names_are_listed_together(make_migrations: MigrationsFactory) -> No
         package=False,
     )
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry(location).migrations
+        discover(location)
     message = str(info.value)
     bad = [os.path.join(location, n) for n in ("0002-dash.sql", "0003_has space.py", "0004_.sql", "add_users.sql")]
     for path in bad:
@@ -81,7 +85,7 @@ def test_duplicate_versions_across_two_sources_name_both_files(make_migrations: 
     first = make_migrations({"0001_init.sql": "SELECT 1;", "0002_from_branch_a.sql": "SELECT 2;"})
     second = make_migrations({"0002_from_branch_b.py": "def up(conn):\n    pass\n"}, package=False)
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry([first, second]).migrations
+        discover([first, second])
     message = str(info.value)
     assert "0002_from_branch_a.sql" in message
     assert os.path.join(second, "0002_from_branch_b.py") in message
@@ -92,7 +96,7 @@ def test_duplicate_versions_across_two_sources_name_both_files(make_migrations: 
 def test_duplicate_versions_in_one_folder(make_migrations: MigrationsFactory) -> None:
     location = make_migrations({"0001_a.sql": "SELECT 1;", "001_b.py": "def up(conn):\n    pass\n"}, package=False)
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry(location).migrations
+        discover(location)
     assert "0001_a.sql" in str(info.value) and "001_b.py" in str(info.value)
 
 
@@ -110,7 +114,7 @@ def test_undecodable_file_is_named(make_migrations: MigrationsFactory) -> None:
     bad = Path(location) / "0002_latin1.sql"
     bad.write_bytes("INSERT INTO t VALUES ('caf\xe9');".encode("latin-1"))
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry(location).migrations
+        discover(location)
     assert str(bad) in str(info.value) and "UTF-8" in str(info.value)
 
 
@@ -121,7 +125,7 @@ def test_unreadable_file_is_named(make_migrations: MigrationsFactory) -> None:
     path.chmod(0)
     try:
         with pytest.raises(DiscoveryError) as info:
-            MigrationRegistry(location).migrations
+            discover(location)
     finally:
         path.chmod(0o644)
     assert str(path) in str(info.value) and "cannot be read" in str(info.value)
@@ -129,15 +133,15 @@ def test_unreadable_file_is_named(make_migrations: MigrationsFactory) -> None:
 
 def test_missing_locations(tmp_path: Path) -> None:
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry(tmp_path / "nope").migrations
+        discover(tmp_path / "nope")
     assert str(tmp_path / "nope") in str(info.value) and "does not exist" in str(info.value)
 
     (tmp_path / "file").write_text("")
     with pytest.raises(DiscoveryError, match="is not a directory"):
-        MigrationRegistry(str(tmp_path / "file")).migrations
+        discover(str(tmp_path / "file"))
 
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry("no_such_package_xyz.migrations").migrations
+        discover("no_such_package_xyz.migrations")
     assert "no_such_package_xyz.migrations" in str(info.value)
     assert "neither an importable package nor a directory" in str(info.value)
 
@@ -149,7 +153,7 @@ def test_a_module_is_not_a_package(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "plain_module_xyz.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(DiscoveryError) as info:
-        MigrationRegistry("plain_module_xyz").migrations
+        discover("plain_module_xyz")
     assert "plain_module_xyz" in str(info.value) and "not a package" in str(info.value)
 
 

@@ -14,9 +14,9 @@ from selfmigrate.status import compare
 from selfmigrate.tracker import APPLIED, STARTED, AppliedMigration
 
 if t.TYPE_CHECKING:
-    from selfmigrate import Migration
-
     from conftest import MigrationsFactory
+
+    from selfmigrate import Migration
 
 
 def row(migration: Migration, *, checksum: str | None = None, state: str = APPLIED) -> AppliedMigration:
