@@ -1,0 +1,402 @@
+"""The fixtures of the pytest plugin, and the template cache behind them.
+
+Migrating from scratch in every test is slow: at a hundred migrations it is most
+of a suite's time. So each distinct set of migrations (with its target version
+and tracker table) is migrated once per test session into a *template*
+database, and every test gets a file copy of it.
+
+A template is keyed by the migrations' versions, names and checksums, the target
+version and the tracker table. Before a template is reused, the migration
+folders are looked at again (names, sizes, modification times — a few
+``stat`` calls), and if anything changed the files are read and checksummed
+again: a migration edited during the session gets a new template, never a
+stale one. Templates live in the session's temporary directory, so a new
+session always starts from the files as they are.
+
+Under pytest-xdist the workers of one run share the template directory; a
+template is built under a private name and renamed into place, so a worker sees
+either no template or a complete one (two workers may both build it; the
+contents are the same).
+
+:mod:`selfmigrate.pytest_plugin` registers these fixtures; this module is only
+imported by pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shutil
+import sqlite3
+import typing as t
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .errors import SelfMigrateError
+from .registry import LocationSpec, MigrationRegistry, is_candidate
+from .runner import DEFAULT_TABLE, migrate
+
+if t.TYPE_CHECKING:
+    from .migration import Migration
+    from .registry import Location
+
+#: The ini option naming the migrations (packages or directories, one a line).
+MIGRATIONS_OPTION = "selfmigrate_migrations"
+#: The ini option naming the tracker table.
+TABLE_OPTION = "selfmigrate_table"
+#: The ini option naming a database for the "applied migrations unchanged" check.
+CHECK_DATABASE_OPTION = "selfmigrate_check_database"
+#: The marker that stops the test's database at a version.
+MARKER = "migrate_to"
+
+Locations = t.Sequence[LocationSpec]
+
+# Files SQLite may keep beside a database.
+_SIDE_FILES = ("", "-journal", "-wal", "-shm")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def template_key(migrations: t.Sequence[Migration], target: int | None, table: str) -> str:
+    """The name of the template for ``migrations`` migrated up to ``target`` with ``table``.
+
+    Migrations above ``target`` do not go into the template and do not change
+    its key.
+    """
+    content = [
+        (m.version, m.name, m.kind, m.checksum) for m in migrations if target is None or m.version <= target
+    ]
+    data = json.dumps([table, target, content], separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _fingerprint(locations: t.Sequence[Location]) -> tuple[tuple[str, int, int, int], ...]:
+    """What can be seen of the migration files without reading them.
+
+    Locations that are not folders on disk (a package in a zip file) cannot
+    change during a session and add nothing.
+    """
+    seen: list[tuple[str, int, int, int]] = []
+    for location in locations:
+        path = location.path
+        if path is None:
+            continue
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if is_candidate(entry.name):
+                        st = entry.stat()
+                        seen.append((entry.path, st.st_mtime_ns, st.st_size, st.st_ino))
+        except FileNotFoundError:
+            seen.append((str(path), -1, -1, -1))
+    seen.sort()
+    return tuple(seen)
+
+
+@dataclass
+class _Source:
+    registry: MigrationRegistry
+    fingerprint: tuple[tuple[str, int, int, int], ...]
+
+
+def remove_database(path: Path) -> None:
+    """Delete a database file and the journal files SQLite may have left beside it."""
+    for suffix in _SIDE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
+
+
+class TemplateCache:
+    """Migrated template databases for one test session, and private copies of them.
+
+    :param template_dir: where templates are kept (shared by xdist workers).
+    :param copy_dir: where the copies handed to tests are made.
+    """
+
+    def __init__(self, template_dir: Path, copy_dir: Path) -> None:
+        self.template_dir = template_dir
+        self.copy_dir = copy_dir
+        self._sources: dict[tuple[str, tuple[str, ...]], _Source] = {}
+        self._templates: dict[str, Path | SelfMigrateError] = {}
+        self._numbers = itertools.count()
+        #: How many templates this process migrated (the rest were reused).
+        self.built = 0
+
+    def __repr__(self) -> str:
+        return f"TemplateCache({str(self.template_dir)!r})"
+
+    def registry(self, locations: Locations) -> MigrationRegistry:
+        """The migrations at ``locations``, discovered again only if their files changed."""
+        specs = tuple(os.fspath(spec) for spec in locations)
+        key = (os.getcwd(), specs)
+        source = self._sources.get(key)
+        if source is not None and _fingerprint(source.registry.locations) == source.fingerprint:
+            return source.registry
+        registry = MigrationRegistry(list(specs))
+        # Look before reading: a file edited in between changes the fingerprint
+        # again, so the next test discovers once more rather than too little.
+        fingerprint = _fingerprint(registry.locations)
+        registry.migrations  # noqa: B018 - discover now, errors included
+        self._sources[key] = _Source(registry, fingerprint)
+        return registry
+
+    def template(self, locations: Locations, *, target: int | None = None, table: str = DEFAULT_TABLE) -> Path:
+        """Return a template database of ``locations`` migrated up to ``target``.
+
+        :raises SelfMigrateError: discovery or a migration failed (the same error
+            is raised again for later requests of the same template, without
+            migrating again).
+        """
+        registry = self.registry(locations)
+        key = template_key(registry.migrations, target, table)
+        found = self._templates.get(key)
+        if found is None:
+            try:
+                found = self._build(registry, key, target, table)
+            except SelfMigrateError as e:
+                self._templates[key] = e
+                raise
+            self._templates[key] = found
+        if isinstance(found, SelfMigrateError):
+            raise found.with_traceback(None)
+        return found
+
+    def _build(self, registry: MigrationRegistry, key: str, target: int | None, table: str) -> Path:
+        final = self.template_dir / f"{key}.sqlite"
+        if final.exists():  # another xdist worker of this run made it
+            return final
+        partial = self.template_dir / f"{key}.{os.getpid()}.{uuid.uuid4().hex}.partial"
+        try:
+            migrate(partial, registry, table=table, target=target)
+            os.replace(partial, final)
+        finally:
+            remove_database(partial)
+        self.built += 1
+        return final
+
+    def copy(self, template: Path, label: str = "db") -> Path:
+        """Copy ``template`` to a new file of :attr:`copy_dir` and return its path.
+
+        A plain file copy: measured several times faster than the sqlite3
+        backup API for this (see ``benchmarks/pytest_plugin.py``).
+        """
+        number = next(self._numbers)
+        path = self.copy_dir / f"{number:06d}-{_UNSAFE.sub('_', label)[:60]}.sqlite"
+        shutil.copyfile(template, path)
+        return path
+
+
+class MigratedDatabaseFactory:
+    """Makes migrated databases for one test; what :func:`migrated_db_factory` returns.
+
+    Call it for each database the test needs; every call returns a new file,
+    removed when the test ends.
+    """
+
+    def __init__(self, cache: TemplateCache, migrations: Locations, table: str, label: str) -> None:
+        self._cache = cache
+        self._migrations = migrations
+        self._table = table
+        self._label = label
+        self._made: list[Path] = []
+
+    def __call__(
+        self,
+        migrations: LocationSpec | Locations | None = None,
+        *,
+        to: int | None = None,
+        table: str | None = None,
+    ) -> Path:
+        """Return the path of a new database migrated from ``migrations`` up to ``to``.
+
+        :param migrations: package name(s) or directory path(s); by default the
+            ``selfmigrate_migrations`` fixture's.
+        :param to: the version to stop at; by default every migration is applied.
+        :param table: the tracker table; by default the ``selfmigrate_table``
+            fixture's.
+        """
+        if migrations is None:
+            locations: Locations = self._migrations
+        elif isinstance(migrations, (str, os.PathLike)):
+            locations = [migrations]
+        else:
+            locations = migrations
+        if to is not None and (isinstance(to, bool) or not isinstance(to, int)):
+            pytest.fail(f"migrated_db_factory(to=...) takes a version number, not {to!r}.", pytrace=False)
+        table = self._table if table is None else table
+        try:
+            template = self._cache.template(locations, target=to, table=table)
+        except SelfMigrateError as e:
+            where = ", ".join(os.fspath(spec) for spec in locations)
+            up_to = "" if to is None else f" up to version {to}"
+            pytest.fail(
+                f"selfmigrate could not migrate a test database from {where}{up_to}:\n{e}",
+                pytrace=False,
+            )
+        path = self._cache.copy(template, self._label)
+        self._made.append(path)
+        return path
+
+    def cleanup(self) -> None:
+        """Delete every database this factory made."""
+        for path in self._made:
+            remove_database(path)
+        self._made.clear()
+
+
+def _ini_base(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
+def _ini_location(value: str, base: Path) -> str:
+    """An ini value as a location: a path is taken from the ini file's folder."""
+    looks_like_path = "/" in value or os.sep in value or value.startswith(".")
+    if looks_like_path and not os.path.isabs(value):
+        return str(base / value)
+    if not looks_like_path and "." not in value and (base / value).is_dir():
+        # A bare folder name beside the ini file ("migrations"), unless it is
+        # also an importable package.
+        try:
+            importable = importlib.util.find_spec(value) is not None
+        except (ImportError, ValueError):
+            importable = False
+        if not importable:
+            return str(base / value)
+    return value
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_migrations(pytestconfig: pytest.Config) -> list[str]:
+    """Where the migrations for :func:`migrated_db` come from.
+
+    By default the ``selfmigrate_migrations`` ini option: package names or
+    directories (relative to the ini file), one a line. Override this fixture in
+    a ``conftest.py`` to use other migrations for the tests of that folder; it
+    may return a package name, a path, or a list of them.
+    """
+    values = [v.strip() for v in pytestconfig.getini(MIGRATIONS_OPTION) if v.strip()]
+    if not values:
+        where = pytestconfig.inipath or "pytest.ini, pyproject.toml or tox.ini"
+        pytest.fail(
+            "selfmigrate does not know where the migrations are. Set the ini option"
+            f" selfmigrate_migrations in {where} (a package such as myapp.migrations, or a"
+            " directory), or define a selfmigrate_migrations fixture in conftest.py that"
+            " returns it.",
+            pytrace=False,
+        )
+    base = _ini_base(pytestconfig)
+    return [_ini_location(v, base) for v in values]
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_table(pytestconfig: pytest.Config) -> str:
+    """The tracker table of the test databases: the ``selfmigrate_table`` ini option.
+
+    Set it to what the app uses (``SELFMIGRATE_TABLE``), so that the app finds
+    nothing pending. Defaults to ``schema_migrations``.
+    """
+    value = t.cast(str, pytestconfig.getini(TABLE_OPTION)).strip()
+    return value or DEFAULT_TABLE
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_check_database(pytestconfig: pytest.Config) -> Path | None:
+    """The database the "applied migrations unchanged" check compares with.
+
+    By default the ``selfmigrate_check_database`` ini option (a path relative to
+    the ini file), or ``None``: the check is skipped. Override in conftest.py to
+    point at a copy of a production database.
+    """
+    value = t.cast(str, pytestconfig.getini(CHECK_DATABASE_OPTION)).strip()
+    if not value:
+        return None
+    return _ini_base(pytestconfig) / value
+
+
+@pytest.fixture(scope="session")
+def _selfmigrate_templates(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> TemplateCache:
+    """The session's template cache (shared by the xdist workers of one run)."""
+    base = tmp_path_factory.getbasetemp()
+    # An xdist worker's base is <run's base>/popen-gwN; its parent is the run's.
+    shared = base.parent if hasattr(pytestconfig, "workerinput") else base
+    template_dir = shared / "selfmigrate-templates"
+    template_dir.mkdir(exist_ok=True)
+    copy_dir = tmp_path_factory.mktemp("selfmigrate-databases", numbered=False)
+    return TemplateCache(template_dir, copy_dir)
+
+
+@pytest.fixture
+def migrated_db_factory(
+    request: pytest.FixtureRequest,
+    _selfmigrate_templates: TemplateCache,
+    selfmigrate_migrations: LocationSpec | Locations,
+    selfmigrate_table: str,
+) -> t.Iterator[MigratedDatabaseFactory]:
+    """A factory of migrated databases, for tests that need several or other migrations.
+
+    ``migrated_db_factory()`` returns the path of a new database migrated with
+    the ``selfmigrate_migrations``; ``migrated_db_factory("other.migrations",
+    to=3)`` one from other migrations, up to version 3. The files are removed
+    when the test ends.
+    """
+    locations = (
+        [selfmigrate_migrations] if isinstance(selfmigrate_migrations, (str, os.PathLike)) else selfmigrate_migrations
+    )
+    factory = MigratedDatabaseFactory(_selfmigrate_templates, locations, selfmigrate_table, request.node.name)
+    yield factory
+    factory.cleanup()
+
+
+def marked_version(request: pytest.FixtureRequest) -> int | None:
+    """The version of the test's ``migrate_to`` marker, or ``None``."""
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    args = marker.args
+    if len(args) != 1 or marker.kwargs or isinstance(args[0], bool) or not isinstance(args[0], int):
+        pytest.fail(
+            f"{request.node.nodeid}: @pytest.mark.migrate_to takes one version number, for"
+            f" example @pytest.mark.migrate_to(5); got migrate_to{_call(args, marker.kwargs)}.",
+            pytrace=False,
+        )
+    return args[0]
+
+
+def _call(args: tuple[object, ...], kwargs: t.Mapping[str, object]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"({', '.join(parts)})"
+
+
+@pytest.fixture
+def migrated_db_path(request: pytest.FixtureRequest, migrated_db_factory: MigratedDatabaseFactory) -> Path:
+    """The path of a fully migrated database file, private to the test.
+
+    For apps that open the database themselves:
+    ``create_app({"DATABASE": migrated_db_path})``; ``selfmigrate.apply`` then
+    finds nothing pending. With ``@pytest.mark.migrate_to(N)`` the database is
+    migrated only up to version ``N``. Removed when the test ends.
+    """
+    return migrated_db_factory(to=marked_version(request))
+
+
+@pytest.fixture
+def migrated_db(migrated_db_path: Path) -> t.Iterator[sqlite3.Connection]:
+    """A :class:`sqlite3.Connection` to a fully migrated database, private to the test.
+
+    The database is :func:`migrated_db_path`'s (a test asking for both gets the
+    same one); ``@pytest.mark.migrate_to(N)`` stops it at version ``N``. The
+    connection is an ordinary ``sqlite3.connect(path)`` and is closed when the
+    test ends.
+    """
+    conn = sqlite3.connect(migrated_db_path)
+    try:
+        yield conn
+    finally:
+        conn.close()
