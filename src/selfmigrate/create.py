@@ -6,6 +6,7 @@ import importlib.resources
 import logging
 import os
 import re
+import unicodedata
 from pathlib import Path
 
 from .errors import ConfigError
@@ -22,7 +23,9 @@ def slugify(message: str) -> str:
 
     :raises ConfigError: nothing usable is left (an empty or all-symbol message).
     """
-    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:MAX_SLUG_LENGTH].rstrip("_")
+    # Accented letters keep their base letter ("café" → "cafe") rather than vanishing.
+    ascii_text = unicodedata.normalize("NFKD", message).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")[:MAX_SLUG_LENGTH].rstrip("_")
     if not slug:
         raise ConfigError(
             f"The message {message!r} gives an empty file name. Describe the change in words,"
@@ -52,7 +55,11 @@ def create(location: LocationSpec, message: str, *, sql: bool = False) -> Path:
     kind = "sql" if sql else "py"
     path = folder / f"{version:04d}_{slug}.{kind}"
     template = importlib.resources.files("selfmigrate").joinpath("templates", f"migration.{kind}.template")
-    text = template.read_text(encoding="utf-8").format(message=message.replace("\n", " ").strip())
+    summary = " ".join(message.split())
+    if kind == "py":
+        # The message becomes the module docstring: keep quotes and backslashes literal.
+        summary = summary.replace("\\", "\\\\").replace('"', '\\"')
+    text = template.read_text(encoding="utf-8").format(message=summary)
     with open(path, "x", encoding="utf-8") as f:
         f.write(text)
     logger.info("Created migration %s.", path)

@@ -16,6 +16,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from .errors import DiscoveryError
+from .sqlite import split_statements
 
 if t.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -154,12 +155,28 @@ class LoadedMigration:
 
 def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     lines = text.splitlines(keepends=True)
+    loaded = LoadedMigration(migration, up_sql=SQLScript(text, 1))
     for index, line in enumerate(lines):
         if line.strip().lower() == DOWN_MARKER:
             up = SQLScript("".join(lines[:index]), 1)
             down = SQLScript("".join(lines[index + 1 :]), index + 2)
-            return LoadedMigration(migration, up_sql=up, down_sql=down)
-    return LoadedMigration(migration, up_sql=SQLScript(text, 1))
+            loaded = LoadedMigration(migration, up_sql=up, down_sql=down)
+            break
+    assert loaded.up_sql is not None
+    if not _has_statement(loaded.up_sql):
+        # An unedited template is all comments: recording it as applied would hide
+        # the change that was meant to be written.
+        raise DiscoveryError(
+            f"Migration file {migration.location} has no SQL statement to apply (only comments"
+            " or blank lines before any '-- migrate:down'). Write the change it should make,"
+            " or delete the file if it was created by mistake.",
+            paths=[migration.location],
+        )
+    return loaded
+
+
+def _has_statement(script: SQLScript) -> bool:
+    return bool(split_statements(script))
 
 
 def _load_python(migration: Migration, text: str) -> LoadedMigration:
