@@ -8,6 +8,7 @@ traceback. Only :func:`main` configures logging; the library never does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -19,9 +20,11 @@ import click
 from .create import create as create_migration
 from .errors import ConfigError, SelfMigrateError
 from .registry import LocationSpec
+from .tracker import APPLIED as APPLIED_STATE
 from .tracker import STARTED as STARTED_STATE
 
 if t.TYPE_CHECKING:
+    from .migration import LoadedMigration
     from .runner import Runner
     from .status import Status
 
@@ -130,8 +133,9 @@ def cli(
 @cli.command()
 @click.argument("message")
 @click.option("--sql", is_flag=True, help="Write a .sql migration instead of a .py one.")
+@click.option("--edit", is_flag=True, help="Open the new file in $VISUAL or $EDITOR.")
 @pass_settings
-def create(settings: Settings, message: str, sql: bool) -> None:
+def create(settings: Settings, message: str, sql: bool, edit: bool) -> None:
     """Write the next numbered migration, named after MESSAGE, from a template.
 
     It goes into the (first) migrations location, by default ./migrations.
@@ -140,6 +144,8 @@ def create(settings: Settings, message: str, sql: bool) -> None:
     location = settings.migrations[0] if settings.migrations else DEFAULT_MIGRATIONS_DIR
     path = create_migration(location, message, sql=sql)
     click.echo(str(path))
+    if edit:
+        click.edit(filename=str(path))
 
 
 @cli.command()
@@ -255,6 +261,273 @@ def _sibling(ctx: click.Context, name: str) -> str:
     """The full command line of another command of this group (``python -m selfmigrate apply``)."""
     parent = ctx.parent
     return f"{parent.command_path} {name}" if parent is not None else name
+
+
+@cli.command()
+@click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
+@pass_settings
+@click.pass_context
+def plan(ctx: click.Context, settings: Settings, target: int | None) -> None:
+    """Show what 'apply' would run, in order, with the SQL of .sql migrations.
+
+    Makes every check 'apply' makes before its first change, and changes
+    nothing. Exit code 0, or that of the error 'apply' would meet.
+    """
+    runner = settings.runner()
+    todo = runner.plan(target=target)
+    current = runner.status().current_version
+    _echo_plan(runner.backend.describe(), current, todo)
+
+
+def _echo_plan(database: str, current: int | None, todo: t.Sequence[LoadedMigration]) -> None:
+    at = "has no migrations applied" if current is None else f"is at version {current}"
+    if not todo:
+        click.echo(f"Nothing to apply: database {database} {at} and is up to date.")
+        return
+    click.echo(f"Database {database} {at}; 'apply' would run {len(todo)} migration(s), in this order:")
+    for body in todo:
+        migration = body.migration
+        click.echo(f"\n{migration.id}  ({migration.location})")
+        if body.up_sql is not None:
+            for line in body.up_sql.text.strip("\n").splitlines():
+                click.echo(f"    {line}")
+        else:
+            click.echo("    (Python: runs up(conn))")
+
+
+@cli.command("apply")
+@click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
+@click.option("--dry-run", is_flag=True, help="Only show what would run (the same as 'plan').")
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    help="Apply pending migrations older than the newest applied one instead of refusing.",
+)
+@pass_settings
+def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_out_of_order: bool) -> None:
+    """Apply every pending migration (up to --to VERSION), as startup does.
+
+    Prints a line per migration with its duration. Creates the database file
+    if it does not exist. Exit code 0, or 5 when a migration failed (it was
+    rolled back, later ones were not attempted).
+    """
+    if allow_out_of_order:
+        settings.allow_out_of_order = True
+    runner = settings.runner()
+    if target is not None and runner.registry.get(target) is None:
+        raise ConfigError(f"Target version {target} is not the version of any migration file. Nothing was applied.")
+    if dry_run:
+        todo = runner.plan(target=target)
+        _echo_plan(runner.backend.describe(), runner.status().current_version, todo)
+        return
+    report = runner.apply(target=target)
+    for result in report.applied:
+        click.echo(f"Applied {result.id} in {result.duration_ms:.1f} ms")
+    version = "none" if report.current_version is None else report.current_version
+    if report.applied:
+        click.echo(f"Database {report.database} is at version {version}.")
+    else:
+        click.echo(f"Nothing to apply: database {report.database} is at version {version}.")
+
+
+@cli.command()
+@click.option("--to", "target", type=int, metavar="VERSION", help="Undo every migration newer than VERSION (0: all).")
+@click.option("--steps", type=int, metavar="N", help="Undo the N newest applied migrations (default: 1).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def rollback(settings: Settings, target: int | None, steps: int | None, yes: bool) -> None:
+    """Undo the newest applied migrations by running their down, newest first.
+
+    Each one runs in its own transaction with the removal of its tracker row.
+    Refuses before changing anything when a migration in the range has no
+    down, is edited, or has no file. Shows what it will undo and asks for
+    confirmation unless --yes.
+    """
+    runner = settings.runner()
+    todo = runner.rollback_plan(target=target, steps=steps)
+    database = runner.backend.describe()
+    if not todo:
+        click.echo(f"Nothing to roll back: database {database} is at version {target}.")
+        return
+    remaining = runner.status().current_version
+    click.echo(f"Database {database} is at version {remaining}. Rolling back will undo, newest first:")
+    for body in todo:
+        click.echo(f"  {body.migration.id}  ({body.migration.location})")
+    if not yes:
+        click.confirm(f"Roll back {len(todo)} migration(s)?", abort=True, err=True)
+    report = runner.rollback(target=target, steps=steps)
+    for result in report.applied:
+        click.echo(f"Rolled back {result.id} in {result.duration_ms:.1f} ms")
+    version = "none (no migrations applied)" if report.current_version is None else report.current_version
+    click.echo(f"Database {database} is at version {version}.")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the history as a JSON list.")
+@pass_settings
+def history(settings: Settings, as_json: bool) -> None:
+    """Show what was applied, when, how long it took and by whom, newest first.
+
+    Reads the tracker table only; needs no migration files.
+    """
+    from .runner import Runner
+
+    # The history needs no migration files: the registry is never read here.
+    runner = Runner(settings.require_database(), list(settings.migrations) or ".", table=settings.table)
+    rows = runner.history()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
+        return
+    if not rows:
+        click.echo(f"Database {runner.backend.describe()} has no migrations applied.")
+        return
+    width = max(len(row.id) for row in rows)
+    for row in rows:
+        state = "" if row.state == APPLIED_STATE else f"  [{row.state}]"
+        click.echo(f"{row.applied_at}  {row.id.ljust(width)}  {row.duration_ms:>9.1f} ms  {row.applied_by}{state}")
+
+
+@cli.command("verify")
+@click.option("--strict", is_flag=True, help="Fail on warnings too (gaps in the numbering, missing files).")
+@pass_settings
+def verify_command(settings: Settings, strict: bool) -> None:
+    """Check everything startup checks, for CI; changes nothing.
+
+    Without a database: file names, duplicate versions (two branches that both
+    added 0007), every file loads, gaps in the numbering. With --database also
+    edited, out-of-order, interrupted and missing migrations. Exit code 0 when
+    nothing is wrong, 2 for a problem in the files, 3 for a database that
+    disagrees with them.
+    """
+    from .verify import verify
+
+    result = verify(
+        list(settings.require_migrations()),
+        settings.database,
+        table=settings.table,
+        allow_out_of_order=settings.allow_out_of_order,
+    )
+    for problem in result.problems:
+        click.echo(f"{problem.severity}: {problem.message}")
+    failing = [p for p in result.problems if p.severity == "error" or strict]
+    checked = f"{len(result.migrations)} migration file(s)"
+    if result.database is not None:
+        checked += f" and database {result.database}"
+    if not failing:
+        warned = f" ({len(result.warnings)} warning(s))" if result.warnings else ""
+        click.echo(f"OK: checked {checked}{warned}.")
+        return
+    click.echo(f"Checked {checked}: {len(failing)} problem(s).", err=True)
+    raise click.exceptions.Exit(3 if any(p.area == "database" for p in failing) else 2)
+
+
+@cli.command("baseline")
+@click.option("--version", "version", type=int, metavar="N", help="Record migrations 1..N as applied.")
+@click.option("--from-legacy", is_flag=True, help="Import a home-made migration table instead (see 'adopt').")
+@click.option("--force", is_flag=True, help="Allow a database that already has selfmigrate history.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+@click.pass_context
+def baseline_command(
+    ctx: click.Context, settings: Settings, version: int | None, from_legacy: bool, force: bool, yes: bool
+) -> None:
+    """Record migrations 1..N as applied without running them.
+
+    For a database whose schema predates selfmigrate. Shows what it will
+    record and asks for confirmation unless --yes; refuses on a database with
+    selfmigrate history unless --force. With --from-legacy, does what 'adopt'
+    does with its defaults.
+    """
+    from .adopt import baseline, baseline_plan
+
+    if from_legacy:
+        if version is not None or force:
+            raise ConfigError("--from-legacy takes the history from the legacy table; drop --version and --force.")
+        ctx.invoke(adopt_command, yes=yes)
+        return
+    if version is None:
+        raise ConfigError("Give the version the database's schema is at: baseline --version N.")
+    runner = settings.runner()
+    plan = baseline_plan(runner, version, force=force)
+    if not plan.record:
+        click.echo(f"Nothing to record: database {plan.database} has every migration up to {version}.")
+        return
+    click.echo(f"Database {plan.database}: these migrations will be recorded as applied, without running them:")
+    for migration in plan.record:
+        click.echo(f"  {migration.id}  ({migration.location})")
+    if not yes:
+        click.confirm(f"Record {len(plan.record)} migration(s)?", abort=True, err=True)
+    done = baseline(runner, version, force=force)
+    click.echo(f"Recorded {len(done.record)} migration(s); database {done.database} is at version {version}.")
+
+
+@cli.command("adopt")
+@click.option("--legacy-table", metavar="NAME", help="The home-made migration table (default: the tracker's name).")
+@click.option("--rename-to", metavar="NAME", help="Its new name once moved aside (default: <legacy table>_legacy).")
+@click.option("--name-column", metavar="COLUMN", help="Its column naming migrations (default: found by content).")
+@click.option("--date-column", metavar="COLUMN", help="Its column of dates (default: found by name and content).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def adopt_command(
+    settings: Settings,
+    legacy_table: str | None = None,
+    rename_to: str | None = None,
+    name_column: str | None = None,
+    date_column: str | None = None,
+    yes: bool = False,
+) -> None:
+    """Import the history of a home-made migration table, then move it aside.
+
+    Each row naming an applied migration (0002_add_users.sql, 0002_add_users
+    or 2) is recorded as applied with its date; the old table is renamed —
+    every row kept, nothing altered — all in one transaction. Shows what it
+    will do and asks for confirmation unless --yes.
+    """
+    from .adopt import adopt, adoption_plan
+
+    runner = settings.runner()
+    options = {
+        "legacy_table": legacy_table,
+        "rename_to": rename_to,
+        "name_column": name_column,
+        "date_column": date_column,
+    }
+    plan = adoption_plan(runner, **options)
+    dates = f"dates from column {plan.date_column}" if plan.date_column else "no date column"
+    click.echo(
+        f"Database {plan.database}: table {plan.legacy_table} ({plan.row_count} row(s); migrations named by"
+        f" column {plan.name_column}, {dates}) will be renamed to {plan.rename_to}, and these"
+        " migrations recorded as applied:"
+    )
+    for entry in plan.entries:
+        click.echo(f"  {entry.migration.id}  {entry.applied_at}  (was {entry.legacy_name})")
+    if plan.pending:
+        click.echo(f"Pending after adoption: {', '.join(m.id for m in plan.pending)}.")
+    for note in plan.notes:
+        click.echo(f"Note: {note}")
+    if not yes:
+        click.confirm("Adopt this history?", abort=True, err=True)
+    done = adopt(runner, **options)
+    click.echo(
+        f"Adopted {len(done.entries)} migration(s); {done.legacy_table} is now {done.rename_to}"
+        f" with all {done.row_count} row(s)."
+    )
+
+
+@cli.command()
+@click.argument("version", type=int)
+@pass_settings
+def rehash(settings: Settings, version: int) -> None:
+    """Record the current checksum of applied migration VERSION's file.
+
+    The sanctioned fix after a cosmetic edit (comments, whitespace) of an
+    applied migration. Logs the change.
+    """
+    old, new = settings.runner().rehash(version)
+    if old == new:
+        click.echo(f"Migration {version} already has the checksum of its file ({new[:12]}…); nothing changed.")
+    else:
+        click.echo(f"Migration {version}: checksum {old[:12]}… replaced by {new[:12]}….")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

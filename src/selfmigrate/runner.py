@@ -24,6 +24,7 @@ import typing as t
 from .errors import (
     ChecksumMismatch,
     ConfigError,
+    DatabaseError,
     MigrationError,
     OutOfOrderError,
     SelfMigrateError,
@@ -34,7 +35,7 @@ from .registry import LocationsSpec, MigrationRegistry
 from .report import AppliedResult, MigrationReport
 from .sqlite import SQLiteBackend, StatementError, database_path
 from .status import Status, compare
-from .tracker import Tracker
+from .tracker import STARTED, AppliedMigration, Tracker
 
 if t.TYPE_CHECKING:
     from .migration import LoadedMigration, Migration
@@ -94,6 +95,251 @@ class Runner:
             return compare(migrations, self.tracker.read(conn))
         finally:
             conn.close()
+
+    def plan(self, *, target: int | None = None) -> tuple[LoadedMigration, ...]:
+        """What :meth:`apply` would run, in order, loaded and checked; changes nothing.
+
+        Runs the checks :meth:`apply` makes before it changes anything (edited or
+        out-of-order migrations, the target, every pending file loads). Never
+        creates the database: a missing file is an error.
+
+        :raises SelfMigrateError: what :meth:`apply` would raise before its first
+            change.
+        """
+        migrations = self.registry.migrations
+        if not self.backend.exists() and not self.backend.path.is_dir():
+            raise DatabaseError(
+                f"Database {self.backend.describe()} does not exist; 'apply' would create it and"
+                f" apply all {len(migrations)} migration(s). Check the path."
+            )
+        status = self.status()
+        self._check(status, target)
+        return tuple(m.load() for m in _up_to(status.pending, target))
+
+    def rollback_plan(self, *, target: int | None = None, steps: int | None = None) -> tuple[LoadedMigration, ...]:
+        """The applied migrations :meth:`rollback` would undo, newest first; changes nothing.
+
+        :param target: undo every applied migration newer than this version
+            (``0`` undoes all).
+        :param steps: undo this many of the newest applied migrations. With
+            neither ``target`` nor ``steps``, one.
+        :raises ConfigError: a bad target or step count, or a migration in the
+            range has no down (the message names every such migration).
+        :raises StateError: a migration in the range is edited, interrupted, or
+            its file is missing.
+        """
+        return self._rollback_range(self.status(), target, steps)
+
+    def rollback(self, *, target: int | None = None, steps: int | None = None) -> MigrationReport:
+        """Undo the newest applied migrations: run each one's down, newest first.
+
+        Each migration's down runs in its own transaction, under the write lock,
+        together with the removal of its tracker row. Everything is checked
+        before the first change (see :meth:`rollback_plan`).
+
+        :returns: a report whose :attr:`~MigrationReport.applied` lists the
+            migrations rolled back, in the order they were undone.
+        :raises MigrationError: a down failed; its transaction was rolled back,
+            so that migration is still applied, and nothing older was touched.
+        """
+        started = time.perf_counter()
+        database = self.backend.describe()
+        report = MigrationReport(database=database)
+        migrations = self.registry.migrations
+        conn = self.backend.connect(create=False)
+        try:
+            todo = self._rollback_range(self.status(conn), target, steps)
+            for body in todo:
+                migration = body.migration
+                self.backend.begin_locked(conn)
+                try:
+                    status = compare(migrations, self.tracker.read(conn))
+                    if status.current_version != migration.version:
+                        raise StateError(
+                            f"Database {database} changed during the rollback: its newest applied"
+                            f" version is {_version(status.current_version)}, not {migration.version}."
+                            " Nothing more was rolled back; check 'status' before going on."
+                        )
+                    t0 = time.perf_counter()
+                    self._run_down(conn, body, status)
+                    duration = _ms_since(t0)
+                    self.tracker.remove(conn, migration.version)
+                    self.backend.commit(conn)
+                except BaseException:
+                    self.backend.rollback(conn)
+                    raise
+                report.applied.append(AppliedResult(migration.version, migration.name, duration))
+                logger.info("Rolled back migration %s on %s in %.1f ms.", migration.id, database, duration)
+            report.current_version = self.status(conn).current_version
+        except MigrationError as e:
+            report.current_version = self.status(conn).current_version
+            report.duration_ms = _ms_since(started)
+            e.report = report
+            raise
+        finally:
+            conn.close()
+        report.duration_ms = _ms_since(started)
+        return report
+
+    def history(self) -> list[AppliedMigration]:
+        """The tracker's rows, newest first (by time applied, then version).
+
+        Needs no migration files. A missing database is an error.
+        """
+        conn = self.backend.connect(create=False)
+        try:
+            rows = list(self.tracker.read(conn).values())
+        finally:
+            conn.close()
+        return sorted(rows, key=lambda row: (row.applied_at, row.version), reverse=True)
+
+    def rehash(self, version: int) -> tuple[str, str]:
+        """Record the current checksum of applied migration ``version``'s file.
+
+        The sanctioned fix after a cosmetic edit (comments, whitespace) of an
+        applied migration. Logs the change at WARNING.
+
+        :returns: the old and the new checksum (equal when nothing changed).
+        :raises ConfigError: ``version`` has no file or is not applied.
+        """
+        migration = self.registry.get(version)
+        if migration is None:
+            raise ConfigError(f"No migration file has version {version}. Give the version of an applied migration.")
+        database = self.backend.describe()
+        conn = self.backend.connect(create=False)
+        try:
+            self.backend.begin_locked(conn)
+            try:
+                row = self.tracker.read(conn).get(version)
+                if row is None:
+                    raise ConfigError(
+                        f"Migration {migration.id} is not applied to database {database}; there is no"
+                        " checksum to update. Apply it instead."
+                    )
+                if row.checksum != migration.checksum:
+                    self.tracker.set_checksum(conn, version, migration.checksum)
+                self.backend.commit(conn)
+            except BaseException:
+                self.backend.rollback(conn)
+                raise
+        finally:
+            conn.close()
+        if row.checksum == migration.checksum:
+            logger.info("Migration %s on %s already has the checksum of its file.", migration.id, database)
+        else:
+            logger.warning(
+                "Recorded a new checksum for migration %s on %s: %s (was %s). Its file %s was edited"
+                " after it was applied.",
+                migration.id,
+                database,
+                migration.checksum,
+                row.checksum,
+                migration.location,
+            )
+        return row.checksum, migration.checksum
+
+    def _rollback_range(
+        self, status: Status, target: int | None, steps: int | None
+    ) -> tuple[LoadedMigration, ...]:
+        database = self.backend.describe()
+        if target is not None and steps is not None:
+            raise ConfigError("Give a target version or a number of steps to roll back, not both.")
+        newest_first = sorted(status.applied, reverse=True)
+        if target is not None:
+            known = {m.version for m in status.migrations} | set(status.applied) | {0}
+            if target not in known:
+                raise ConfigError(
+                    f"Target version {target} is not the version of any migration. Give an applied"
+                    " version to roll back to, or 0 to roll back everything."
+                )
+            if status.current_version is None or target > status.current_version:
+                raise ConfigError(
+                    f"Target version {target} is not below database {database}'s current version"
+                    f" {_version(status.current_version)}; rolling back never goes forward. Use 'apply --to {target}'."
+                )
+            versions = [v for v in newest_first if v > target]
+        else:
+            count = 1 if steps is None else steps
+            if count < 1:
+                raise ConfigError(f"The number of steps to roll back must be 1 or more, not {count}.")
+            if count > len(newest_first):
+                raise ConfigError(
+                    f"Cannot roll back {count} migration(s): database {database} has"
+                    f" {len(newest_first)} applied."
+                )
+            versions = newest_first[:count]
+        files = {m.version: m for m in status.migrations}
+        edited = {m.version for m, _ in status.edited}
+        todo: list[Migration] = []
+        for version in versions:
+            row = status.applied[version]
+            if row.state == STARTED:
+                raise StateError(
+                    f"Migration {row.id} on database {database} was interrupted; resolve it before"
+                    f" rolling back ('resolve {version} --done' or '--retry'). Nothing was rolled back."
+                )
+            migration = files.get(version)
+            if migration is None:
+                raise StateError(
+                    f"Migration {row.id} is applied to database {database} but its file is not in the"
+                    " migrations, so its down cannot run. Restore the file, or roll back less."
+                    " Nothing was rolled back."
+                )
+            if version in edited:
+                raise ChecksumMismatch(
+                    f"Migration file {migration.location} was edited after it was applied to database"
+                    f" {database}; its down may not undo what ran. Undo the edit (or 'rehash {version}'"
+                    " if it is cosmetic) first. Nothing was rolled back."
+                )
+            todo.append(migration)
+        loaded = tuple(m.load() for m in todo)
+        without_down = [body.migration for body in loaded if not body.has_down]
+        if without_down:
+            names = ", ".join(f"{m.id} ({m.location})" for m in without_down)
+            blocked = max(m.version for m in without_down)
+            fix = "Add one"
+            if blocked != versions[0]:
+                fix += f", or roll back only what is after it (--to {blocked})"
+            raise ConfigError(
+                f"Cannot roll back past {names}: no down (a '-- migrate:down' section or a"
+                f" down(conn) function). Nothing was rolled back. {fix}."
+            )
+        return loaded
+
+    def _run_down(self, conn: sqlite3.Connection, body: LoadedMigration, status: Status) -> None:
+        migration = body.migration
+        denied: list[str] = []
+        self.backend.guard_transaction(conn, denied)
+        try:
+            if body.down_sql is not None:
+                self.backend.run_script(conn, body.down_sql)
+            else:
+                assert body.down_function is not None
+                body.down_function(conn)
+        except Exception as e:
+            cause = e.error if isinstance(e, StatementError) else e
+            failure = _failure(migration, e, denied, status, self.backend.describe())
+            message = failure.message.replace(
+                f"Migration {migration.id} failed", f"Rolling back migration {migration.id} (its down) failed", 1
+            ).replace("as it was before it", "as it was before the rollback", 1)
+            raise MigrationError(
+                message,
+                version=failure.version,
+                name=failure.name,
+                path=failure.path,
+                line=failure.line,
+                statement=failure.statement,
+            ) from cause
+        finally:
+            self.backend.unguard(conn)
+        if denied:
+            raise MigrationError(
+                f"Rolling back migration {migration.id} tried to {denied[0] or 'end'} the transaction"
+                " selfmigrate runs it in, and was undone. Remove BEGIN/COMMIT/ROLLBACK from its down.",
+                version=migration.version,
+                name=migration.name,
+                path=migration.location,
+            )
 
     def apply(self, *, target: int | None = None) -> MigrationReport:
         """Apply every pending migration (up to ``target``, if given), in order.

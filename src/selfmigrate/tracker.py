@@ -131,15 +131,20 @@ class Tracker:
         *,
         state: str = APPLIED,
         applied_at: str | None = None,
+        applied_by: str | None = None,
     ) -> AppliedMigration:
-        """Insert the row of ``migration``; return it."""
+        """Insert the row of ``migration``; return it.
+
+        ``applied_at`` and ``applied_by`` default to now and :func:`who`; adopting
+        and baselining pass their own.
+        """
         row = AppliedMigration(
             version=migration.version,
             name=migration.name,
             checksum=migration.checksum,
             applied_at=applied_at or utc_now(),
             duration_ms=round(duration_ms, 3),
-            applied_by=who(),
+            applied_by=applied_by or who(),
             state=state,
         )
         p = self.backend.placeholder

@@ -1,0 +1,175 @@
+"""Checking migrations without applying them: :func:`verify`.
+
+Everything startup checks, for a CI step or an operator: the files (names,
+duplicate versions, each one loads), gaps in the numbering, and — when a
+database is given — how it compares with the files (edited, out-of-order,
+missing or interrupted migrations). Nothing is written; a database that does
+not exist is an error, never created.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from dataclasses import dataclass
+
+from .errors import DiscoveryError, SelfMigrateError
+
+if t.TYPE_CHECKING:
+    from .migration import Migration
+    from .registry import LocationsSpec, MigrationRegistry
+
+Severity = t.Literal["error", "warning"]
+#: Problems about the files (``"files"``) or about a database against them (``"database"``).
+Area = t.Literal["files", "database"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing :func:`verify` found."""
+
+    #: A short tag: ``discovery``, ``load``, ``gap``, ``edited``, ``out-of-order``,
+    #: ``missing`` or ``interrupted``.
+    kind: str
+    #: ``"error"`` (startup would refuse) or ``"warning"`` (startup would go on).
+    severity: Severity
+    area: Area
+    #: What is wrong, where, and what to do.
+    message: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of :func:`verify`."""
+
+    #: The migration files found (empty if discovery failed).
+    migrations: tuple[Migration, ...]
+    #: The database checked, or ``None`` when only the files were.
+    database: str | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """The problems startup would refuse to go on with."""
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """The problems startup would only log."""
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing startup would refuse was found."""
+        return not self.errors
+
+
+def verify(
+    migrations: MigrationRegistry | LocationsSpec,
+    database: str | os.PathLike[str] | None = None,
+    *,
+    table: str = "schema_migrations",
+    allow_out_of_order: bool = False,
+) -> Verification:
+    """Check migration files, and a database against them if one is given.
+
+    Files: names follow the rule, no two share a version, every file loads
+    (not empty; a ``.py`` file compiles, imports and defines ``up``), and gaps
+    in the numbering (a warning: a deleted or renumbered file?). Database:
+    edited migrations, pending migrations older than the newest applied one
+    (an error unless ``allow_out_of_order``), interrupted ones (errors), and
+    applied migrations whose file is missing (a warning, as at startup).
+
+    :raises DatabaseError: the database cannot be opened or does not exist.
+    :raises TrackerError: its tracker table has a foreign layout.
+    """
+    from .registry import MigrationRegistry
+    from .runner import Runner
+
+    registry = migrations if isinstance(migrations, MigrationRegistry) else MigrationRegistry(migrations)
+    problems: list[Problem] = []
+    try:
+        found = registry.migrations
+    except DiscoveryError as e:
+        return Verification((), None if database is None else os.fspath(database), (_problem("discovery", e),))
+    for migration in found:
+        try:
+            migration.load()
+        except SelfMigrateError as e:
+            problems.append(_problem("load", e))
+    problems.extend(_gaps(found))
+    if database is None:
+        return Verification(found, None, tuple(problems))
+    runner = Runner(database, registry, table=table)
+    status = runner.status()
+    where = runner.backend.describe()
+    for migration, row in status.edited:
+        problems.append(
+            Problem(
+                "edited",
+                "error",
+                "database",
+                f"{migration.location} was edited after it was applied to {where} ({row.applied_at})."
+                " Undo the edit and make the change in a new migration, or record the new checksum"
+                f" with 'rehash {migration.version}' if the edit is cosmetic.",
+            )
+        )
+    if status.out_of_order:
+        names = ", ".join(m.location for m in status.out_of_order)
+        problems.append(
+            Problem(
+                "out-of-order",
+                "warning" if allow_out_of_order else "error",
+                "database",
+                f"{where} is at version {status.current_version}, but older migrations are pending:"
+                f" {names}. Renumber them after the newest applied version, or allow out-of-order"
+                " migrations.",
+            )
+        )
+    for row in status.interrupted:
+        problems.append(
+            Problem(
+                "interrupted",
+                "error",
+                "database",
+                f"Migration {row.id} was started on {where} outside a transaction ({row.applied_at})"
+                f" and never finished. Check the database, then 'resolve {row.version} --done' or"
+                " '--retry'.",
+            )
+        )
+    for row in status.missing:
+        problems.append(
+            Problem(
+                "missing",
+                "warning",
+                "database",
+                f"Migration {row.id} is applied to {where} ({row.applied_at}) but has no file: the"
+                " database is ahead of this code (a rolled-back deploy?), or the file was deleted.",
+            )
+        )
+    return Verification(found, where, tuple(problems))
+
+
+def _problem(kind: str, error: SelfMigrateError) -> Problem:
+    return Problem(kind, "error", "files", str(error))
+
+
+def _gaps(migrations: tuple[Migration, ...]) -> list[Problem]:
+    problems = []
+    for before, after in zip(migrations, migrations[1:], strict=False):
+        if after.version > before.version + 1:
+            missing = (
+                str(before.version + 1)
+                if after.version == before.version + 2
+                else f"{before.version + 1}–{after.version - 1}"
+            )
+            problems.append(
+                Problem(
+                    "gap",
+                    "warning",
+                    "files",
+                    f"No migration has version {missing} (between {before.location} and"
+                    f" {after.location}). Was a file deleted or renumbered?",
+                )
+            )
+    return problems
