@@ -15,24 +15,84 @@ Without Flask: ``selfmigrate.migrate("app.sqlite", "myapp.migrations")``.
 
 from __future__ import annotations
 
-from .create import create as create
-from .errors import ChecksumMismatch as ChecksumMismatch
-from .errors import ConfigError as ConfigError
-from .errors import DatabaseError as DatabaseError
-from .errors import DiscoveryError as DiscoveryError
-from .errors import LockTimeout as LockTimeout
-from .errors import MigrationError as MigrationError
-from .errors import OutOfOrderError as OutOfOrderError
-from .errors import SelfMigrateError as SelfMigrateError
-from .errors import StateError as StateError
-from .errors import TrackerError as TrackerError
-from .flask_ext import apply as apply
-from .migration import Migration as Migration
-from .registry import MigrationRegistry as MigrationRegistry
-from .report import AppliedResult as AppliedResult
-from .report import MigrationReport as MigrationReport
-from .runner import Runner as Runner
-from .runner import migrate as migrate
-from .status import Status as Status
+import sys
 
 __version__ = "0.1.0"
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .create import create as create
+    from .errors import ChecksumMismatch as ChecksumMismatch
+    from .errors import ConfigError as ConfigError
+    from .errors import DatabaseError as DatabaseError
+    from .errors import DiscoveryError as DiscoveryError
+    from .errors import LockTimeout as LockTimeout
+    from .errors import MigrationError as MigrationError
+    from .errors import OutOfOrderError as OutOfOrderError
+    from .errors import SelfMigrateError as SelfMigrateError
+    from .errors import StateError as StateError
+    from .errors import TrackerError as TrackerError
+    from .flask_ext import apply as apply
+    from .migration import Migration as Migration
+    from .registry import MigrationRegistry as MigrationRegistry
+    from .report import AppliedResult as AppliedResult
+    from .report import MigrationReport as MigrationReport
+    from .runner import Runner as Runner
+    from .runner import migrate as migrate
+    from .status import Status as Status
+
+# Public name -> the module that defines it. Each module is imported when one of
+# its names is first used (PEP 562), so ``import selfmigrate`` costs next to
+# nothing and a process pays only for what it calls (the startup benchmark:
+# benchmarks/startup.py). A new public name goes both here and above.
+_EXPORTS = {
+    "create": "create",
+    "ChecksumMismatch": "errors",
+    "ConfigError": "errors",
+    "DatabaseError": "errors",
+    "DiscoveryError": "errors",
+    "LockTimeout": "errors",
+    "MigrationError": "errors",
+    "OutOfOrderError": "errors",
+    "SelfMigrateError": "errors",
+    "StateError": "errors",
+    "TrackerError": "errors",
+    "apply": "flask_ext",
+    "Migration": "migration",
+    "MigrationRegistry": "registry",
+    "AppliedResult": "report",
+    "MigrationReport": "report",
+    "Runner": "runner",
+    "migrate": "runner",
+    "Status": "status",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+class _Package(type(sys)):  # type: ignore[misc]
+    """The package module: public names are imported on first use."""
+
+    def __getattr__(self, name: str) -> object:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from importlib import import_module
+
+        value = getattr(import_module(f".{module}", __name__), name)
+        setattr(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Importing a submodule sets it as an attribute of the package. Where a
+        # public function has its module's name (``create``), keep the function,
+        # as the eager ``from .create import create`` used to.
+        if name in _EXPORTS and isinstance(value, type(sys)) and name == _EXPORTS[name]:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_EXPORTS})
+
+
+sys.modules[__name__].__class__ = _Package

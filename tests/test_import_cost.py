@@ -1,0 +1,59 @@
+"""``import selfmigrate`` stays cheap: public names are imported on first use.
+
+What the startup benchmark (benchmarks/startup.py) measures in milliseconds,
+these tests pin down as facts: which modules a fresh process has loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import selfmigrate
+
+
+def _modules_after(code: str, cwd: Path) -> set[str]:
+    script = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_import_loads_no_submodule_and_no_heavy_dependency(tmp_path: Path) -> None:
+    baseline = _modules_after("", tmp_path)
+    loaded = _modules_after("import selfmigrate", tmp_path) - baseline
+    assert loaded <= {"selfmigrate", "__future__"}  # __future__: the annotations import
+
+
+def test_noop_migrate_imports_neither_faces_nor_migrations(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_first.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    (folder / "0002_second.py").write_text("import json\n\ndef up(conn):\n    conn.execute('CREATE TABLE u (id)')\n")
+    database = tmp_path / "app.sqlite"
+    selfmigrate.migrate(database, folder)
+
+    code = f"import selfmigrate; selfmigrate.migrate({str(database)!r}, {str(folder)!r})"
+    loaded = _modules_after(code, tmp_path)
+    for module in ("flask", "click", "selfmigrate.flask_ext", "selfmigrate.cli", "selfmigrate.create"):
+        assert module not in loaded
+    assert not any("0002_second" in name for name in loaded)
+
+
+def test_public_names_resolve_and_create_stays_the_function() -> None:
+    from selfmigrate.create import slugify  # imports the submodule named like the function
+
+    assert slugify("Add column") == "add_column"
+    assert callable(selfmigrate.create)
+    assert selfmigrate.create.__module__ == "selfmigrate.create"
+    for name in selfmigrate.__all__:
+        assert getattr(selfmigrate, name) is not None
+        assert name in dir(selfmigrate)
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        selfmigrate.no_such_name  # type: ignore[attr-defined]  # noqa: B018
