@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
@@ -80,22 +79,26 @@ def template_key(migrations: t.Sequence[Migration], target: int | None, table: s
 def _fingerprint(locations: t.Sequence[Location]) -> tuple[tuple[str, int, int, int], ...]:
     """What can be seen of the migration files without reading them.
 
-    Locations that are not folders on disk (a package in a zip file) cannot
-    change during a session and add nothing.
+    Files that are not on disk (in a zip file) cannot change during a session
+    and add nothing.
     """
     seen: list[tuple[str, int, int, int]] = []
     for location in locations:
-        path = location.path
-        if path is None:
-            continue
+        root = location.root
         try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    if is_candidate(entry.name):
-                        st = entry.stat()
-                        seen.append((entry.path, st.st_mtime_ns, st.st_size, st.st_ino))
+            if isinstance(root, Path):
+                with os.scandir(root) as entries:
+                    for entry in entries:
+                        if is_candidate(entry.name):
+                            st = entry.stat()
+                            seen.append((entry.path, st.st_mtime_ns, st.st_size, st.st_ino))
+            else:  # a namespace package's folders, or a zip file
+                for item in root.iterdir():
+                    if isinstance(item, Path) and is_candidate(item.name):
+                        st = item.stat()
+                        seen.append((str(item), st.st_mtime_ns, st.st_size, st.st_ino))
         except FileNotFoundError:
-            seen.append((str(path), -1, -1, -1))
+            seen.append((location.name, -1, -1, -1))
     seen.sort()
     return tuple(seen)
 
@@ -256,19 +259,18 @@ def _ini_base(config: pytest.Config) -> Path:
 
 
 def _ini_location(value: str, base: Path) -> str:
-    """An ini value as a location: a path is taken from the ini file's folder."""
+    """An ini value as a location: a path is taken from the ini file's folder.
+
+    A bare name of a folder beside the ini file that has no ``__init__.py``
+    (``migrations``) is that folder: Python could import it as a namespace
+    package, but one that merges every ``migrations`` folder on ``sys.path``.
+    """
     looks_like_path = "/" in value or os.sep in value or value.startswith(".")
-    if looks_like_path and not os.path.isabs(value):
-        return str(base / value)
-    if not looks_like_path and "." not in value and (base / value).is_dir():
-        # A bare folder name beside the ini file ("migrations"), unless it is
-        # also an importable package.
-        try:
-            importable = importlib.util.find_spec(value) is not None
-        except (ImportError, ValueError):
-            importable = False
-        if not importable:
-            return str(base / value)
+    if looks_like_path:
+        return value if os.path.isabs(value) else str(base / value)
+    folder = base / value
+    if folder.is_dir() and not (folder / "__init__.py").exists():
+        return str(folder)
     return value
 
 
