@@ -129,6 +129,22 @@ def test_empty_sql_file_is_refused_at_load(make_migrations: MigrationsFactory) -
         migration.load()
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-- only a comment\n/* and another; */\n",
+        ";\n",
+        "-- nothing to do up\n-- migrate:down\nDROP TABLE t;\n",
+    ],
+    ids=["comments", "semicolon", "down-only"],
+)
+def test_sql_file_without_an_up_statement_is_refused_at_load(make_migrations: MigrationsFactory, text: str) -> None:
+    migration = only(make_migrations({"0001_nothing.sql": text}))
+    with pytest.raises(DiscoveryError) as info:
+        migration.load()
+    assert migration.location in str(info.value) and "no SQL statement" in str(info.value)
+
+
 def test_file_changed_after_discovery_is_refused(make_migrations: MigrationsFactory) -> None:
     migration = only(make_migrations({"0001_a.sql": "SELECT 1;\n"}))
     Path(migration.location).write_text("SELECT 2;\n")

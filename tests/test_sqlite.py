@@ -78,6 +78,8 @@ def test_split_keeps_a_last_statement_without_semicolon() -> None:
 def test_split_empty_and_comment_only_scripts() -> None:
     assert split("") == []
     assert split("   \n-- nothing here\n/* nor here */\n") == []
+    assert split(";\n ; -- x\n;") == []
+    assert split("SELECT 1;;\nSELECT 2;") == [("SELECT 1;", 1), ("SELECT 2;", 2)]
 
 
 def test_split_statements_run_as_one_script(tmp_path: Path) -> None:

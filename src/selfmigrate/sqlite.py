@@ -75,7 +75,7 @@ def split_statements(script: SQLScript) -> list[Statement]:
     Quotes (``'…'``, ``"…"``, ``[…]``, `````…`````) and comments (``--``, ``/* */``) are
     understood, and a semicolon ends a statement only where
     :func:`sqlite3.complete_statement` agrees, so ``CREATE TRIGGER … BEGIN …; END;``
-    stays whole. Comment-only pieces are dropped; a last statement without a
+    stays whole. Comment-only pieces and lone semicolons are dropped; a last statement without a
     semicolon is kept.
     """
     text = script.text
@@ -107,7 +107,8 @@ def split_statements(script: SQLScript) -> list[Statement]:
             i = n if end == -1 else end + 1
             continue
         if c == ";" and sqlite3.complete_statement(text[start : i + 1]):
-            statements.append(_statement(text, first_code, i + 1, script.first_line))
+            if first_code != i:  # a lone ";" is an empty statement: nothing to run
+                statements.append(_statement(text, first_code, i + 1, script.first_line))
             start, first_code = i + 1, None
         i += 1
     if first_code is not None:
