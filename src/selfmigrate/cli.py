@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import typing as t
 from dataclasses import dataclass
@@ -528,6 +529,55 @@ def rehash(settings: Settings, version: int) -> None:
         click.echo(f"Migration {version} already has the checksum of its file ({new[:12]}…); nothing changed.")
     else:
         click.echo(f"Migration {version}: checksum {old[:12]}… replaced by {new[:12]}….")
+
+
+class FlaskCommandGroup(SelfMigrateGroup):
+    """The commands of :data:`cli` as a ``flask`` command group, set up from the app.
+
+    Its commands are looked up in :data:`cli` when used, so a command added to
+    :data:`cli` is a ``flask`` command too.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return cli.list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return cli.get_command(ctx, cmd_name)
+
+
+def flask_group(name: str) -> click.Group:
+    """A ``flask`` command group named ``name`` running the same commands.
+
+    The database, migrations, tracker table, lock timeout and out-of-order
+    setting come from the app's ``app.extensions["selfmigrate"]``, which
+    :func:`selfmigrate.apply` filled in. Registered by :func:`selfmigrate.apply`.
+    """
+    from flask import current_app
+    from flask.cli import with_appcontext
+
+    from .flask_ext import EXTENSION_KEY, FlaskState
+
+    @with_appcontext
+    @click.pass_context
+    def settings_from_app(ctx: click.Context) -> None:
+        state = current_app.extensions.get(EXTENSION_KEY)
+        if not isinstance(state, FlaskState):
+            raise ConfigError("The app has no selfmigrate settings; call selfmigrate.apply(app) in its factory.")
+        migrations = state.migrations
+        locations = (migrations,) if isinstance(migrations, (str, os.PathLike)) else tuple(migrations)
+        ctx.obj = Settings(
+            database=str(state.database),
+            migrations=locations,
+            table=state.table,
+            lock_timeout=state.lock_timeout,
+            allow_out_of_order=state.allow_out_of_order,
+        )
+
+    return FlaskCommandGroup(
+        name=name,
+        callback=settings_from_app,
+        help="Apply and manage selfmigrate migrations of this app's database (settings from the app's config).",
+    )
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -23,6 +23,9 @@ if t.TYPE_CHECKING:
 
 #: The key of :attr:`flask.Flask.extensions` that holds :class:`FlaskState`.
 EXTENSION_KEY = "selfmigrate"
+#: The default name of the ``flask`` command group (``SELFMIGRATE_CLI_GROUP``);
+#: Flask-Migrate's is ``db``.
+DEFAULT_CLI_GROUP = "selfmigrate"
 
 
 @dataclass
@@ -66,6 +69,7 @@ def apply(app: Flask) -> MigrationReport:
     config.setdefault("SELFMIGRATE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
     config.setdefault("SELFMIGRATE_ON_FAILURE", "raise")
     config.setdefault("SELFMIGRATE_ALLOW_OUT_OF_ORDER", False)
+    config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
     on_failure = config["SELFMIGRATE_ON_FAILURE"]
     if on_failure not in FAILURE_POLICIES:
         raise ConfigError(
@@ -79,6 +83,7 @@ def apply(app: Flask) -> MigrationReport:
         allow_out_of_order=bool(config["SELFMIGRATE_ALLOW_OUT_OF_ORDER"]),
     )
     app.extensions[EXTENSION_KEY] = state
+    _register_commands(app, config["SELFMIGRATE_CLI_GROUP"])
     state.report = migrate(
         state.database,
         state.migrations,
@@ -88,6 +93,20 @@ def apply(app: Flask) -> MigrationReport:
         on_failure=on_failure,
     )
     return state.report
+
+
+def _register_commands(app: Flask, name: str | None) -> None:
+    """Add the ``flask <name>`` command group (none when ``name`` is empty)."""
+    if not name:
+        return
+    if name in app.cli.commands:
+        raise ConfigError(
+            f"App {app.import_name!r} already has a command named {name!r}; set"
+            " SELFMIGRATE_CLI_GROUP to another name for selfmigrate's commands (or to None for none)."
+        )
+    from .cli import flask_group
+
+    app.cli.add_command(flask_group(name))
 
 
 def database_for(app: Flask) -> Path:
