@@ -424,8 +424,12 @@ def test_under_xdist_every_worker_gets_correct_private_databases(pytester: pytes
 # --- harmless when unused -------------------------------------------------------
 
 
-def test_importing_the_plugin_imports_no_flask() -> None:
-    code = "import sys, selfmigrate.pytest_plugin; print(sorted(m for m in sys.modules if m.split('.')[0] == 'flask'))"
+def test_importing_the_plugin_imports_no_flask_and_no_machinery() -> None:
+    code = (
+        "import sys, selfmigrate.pytest_plugin\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'flask'"
+        " or m in ('selfmigrate.fixtures', 'selfmigrate.runner', 'sqlite3')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -1,4 +1,4 @@
-"""The fixtures of the pytest plugin, and the template cache behind them.
+"""What the pytest plugin's fixtures are made of: the template cache, the factory.
 
 Migrating from scratch in every test is slow: at a hundred migrations it is most
 of a suite's time. So each distinct set of migrations (with its target version
@@ -18,8 +18,8 @@ template is built under a private name and renamed into place, so a worker sees
 either no template or a complete one (two workers may both build it; the
 contents are the same).
 
-:mod:`selfmigrate.pytest_plugin` registers these fixtures; this module is only
-imported by pytest.
+The fixtures themselves are in :mod:`selfmigrate.pytest_plugin`, which imports
+this module only when a test asks for one of them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import typing as t
 import uuid
 from dataclasses import dataclass
@@ -274,18 +273,14 @@ def _ini_location(value: str, base: Path) -> str:
     return value
 
 
-@pytest.fixture(scope="session")
-def selfmigrate_migrations(pytestconfig: pytest.Config) -> list[str]:
-    """Where the migrations for :func:`migrated_db` come from.
+def ini_migrations(config: pytest.Config) -> list[str]:
+    """The ``selfmigrate_migrations`` ini option, paths taken from the ini file's folder.
 
-    By default the ``selfmigrate_migrations`` ini option: package names or
-    directories (relative to the ini file), one a line. Override this fixture in
-    a ``conftest.py`` to use other migrations for the tests of that folder; it
-    may return a package name, a path, or a list of them.
+    Fails the test asking for it with what to set when it is missing.
     """
-    values = [v.strip() for v in pytestconfig.getini(MIGRATIONS_OPTION) if v.strip()]
+    values = [v.strip() for v in config.getini(MIGRATIONS_OPTION) if v.strip()]
     if not values:
-        where = pytestconfig.inipath or "pytest.ini, pyproject.toml or tox.ini"
+        where = config.inipath or "pytest.ini, pyproject.toml or tox.ini"
         pytest.fail(
             "selfmigrate does not know where the migrations are. Set the ini option"
             f" selfmigrate_migrations in {where} (a package such as myapp.migrations, or a"
@@ -293,67 +288,38 @@ def selfmigrate_migrations(pytestconfig: pytest.Config) -> list[str]:
             " returns it.",
             pytrace=False,
         )
-    base = _ini_base(pytestconfig)
+    base = _ini_base(config)
     return [_ini_location(v, base) for v in values]
 
 
-@pytest.fixture(scope="session")
-def selfmigrate_table(pytestconfig: pytest.Config) -> str:
-    """The tracker table of the test databases: the ``selfmigrate_table`` ini option.
-
-    Set it to what the app uses (``SELFMIGRATE_TABLE``), so that the app finds
-    nothing pending. Defaults to ``schema_migrations``.
-    """
-    value = t.cast(str, pytestconfig.getini(TABLE_OPTION)).strip()
+def ini_table(config: pytest.Config) -> str:
+    """The ``selfmigrate_table`` ini option, or the default tracker table."""
+    value = t.cast(str, config.getini(TABLE_OPTION)).strip()
     return value or DEFAULT_TABLE
 
 
-@pytest.fixture(scope="session")
-def selfmigrate_check_database(pytestconfig: pytest.Config) -> Path | None:
-    """The database the "applied migrations unchanged" check compares with.
-
-    By default the ``selfmigrate_check_database`` ini option (a path relative to
-    the ini file), or ``None``: the check is skipped. Override in conftest.py to
-    point at a copy of a production database.
-    """
-    value = t.cast(str, pytestconfig.getini(CHECK_DATABASE_OPTION)).strip()
+def ini_check_database(config: pytest.Config) -> Path | None:
+    """The ``selfmigrate_check_database`` ini option as a path, or ``None``."""
+    value = t.cast(str, config.getini(CHECK_DATABASE_OPTION)).strip()
     if not value:
         return None
-    return _ini_base(pytestconfig) / value
+    return _ini_base(config) / value
 
 
-@pytest.fixture(scope="session")
-def _selfmigrate_templates(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> TemplateCache:
-    """The session's template cache (shared by the xdist workers of one run)."""
+def session_cache(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> TemplateCache:
+    """A template cache for this session; the xdist workers of one run share its templates."""
     base = tmp_path_factory.getbasetemp()
     # An xdist worker's base is <run's base>/popen-gwN; its parent is the run's.
-    shared = base.parent if hasattr(pytestconfig, "workerinput") else base
+    shared = base.parent if hasattr(config, "workerinput") else base
     template_dir = shared / "selfmigrate-templates"
     template_dir.mkdir(exist_ok=True)
     copy_dir = tmp_path_factory.mktemp("selfmigrate-databases", numbered=False)
     return TemplateCache(template_dir, copy_dir)
 
 
-@pytest.fixture
-def migrated_db_factory(
-    request: pytest.FixtureRequest,
-    _selfmigrate_templates: TemplateCache,
-    selfmigrate_migrations: LocationSpec | Locations,
-    selfmigrate_table: str,
-) -> t.Iterator[MigratedDatabaseFactory]:
-    """A factory of migrated databases, for tests that need several or other migrations.
-
-    ``migrated_db_factory()`` returns the path of a new database migrated with
-    the ``selfmigrate_migrations``; ``migrated_db_factory("other.migrations",
-    to=3)`` one from other migrations, up to version 3. The files are removed
-    when the test ends.
-    """
-    locations = (
-        [selfmigrate_migrations] if isinstance(selfmigrate_migrations, (str, os.PathLike)) else selfmigrate_migrations
-    )
-    factory = MigratedDatabaseFactory(_selfmigrate_templates, locations, selfmigrate_table, request.node.name)
-    yield factory
-    factory.cleanup()
+def as_locations(value: LocationSpec | Locations) -> Locations:
+    """One location or several, as a sequence."""
+    return [value] if isinstance(value, (str, os.PathLike)) else value
 
 
 def marked_version(request: pytest.FixtureRequest) -> int | None:
@@ -374,31 +340,3 @@ def marked_version(request: pytest.FixtureRequest) -> int | None:
 def _call(args: tuple[object, ...], kwargs: t.Mapping[str, object]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     return f"({', '.join(parts)})"
-
-
-@pytest.fixture
-def migrated_db_path(request: pytest.FixtureRequest, migrated_db_factory: MigratedDatabaseFactory) -> Path:
-    """The path of a fully migrated database file, private to the test.
-
-    For apps that open the database themselves:
-    ``create_app({"DATABASE": migrated_db_path})``; ``selfmigrate.apply`` then
-    finds nothing pending. With ``@pytest.mark.migrate_to(N)`` the database is
-    migrated only up to version ``N``. Removed when the test ends.
-    """
-    return migrated_db_factory(to=marked_version(request))
-
-
-@pytest.fixture
-def migrated_db(migrated_db_path: Path) -> t.Iterator[sqlite3.Connection]:
-    """A :class:`sqlite3.Connection` to a fully migrated database, private to the test.
-
-    The database is :func:`migrated_db_path`'s (a test asking for both gets the
-    same one); ``@pytest.mark.migrate_to(N)`` stops it at version ``N``. The
-    connection is an ordinary ``sqlite3.connect(path)`` and is closed when the
-    test ends.
-    """
-    conn = sqlite3.connect(migrated_db_path)
-    try:
-        yield conn
-    finally:
-        conn.close()

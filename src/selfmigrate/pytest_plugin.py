@@ -3,35 +3,39 @@
 Registered through the ``pytest11`` entry point (named ``selfmigrate``; disable
 it with ``-p no:selfmigrate``), so installing selfmigrate is enough. It adds:
 
-- the fixtures ``migrated_db`` (a :class:`sqlite3.Connection`),
-  ``migrated_db_path`` (a file path) and ``migrated_db_factory``, and the
-  fixtures they read their settings from (see :mod:`selfmigrate.fixtures`);
+- the fixtures :func:`migrated_db` (a :class:`sqlite3.Connection`),
+  :func:`migrated_db_path` (a file path) and :func:`migrated_db_factory`, and
+  the fixtures they take their settings from: :func:`selfmigrate_migrations`,
+  :func:`selfmigrate_table`, :func:`selfmigrate_check_database`;
 - the ini options ``selfmigrate_migrations``, ``selfmigrate_table`` and
   ``selfmigrate_check_database``;
 - the marker ``@pytest.mark.migrate_to(version)``.
 
 Importing it is cheap and it does nothing — no file, no database — until a test
-asks for one of its fixtures. The optional migration checks are ready-made
-tests in :mod:`selfmigrate.pytest_checks`.
+asks for one of its fixtures: the machinery (:mod:`selfmigrate.fixtures`) is
+imported then. The optional migration checks are ready-made tests in
+:mod:`selfmigrate.pytest_checks`.
 """
 
 from __future__ import annotations
 
+import typing as t
+
 import pytest
 
-from .fixtures import (
-    CHECK_DATABASE_OPTION,
-    MARKER,
-    MIGRATIONS_OPTION,
-    TABLE_OPTION,
-)
-from .fixtures import _selfmigrate_templates as _selfmigrate_templates
-from .fixtures import migrated_db as migrated_db
-from .fixtures import migrated_db_factory as migrated_db_factory
-from .fixtures import migrated_db_path as migrated_db_path
-from .fixtures import selfmigrate_check_database as selfmigrate_check_database
-from .fixtures import selfmigrate_migrations as selfmigrate_migrations
-from .fixtures import selfmigrate_table as selfmigrate_table
+if t.TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+
+    from .fixtures import Locations, MigratedDatabaseFactory, TemplateCache
+    from .registry import LocationSpec
+
+# The names are repeated in selfmigrate.fixtures; importing it here would cost
+# every pytest run that has selfmigrate installed.
+MIGRATIONS_OPTION = "selfmigrate_migrations"
+TABLE_OPTION = "selfmigrate_table"
+CHECK_DATABASE_OPTION = "selfmigrate_check_database"
+MARKER = "migrate_to"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,3 +65,105 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(version): migrated_db and migrated_db_path are migrated only up to this version",
     )
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_migrations(pytestconfig: pytest.Config) -> list[str]:
+    """Where the migrations for :func:`migrated_db` come from.
+
+    By default the ``selfmigrate_migrations`` ini option: package names or
+    directories (relative to the ini file), one a line. Override this fixture in
+    a ``conftest.py`` to use other migrations for the tests of that folder; it
+    may return a package name, a path, or a list of them.
+    """
+    from .fixtures import ini_migrations
+
+    return ini_migrations(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_table(pytestconfig: pytest.Config) -> str:
+    """The tracker table of the test databases: the ``selfmigrate_table`` ini option.
+
+    Set it to what the app uses (``SELFMIGRATE_TABLE``), so that the app finds
+    nothing pending. Defaults to ``schema_migrations``.
+    """
+    from .fixtures import ini_table
+
+    return ini_table(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_check_database(pytestconfig: pytest.Config) -> Path | None:
+    """The database the "applied migrations unchanged" check compares with.
+
+    By default the ``selfmigrate_check_database`` ini option (a path relative to
+    the ini file), or ``None``: the check is skipped. Override in conftest.py to
+    point at a copy of a production database.
+    """
+    from .fixtures import ini_check_database
+
+    return ini_check_database(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def _selfmigrate_templates(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> TemplateCache:
+    """The session's template databases (shared by the xdist workers of one run)."""
+    from .fixtures import session_cache
+
+    return session_cache(tmp_path_factory, pytestconfig)
+
+
+@pytest.fixture
+def migrated_db_factory(
+    request: pytest.FixtureRequest,
+    _selfmigrate_templates: TemplateCache,
+    selfmigrate_migrations: LocationSpec | Locations,
+    selfmigrate_table: str,
+) -> t.Iterator[MigratedDatabaseFactory]:
+    """A factory of migrated databases, for tests that need several or other migrations.
+
+    ``migrated_db_factory()`` returns the path of a new database migrated with
+    the ``selfmigrate_migrations``; ``migrated_db_factory("other.migrations",
+    to=3)`` one from other migrations, up to version 3. The files are removed
+    when the test ends.
+    """
+    from .fixtures import MigratedDatabaseFactory, as_locations
+
+    factory = MigratedDatabaseFactory(
+        _selfmigrate_templates, as_locations(selfmigrate_migrations), selfmigrate_table, request.node.name
+    )
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def migrated_db_path(request: pytest.FixtureRequest, migrated_db_factory: MigratedDatabaseFactory) -> Path:
+    """The path of a fully migrated database file, private to the test.
+
+    For apps that open the database themselves:
+    ``create_app({"DATABASE": migrated_db_path})``; ``selfmigrate.apply`` then
+    finds nothing pending. With ``@pytest.mark.migrate_to(N)`` the database is
+    migrated only up to version ``N``. Removed when the test ends.
+    """
+    from .fixtures import marked_version
+
+    return migrated_db_factory(to=marked_version(request))
+
+
+@pytest.fixture
+def migrated_db(migrated_db_path: Path) -> t.Iterator[sqlite3.Connection]:
+    """A :class:`sqlite3.Connection` to a fully migrated database, private to the test.
+
+    The database is :func:`migrated_db_path`'s (a test asking for both gets the
+    same one); ``@pytest.mark.migrate_to(N)`` stops it at version ``N``. The
+    connection is an ordinary ``sqlite3.connect(path)`` and is closed when the
+    test ends.
+    """
+    import sqlite3
+
+    conn = sqlite3.connect(migrated_db_path)
+    try:
+        yield conn
+    finally:
+        conn.close()
