@@ -208,6 +208,9 @@ def test_process_killed_mid_migration_leaves_nothing_half_applied(tmp_path: Path
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
 
+    # selfmigrate is the first to open the database after the kill: it sees 0005 pending.
+    status = selfmigrate.Runner(database, migrations_dir).status()
+    assert [m.version for m in status.pending] == [5] and status.current_version == 4
     conn = sqlite3.connect(database)
     assert "\n".join(conn.iterdump()) == before  # the hot journal was rolled back
     conn.close()

@@ -205,6 +205,16 @@ def test_default_migrations_package(make_migrations: MigrationsFactory, tmp_path
     assert versions(tmp_path / "instance" / "app.sqlite") == [1, 2]
 
 
+def test_default_package_wins_over_folder(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
+    location = make_migrations(MIGRATIONS)
+    app = make_app(tmp_path, import_name=location.rsplit(".", 1)[0], DATABASE="app.sqlite")
+    (Path(app.root_path) / "migrations").mkdir()
+    (Path(app.root_path) / "migrations" / "0001_other.sql").write_text("CREATE TABLE other (x);")
+    selfmigrate.apply(app)
+    assert app.extensions[EXTENSION_KEY].migrations == location
+    assert "custom_sql_query" in columns(tmp_path / "instance" / "app.sqlite", "saved_search")
+
+
 def test_default_migrations_folder(tmp_path: Path) -> None:
     app = make_app(tmp_path, import_name="no_such_flask_app_xyz", DATABASE="app.sqlite")
     folder = Path(app.root_path) / "migrations"
