@@ -92,6 +92,12 @@ def run_round(tmp_path: Path, migrations: Path, round_no: int) -> tuple[Path, li
     work = tmp_path / f"round_{round_no}"
     work.mkdir()
     database = work / "app.sqlite"
+    if round_no % 2:
+        # Every other round the app has switched its (still empty) database to WAL,
+        # where readers never wait for the writer.
+        conn = sqlite3.connect(database)
+        assert conn.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+        conn.close()
     script = tmp_path / "worker.py"
     if not script.exists():
         script.write_text(WORKER)
@@ -152,6 +158,8 @@ def test_eight_processes_starting_at_once_apply_each_migration_exactly_once(
             assert conn.execute("SELECT count(*), sum(n) FROM item").fetchone() == (ROWS, expected_total)
             assert conn.execute("SELECT value FROM total").fetchall() == [(expected_total,)]
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            assert journal == ("wal" if round_no % 2 else "delete")
         finally:
             conn.close()
 
