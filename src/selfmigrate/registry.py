@@ -8,7 +8,6 @@ migration module.
 
 from __future__ import annotations
 
-import importlib.resources
 import importlib.util
 import os
 import re
@@ -93,6 +92,14 @@ def _directory(path: str) -> Location:
 
 
 def _package(name: str) -> Location:
+    folder = _package_folder(name)
+    if folder is not None:
+        return Location("package", name, folder)
+    # A package inside a zip file (or a namespace package): importlib.resources
+    # reads it. Imported here, not at the top: it is slow to import, and a
+    # package on disk does not need it.
+    import importlib.resources
+
     try:
         root = importlib.resources.files(name)
     except (ImportError, TypeError) as e:
@@ -108,6 +115,38 @@ def _package(name: str) -> Location:
             paths=[name],
         )
     return Location("package", name, root)
+
+
+def _package_folder(name: str) -> Path | None:
+    """The folder of a regular package on disk, or ``None`` (zip file, namespace package)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or not spec.submodule_search_locations:
+        return None
+    folders = list(spec.submodule_search_locations)
+    if len(folders) != 1 or not os.path.isdir(folders[0]):
+        return None
+    return Path(folders[0])
+
+
+def _candidates(root: Traversable) -> t.Iterator[Traversable]:
+    """The files of a location that are meant to be migrations (see :func:`is_candidate`).
+
+    On disk this lists the folder with :func:`os.scandir`, which knows each
+    entry's type without a ``stat`` call per file: at every start of an app with
+    a thousand migrations, that is a thousand system calls saved.
+    """
+    if isinstance(root, Path):
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if is_candidate(e.name) and e.is_file()]
+        for name in names:
+            yield root / name
+        return
+    for entry in root.iterdir():
+        if is_candidate(entry.name) and entry.is_file():
+            yield entry
 
 
 def is_candidate(filename: str) -> bool:
@@ -176,10 +215,8 @@ class MigrationRegistry:
         bad_names: list[str] = []
         for location in self.locations:
             package = location.name if location.kind == "package" else None
-            for entry in location.root.iterdir():
+            for entry in _candidates(location.root):
                 filename = entry.name
-                if not is_candidate(filename) or not entry.is_file():
-                    continue
                 where = str(entry)
                 match = NAME_PATTERN.fullmatch(filename)
                 if match is None:

@@ -8,10 +8,8 @@ and is never altered or dropped.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
-import socket
 import typing as t
 from dataclasses import dataclass
 
@@ -58,11 +56,15 @@ class AppliedMigration:
 
 def utc_now() -> str:
     """The current time, UTC, ISO 8601."""
+    import datetime as dt  # only when a row is written: not on the no-op start
+
     return dt.datetime.now(dt.UTC).isoformat()
 
 
 def who() -> str:
     """Who is applying: host name and process id."""
+    import socket  # only when a row is written: not on the no-op start
+
     return f"{socket.gethostname()} pid {os.getpid()}"
 
 
