@@ -67,13 +67,15 @@ def test_bad_names_are_listed_together(make_migrations: MigrationsFactory) -> No
             "0002-dash.sql": "SELECT 3;",
             "0003_has space.py": "def up(conn):\n    pass\n",
             "0004_.sql": "SELECT 4;",
+            "0005_upper.SQL": "SELECT 5;",
         },
         package=False,
     )
     with pytest.raises(DiscoveryError) as info:
         discover(location)
     message = str(info.value)
-    bad = [os.path.join(location, n) for n in ("0002-dash.sql", "0003_has space.py", "0004_.sql", "add_users.sql")]
+    names = ("0002-dash.sql", "0003_has space.py", "0004_.sql", "0005_upper.SQL", "add_users.sql")
+    bad = [os.path.join(location, n) for n in names]
     for path in bad:
         assert path in message
     assert "0001_ok.sql" not in message

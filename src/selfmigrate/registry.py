@@ -154,8 +154,10 @@ def is_candidate(filename: str) -> bool:
 
     ``.sql`` and ``.py`` files are, except those whose name starts with ``_``
     (templates, helpers, ``__init__.py``) or ``.`` (editor and system files).
+    The extension is compared without case, so that ``0003_x.SQL`` is reported
+    as a bad name rather than silently skipped.
     """
-    return filename.endswith((".sql", ".py")) and not filename.startswith(("_", "."))
+    return filename.lower().endswith((".sql", ".py")) and not filename.startswith(("_", "."))
 
 
 class MigrationRegistry:
