@@ -90,7 +90,14 @@ class SelfMigrateGroup(click.Group):
 pass_settings = click.make_pass_decorator(Settings)
 
 
-@click.group(cls=SelfMigrateGroup, help="Apply and manage selfmigrate migrations.")
+@click.group(
+    cls=SelfMigrateGroup,
+    help="Apply and manage selfmigrate migrations.",
+    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, or a confirmation"
+    " declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
+    " missing or interrupted migrations); 4 the write lock was not obtained in time; 5 a migration"
+    " failed (and was rolled back).",
+)
 @click.option(
     "--database",
     "-d",
@@ -131,7 +138,7 @@ def cli(
     ctx.obj = Settings(database=database, migrations=migrations, table=table, lock_timeout=lock_timeout)
 
 
-@cli.command()
+@cli.command(short_help="Write the next numbered migration from a template.")
 @click.argument("message")
 @click.option("--sql", is_flag=True, help="Write a .sql migration instead of a .py one.")
 @click.option("--edit", is_flag=True, help="Open the new file in $VISUAL or $EDITOR.")
@@ -149,7 +156,7 @@ def create(settings: Settings, message: str, sql: bool, edit: bool) -> None:
         click.edit(filename=str(path))
 
 
-@cli.command()
+@cli.command(short_help="Show each migration's state; exit code 0 when up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object (for monitoring).")
 @pass_settings
 @click.pass_context
@@ -264,7 +271,7 @@ def _sibling(ctx: click.Context, name: str) -> str:
     return f"{parent.command_path} {name}" if parent is not None else name
 
 
-@cli.command()
+@cli.command(short_help="Show what 'apply' would run, with its SQL; change nothing.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
 @pass_settings
 @click.pass_context
@@ -296,7 +303,7 @@ def _echo_plan(database: str, current: int | None, todo: t.Sequence[LoadedMigrat
             click.echo("    (Python: runs up(conn))")
 
 
-@cli.command("apply")
+@cli.command("apply", short_help="Apply pending migrations, as startup does.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
 @click.option("--dry-run", is_flag=True, help="Only show what would run (the same as 'plan').")
 @click.option(
@@ -331,7 +338,7 @@ def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_o
         click.echo(f"Nothing to apply: database {report.database} is at version {version}.")
 
 
-@cli.command()
+@cli.command(short_help="Undo the newest applied migrations by running their down.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Undo every migration newer than VERSION (0: all).")
 @click.option("--steps", type=int, metavar="N", help="Undo the N newest applied migrations (default: 1).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -363,7 +370,7 @@ def rollback(settings: Settings, target: int | None, steps: int | None, yes: boo
     click.echo(f"Database {database} is at version {version}.")
 
 
-@cli.command()
+@cli.command(short_help="Show what was applied, when and by whom, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the history as a JSON list.")
 @pass_settings
 def history(settings: Settings, as_json: bool) -> None:
@@ -462,7 +469,7 @@ def baseline_command(
     click.echo(f"Recorded {len(done.record)} migration(s); database {done.database} is at version {version}.")
 
 
-@cli.command("adopt")
+@cli.command("adopt", short_help="Import a home-made migration table's history.")
 @click.option("--legacy-table", metavar="NAME", help="The home-made migration table (default: the tracker's name).")
 @click.option("--rename-to", metavar="NAME", help="Its new name once moved aside (default: <legacy table>_legacy).")
 @click.option("--name-column", metavar="COLUMN", help="Its column naming migrations (default: found by content).")
@@ -515,7 +522,7 @@ def adopt_command(
     )
 
 
-@cli.command()
+@cli.command(short_help="Record the new checksum of a cosmetically edited migration.")
 @click.argument("version", type=int)
 @pass_settings
 def rehash(settings: Settings, version: int) -> None:
