@@ -88,7 +88,9 @@ def migrations_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def run_round(tmp_path: Path, migrations: Path, round_no: int) -> tuple[Path, list[dict[str, object]]]:
+def run_round(
+    tmp_path: Path, migrations: Path, round_no: int, *, expect_ok: bool = True
+) -> tuple[Path, list[dict[str, object]]]:
     work = tmp_path / f"round_{round_no}"
     work.mkdir()
     database = work / "app.sqlite"
@@ -126,7 +128,7 @@ def run_round(tmp_path: Path, migrations: Path, round_no: int) -> tuple[Path, li
                 p.wait()
     reports = []
     for p, (out, err) in zip(processes, outputs, strict=True):
-        assert p.returncode == 0, f"worker failed: {out}\n{err}"
+        assert p.returncode == (0 if expect_ok else 1), f"worker: {out}\n{err}"
         reports.append(json.loads(out))
     return database, reports
 
@@ -162,6 +164,26 @@ def test_eight_processes_starting_at_once_apply_each_migration_exactly_once(
             assert journal == ("wal" if round_no % 2 else "delete")
         finally:
             conn.close()
+
+
+def test_eight_processes_and_a_failing_migration(tmp_path: Path, migrations_dir: Path) -> None:
+    """Every worker reports the failure; what came before it is applied once; nothing of it stays."""
+    (migrations_dir / "0003_index.sql").write_text(
+        "CREATE INDEX item_n ON item (n);\nINSERT INTO once VALUES (3, 0);\nINSERT INTO nowhere VALUES (1);\n"
+    )
+    database, reports = run_round(tmp_path, migrations_dir, 0, expect_ok=False)
+    for report in reports:
+        error = str(report["error"])
+        assert error.startswith("MigrationError: Migration 0003_index failed")
+        assert "0003_index.sql, line 3" in error and "no such table: nowhere" in error
+    conn = sqlite3.connect(database)
+    try:
+        assert conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version, count(*) FROM once GROUP BY version").fetchall() == [(1, 1), (2, 1)]
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'item_n'").fetchall() == []
+        assert conn.execute("SELECT count(*) FROM item").fetchone() == (ROWS,)
+    finally:
+        conn.close()
 
 
 def t_list(value: object) -> list[int]:

@@ -502,3 +502,22 @@ def test_custom_tracker_table(make_migrations: MigrationsFactory, db_path: Path)
     assert tracker_versions(db_path, "my_history") == [1, 2]
     assert query(db_path, "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'") == []
     assert selfmigrate.migrate(db_path, location, table="my_history").applied == []
+
+
+def test_on_failure_log_covers_a_lock_timeout(
+    make_migrations: MigrationsFactory, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    location = make_migrations(BASE)
+    sqlite3.connect(db_path).close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with caplog.at_level(logging.ERROR, logger="selfmigrate"):
+            report = selfmigrate.migrate(db_path, location, lock_timeout=0.1, on_failure="log")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert isinstance(report.error, LockTimeout) and report.applied == []
+    assert report.current_version is None and report.pending == (1, 2)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert query(db_path, "SELECT name FROM sqlite_master") == []
