@@ -27,3 +27,9 @@ def app(database: Path) -> t.Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client for :func:`app`."""
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def selfmigrate_migrations() -> str:
+    """The migrations selfmigrate's ``migrated_db`` fixtures apply: the app's own."""
+    return "flask_app.migrations"
