@@ -182,13 +182,13 @@ def test_without_a_migrations_setting_the_error_says_what_to_set(pytester: pytes
     result.stdout.fnmatch_lines(["*selfmigrate does not know where the migrations are*selfmigrate_migrations*"])
 
 
-def test_ini_option_with_a_package_and_a_directory(pytester: pytest.Pytester, counter: Path) -> None:
+def test_pyproject_option_with_a_package_and_a_directory(pytester: pytest.Pytester, counter: Path) -> None:
     package = pytester.path / "shop" / "migrations"
     write_migrations(package, {"__init__.py": "", "0001_item.sql": ITEM})
     (pytester.path / "shop" / "__init__.py").write_text("")
     write_migrations(pytester.path / "extra", {"0002_price.sql": PRICE})
     pytester.syspathinsert()
-    pytester.makeini("[pytest]\nselfmigrate_migrations =\n    shop.migrations\n    ./extra\n")
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nselfmigrate_migrations = ["shop.migrations", "extra"]\n')
     pytester.makepyfile(
         """
         def test_merged(migrated_db):

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from flask_app import create_app
 
+from selfmigrate.checks import read_schema
+from selfmigrate.fixtures import MigratedDatabaseFactory
+
 
 def test_the_app_starts_on_a_migrated_database_without_migrating(migrated_db_path: Path) -> None:
     app = create_app({"TESTING": True, "DATABASE": str(migrated_db_path)})
@@ -57,3 +60,11 @@ def test_version_2_moves_pasted_sql_into_its_own_column(
         ("plain", "big orders", None),
         ("pasted", "  select * from orders where total > 100", "  select * from orders where total > 100"),
     ]
+
+
+def test_an_upgraded_database_has_the_schema_of_a_new_one(migrated_db_factory: MigratedDatabaseFactory) -> None:
+    upgraded, new = migrated_db_factory(to=1), migrated_db_factory()
+
+    create_app({"TESTING": True, "DATABASE": str(upgraded)})  # migrates 1 -> 2 at startup
+
+    assert read_schema(upgraded) == read_schema(new)
