@@ -203,6 +203,29 @@ class TestStatus:
         assert "Up to date." in done.stdout
 
 
+    def test_interrupted_migration(self, face: Face) -> None:
+        with sqlite3.connect(face.db) as conn:
+            conn.execute("UPDATE schema_migrations SET state = 'started' WHERE version = 3")
+        conn.close()
+        before = face.db.read_bytes()
+        result = face("status", "--json")
+        assert result.exit_code == 3
+        assert json.loads(result.stdout)["migrations"][2]["state"] == "interrupted"
+        result = face("verify")
+        assert result.exit_code == 3 and "resolve 3 --done" in result.stdout
+        result = face("rollback", "--yes")
+        assert result.exit_code == 3 and "interrupted" in result.stderr
+        assert face.db.read_bytes() == before
+
+    def test_foreign_tracker_points_to_adopt(self, python_face: Face) -> None:
+        with sqlite3.connect(python_face.db) as conn:
+            conn.execute("CREATE TABLE schema_migrations (filename TEXT, applied_on TEXT)")
+        conn.close()
+        result = python_face("status")
+        assert result.exit_code == 2
+        assert "selfmigrate adopt" in result.stderr
+
+
 class TestPlan:
     def test_shows_sql_and_changes_nothing(self, face: Face) -> None:
         write(face.migrations, NEWER)
@@ -259,6 +282,26 @@ class TestApply:
         result = python_face("apply")
         assert result.exit_code == 0, result.output
         assert [v for v, _ in tracker(python_face.db)] == [1, 2, 3]
+
+    def test_lock_timeout(self, face: Face) -> None:
+        write(face.migrations, NEWER)
+        holder = sqlite3.connect(face.db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            if face.kind == "python":
+                result = CliRunner().invoke(
+                    cli, ["-d", str(face.db), "-m", str(face.migrations), "--lock-timeout", "0.1", "apply"]
+                )
+            else:
+                assert face.app is not None
+                face.app.extensions["selfmigrate"].lock_timeout = 0.1
+                result = face("apply")
+        finally:
+            holder.rollback()
+            holder.close()
+        assert result.exit_code == 4, result.output
+        assert "Timed out" in result.stderr and "write lock" in result.stderr
+        assert [v for v, _ in tracker(face.db)] == [1, 2, 3]
 
     def test_failing_migration(self, face: Face) -> None:
         write(face.migrations, {"0004_broken.sql": "CREATE TABLE ok (x);\nINSERT INTO nowhere VALUES (1);\n"})
