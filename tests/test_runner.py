@@ -521,3 +521,26 @@ def test_on_failure_log_covers_a_lock_timeout(
     assert report.current_version is None and report.pending == (1, 2)
     assert [r.levelno for r in caplog.records] == [logging.ERROR]
     assert query(db_path, "SELECT name FROM sqlite_master") == []
+
+
+def test_a_migration_that_changes_row_or_text_factory_does_not_break_the_tracker(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    location = make_migrations(
+        {
+            "0001_dicts.py": """
+                def up(conn):
+                    conn.row_factory = lambda cursor, row: {d[0]: v for d, v in zip(cursor.description, row)}
+                    conn.execute("CREATE TABLE a (x)")
+            """,
+            "0002_bytes.py": """
+                def up(conn):
+                    conn.text_factory = bytes
+                    conn.execute("CREATE TABLE b (x)")
+            """,
+            "0003_after.sql": "CREATE TABLE c (x);",
+        }
+    )
+    report = selfmigrate.migrate(db_path, location)
+    assert [r.version for r in report.applied] == [1, 2, 3]
+    assert tracker_versions(db_path) == [1, 2, 3]

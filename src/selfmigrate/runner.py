@@ -309,6 +309,7 @@ class Runner:
     def _run_down(self, conn: sqlite3.Connection, body: LoadedMigration, status: Status) -> None:
         migration = body.migration
         denied: list[str] = []
+        factories = (conn.row_factory, conn.text_factory)  # restored for the tracker, as in _run_up
         self.backend.guard_transaction(conn, denied)
         try:
             if body.down_sql is not None:
@@ -332,6 +333,7 @@ class Runner:
             ) from cause
         finally:
             self.backend.unguard(conn)
+            conn.row_factory, conn.text_factory = factories
         if denied:
             raise MigrationError(
                 f"Rolling back migration {migration.id} tried to {denied[0] or 'end'} the transaction"
@@ -436,6 +438,9 @@ class Runner:
 
     def _run_up(self, conn: sqlite3.Connection, body: LoadedMigration, report: MigrationReport, status: Status) -> None:
         denied: list[str] = []
+        # A migration may change how the connection hands back rows; the tracker reads
+        # through the same connection right after it, so the defaults come back.
+        factories = (conn.row_factory, conn.text_factory)
         self.backend.guard_transaction(conn, denied)
         try:
             if body.up_sql is not None:
@@ -449,6 +454,7 @@ class Runner:
             raise _failure(body.migration, e, denied, status, self.backend.describe()) from cause
         finally:
             self.backend.unguard(conn)
+            conn.row_factory, conn.text_factory = factories
         if denied:
             # The migration caught the refusal of its COMMIT/BEGIN and carried on: what it
             # meant to do did not happen as written, so it must not be recorded as applied.
