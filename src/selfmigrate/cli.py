@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import click
 
-from .create import create as create_migration
 from .errors import ConfigError, SelfMigrateError
 from .registry import LocationSpec
 from .tracker import APPLIED as APPLIED_STATE
@@ -135,6 +134,7 @@ pass_settings = click.make_pass_decorator(Settings)
 def cli(
     ctx: click.Context, database: str | None, migrations: tuple[str, ...], table: str, lock_timeout: float
 ) -> None:
+    """The ``python -m selfmigrate`` group: settings from options and the environment."""
     ctx.obj = Settings(database=database, migrations=migrations, table=table, lock_timeout=lock_timeout)
 
 
@@ -149,6 +149,8 @@ def create(settings: Settings, message: str, sql: bool, edit: bool) -> None:
     It goes into the (first) migrations location, by default ./migrations.
     Prints the new file's path.
     """
+    from .create import create as create_migration
+
     location = settings.migrations[0] if settings.migrations else DEFAULT_MIGRATIONS_DIR
     path = create_migration(location, message, sql=sql)
     click.echo(str(path))
@@ -163,8 +165,9 @@ def create(settings: Settings, message: str, sql: bool, edit: bool) -> None:
 def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
     """Show each migration's state and whether the database is up to date.
 
-    States: applied (with date and duration), pending, missing (applied but its
-    file is not in the code), edited (its file changed since it was applied),
+    States: applied (with date and duration), pending, out-of-order (pending
+    but older than the newest applied one), missing (applied but its file is
+    not in the code), edited (its file changed since it was applied),
     interrupted (a non-transactional migration that never finished).
 
     Exit code: 0 up to date, 1 migrations pending, 2 bad input or
