@@ -544,3 +544,20 @@ def test_a_migration_that_changes_row_or_text_factory_does_not_break_the_tracker
     report = selfmigrate.migrate(db_path, location)
     assert [r.version for r in report.applied] == [1, 2, 3]
     assert tracker_versions(db_path) == [1, 2, 3]
+
+
+def test_long_reader_blocking_the_commit_is_a_lock_timeout(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    location = make_migrations(BASE)
+    selfmigrate.migrate(db_path, location, target=1)
+    before = dump(db_path)
+    reader = sqlite3.connect(db_path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM item").fetchall()
+    try:
+        with pytest.raises(LockTimeout, match=str(db_path)):
+            selfmigrate.migrate(db_path, location, lock_timeout=0.1)
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    assert dump(db_path) == before
+    assert [r.version for r in selfmigrate.migrate(db_path, location).applied] == [2]

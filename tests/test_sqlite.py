@@ -221,3 +221,42 @@ def test_guard_refuses_transaction_control_until_lifted(tmp_path: Path) -> None:
         assert not conn.in_transaction
     finally:
         conn.close()
+
+
+def test_commit_blocked_by_a_long_reader_is_a_lock_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    backend = SQLiteBackend(path, lock_timeout=0.1)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("CREATE TABLE t (x)")
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM t").fetchall()  # a read transaction left open
+    conn = backend.connect()
+    try:
+        backend.begin_locked(conn)  # a writer may start beside readers...
+        conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(LockTimeout) as info:
+            backend.commit(conn)  # ...but not commit while they read
+        assert str(path) in str(info.value) and "readers" in str(info.value)
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        backend.rollback(conn)
+    finally:
+        conn.close()
+        reader.execute("COMMIT")
+        reader.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    check.close()
+
+
+def test_connect_while_another_process_holds_the_database_exclusively(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(LockTimeout) as info:  # not "is it a SQLite file? restore a backup"
+            SQLiteBackend(path, lock_timeout=0.1).connect()
+        assert str(path) in str(info.value) and "SELFMIGRATE_LOCK_TIMEOUT" in str(info.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -120,6 +120,12 @@ def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
     return Statement(text[begin:end].strip(), first_line + text.count("\n", 0, begin))
 
 
+def _is_busy(error: sqlite3.Error) -> bool:
+    """Whether ``error`` means another connection held a lock past the busy timeout."""
+    name = getattr(error, "sqlite_errorname", "")
+    return name in ("SQLITE_BUSY", "SQLITE_LOCKED") or (not name and "locked" in str(error))
+
+
 class SQLiteBackend:
     """Talks to one SQLite database file.
 
@@ -180,10 +186,18 @@ class SQLiteBackend:
             )
         except sqlite3.Error as e:
             raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
+        started = time.monotonic()
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as e:
             conn.close()
+            if _is_busy(e):
+                raise LockTimeout(
+                    f"Timed out after {time.monotonic() - started:.1f} s waiting to read database"
+                    f" {path} (lock timeout {self.lock_timeout:g} s): another process holds it"
+                    " exclusively, usually while it writes a large migration. Raise the lock"
+                    " timeout (SELFMIGRATE_LOCK_TIMEOUT) or find the process that holds it."
+                ) from e
             raise DatabaseError(
                 f"Cannot read database {path}: {e}. Is it a SQLite database file?"
                 " Restore it from a backup if it is corrupt."
@@ -201,7 +215,7 @@ class SQLiteBackend:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if getattr(e, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED") and "locked" not in str(e):
+            if not _is_busy(e):
                 raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
             waited = time.monotonic() - started
             raise LockTimeout(
@@ -213,8 +227,25 @@ class SQLiteBackend:
             ) from e
 
     def commit(self, conn: sqlite3.Connection) -> None:
-        """Commit the current transaction."""
-        conn.execute("COMMIT")
+        """Commit the current transaction.
+
+        :raises LockTimeout: other connections kept reading the database for
+            longer than :attr:`lock_timeout`, so the commit could not finish; the
+            transaction is still open and the caller rolls it back.
+        """
+        started = time.monotonic()
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e):
+                raise
+            raise LockTimeout(
+                f"Timed out after {time.monotonic() - started:.1f} s committing to database"
+                f" {self.path} (lock timeout {self.lock_timeout:g} s): other connections kept"
+                " reading it, and a commit must wait for readers to finish. Nothing of this"
+                " transaction was committed. Raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT), or end the"
+                " long read transactions (WAL mode lets readers and a writer overlap)."
+            ) from e
 
     def rollback(self, conn: sqlite3.Connection) -> None:
         """Roll back the current transaction, if one is open."""
