@@ -173,6 +173,15 @@ def test_bad_input_changes_nothing(folder: Path, db_path: Path) -> None:
     assert len(dump(db_path, "homemade_history")) == 2
 
 
+def test_empty_legacy_table(folder: Path, db_path: Path) -> None:
+    build_legacy(db_path, rows=[])
+    result = run(db_path, folder, "adopt", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Adopted 0 migration(s)" in result.stdout
+    assert "Pending after adoption: 0001_create_items, 0002_add_price, 0003_add_index." in result.stdout
+    assert "schema_migrations_legacy" in tables(db_path) and tracker(db_path) == []
+
+
 def test_nothing_to_adopt(folder: Path, db_path: Path) -> None:
     selfmigrate.migrate(db_path, folder)
     before = db_path.read_bytes()

@@ -344,12 +344,14 @@ def _name_column(
     if given is not None:
         if given not in columns:
             raise ConfigError(f"Table {table} has no column {given}; its columns: {', '.join(columns)}.")
-        if not names_migrations(given):
+        if rows and not names_migrations(given):
             raise ConfigError(
                 f"Column {given} of {table} does not name migrations in every row (expected"
                 " 0007_add_x.sql, 0007_add_x or 7). Choose another with --name-column."
             )
         return given
+    if not rows:  # an empty history: any column will do, nothing is imported
+        return next((c for c in columns if any(h in c.lower() for h in _NAME_HINTS)), columns[0])
     candidates = [c for c in columns if names_migrations(c)]
     if not candidates:
         raise ConfigError(
