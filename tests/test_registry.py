@@ -195,3 +195,20 @@ def test_discovery_result_is_kept(make_migrations: MigrationsFactory) -> None:
     (Path(location) / "0002_b.sql").write_text("SELECT 2;")
     assert registry.migrations is first
     assert ids(MigrationRegistry(location)) == ["0001_a", "0002_b"]
+
+
+def test_migrations_folder_without_init_is_found_as_a_namespace_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forgotten migrations/__init__.py must not make the migrations vanish."""
+    package = tmp_path / "nsapp_xyz"
+    (package / "migrations").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "migrations" / "0001_a.sql").write_text("SELECT 1;")
+    (package / "migrations" / "0002_b.py").write_text("def up(conn):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = MigrationRegistry("nsapp_xyz.migrations")
+    assert ids(registry) == ["0001_a", "0002_b"]
+    assert registry.migrations[0].location == str(package / "migrations" / "0001_a.sql")
+    for module in [m for m in sys.modules if m.startswith("nsapp_xyz")]:
+        monkeypatch.delitem(sys.modules, module)
