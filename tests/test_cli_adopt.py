@@ -173,6 +173,21 @@ def test_bad_input_changes_nothing(folder: Path, db_path: Path) -> None:
     assert len(dump(db_path, "homemade_history")) == 2
 
 
+def test_a_failure_half_way_is_undone(folder: Path, db_path: Path) -> None:
+    """The tracker cannot be created (a view has its name) after the legacy table was renamed."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE migration_log (filename TEXT, applied_on TEXT)")
+        conn.execute("INSERT INTO migration_log VALUES ('0001_create_items.sql', '2024-01-05 10:00:00')")
+        conn.execute("CREATE VIEW schema_migrations AS SELECT 1 AS one")
+    conn.close()
+    before = db_path.read_bytes()
+    result = run(db_path, folder, "adopt", "--legacy-table", "migration_log", "--yes")
+    assert result.exit_code == 2
+    assert "Nothing was changed" in result.stderr and "Traceback" not in result.output
+    assert db_path.read_bytes() == before
+    assert dump(db_path, "migration_log") == [("0001_create_items.sql", "2024-01-05 10:00:00")]
+
+
 def test_empty_legacy_table(folder: Path, db_path: Path) -> None:
     build_legacy(db_path, rows=[])
     result = run(db_path, folder, "adopt", "--yes")

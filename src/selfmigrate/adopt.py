@@ -17,15 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import sqlite3
 import typing as t
 from dataclasses import dataclass
 
-from .errors import ConfigError, StateError
+from .errors import ConfigError, DatabaseError, StateError
 from .tracker import COLUMNS, utc_now, who
 
 if t.TYPE_CHECKING:
-    import sqlite3
-
     from .migration import Migration
     from .runner import Runner
 
@@ -122,6 +121,11 @@ def baseline(runner: Runner, version: int, *, force: bool = False) -> BaselinePl
             for migration in plan.record:
                 runner.tracker.record(conn, migration, 0.0, applied_at=now, applied_by=by)
             runner.backend.commit(conn)
+        except sqlite3.Error as e:
+            runner.backend.rollback(conn)
+            raise DatabaseError(
+                f"Recording the baseline in database {runner.backend.describe()} failed: {e}. Nothing was recorded."
+            ) from e
         except BaseException:
             runner.backend.rollback(conn)
             raise
@@ -218,6 +222,12 @@ def adopt(
             for entry in plan.entries:
                 runner.tracker.record(conn, entry.migration, 0.0, applied_at=entry.applied_at, applied_by=by)
             runner.backend.commit(conn)
+        except sqlite3.Error as e:
+            runner.backend.rollback(conn)
+            raise DatabaseError(
+                f"Adopting the history of database {runner.backend.describe()} failed: {e}."
+                " Nothing was changed: the legacy table is as it was."
+            ) from e
         except BaseException:
             runner.backend.rollback(conn)
             raise
