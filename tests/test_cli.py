@@ -173,6 +173,14 @@ class TestStatus:
         assert states == [(1, "applied"), (2, "applied"), (3, "applied"), (4, "pending"), (5, "pending")]
         assert document["migrations"][0]["applied_at"].endswith("+00:00")
 
+    def test_json_error(self, python_face: Face) -> None:
+        result = python_face("status", "--json")
+        assert result.exit_code == 2
+        document = json.loads(result.stdout)
+        assert document["state"] == "error" and "does not exist" in document["error"]
+        assert "does not exist" in result.stderr
+        assert not python_face.db.exists()
+
     def test_missing_file_is_a_problem(self, face: Face) -> None:
         (face.migrations / "0003_add_index.py").unlink()
         result = face("status", "--json")

@@ -172,10 +172,16 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
 
     Exit code: 0 up to date, 1 migrations pending, 2 bad input or
     configuration, 3 a problem that needs a person (edited, out-of-order,
-    missing or interrupted migrations). Never creates a database.
+    missing or interrupted migrations). Never creates a database. With
+    --json, an error is also printed as {"state": "error", "error": "..."}.
     """
-    runner = settings.runner()
-    result = runner.status()
+    try:
+        runner = settings.runner()
+        result = runner.status()
+    except SelfMigrateError as e:
+        if as_json:  # a monitoring script still gets a JSON object to read
+            click.echo(json.dumps({"database": settings.database, "state": "error", "error": str(e)}, indent=2))
+        raise
     code = status_exit_code(result)
     if as_json:
         document = status_document(result, runner.backend.describe())
