@@ -23,6 +23,12 @@ if t.TYPE_CHECKING:
 
 #: The line that separates the up script from the down script in a ``.sql`` file.
 DOWN_MARKER = "-- migrate:down"
+#: A comment line among the first lines of a ``.sql`` file (before its first
+#: statement) that makes the migration run outside a transaction.
+NO_TRANSACTION_MARKER = "-- migrate:no-transaction"
+#: The module attribute that makes a ``.py`` migration run outside a transaction
+#: when it is ``False``.
+TRANSACTIONAL_ATTRIBUTE = "transactional"
 
 Kind = t.Literal["sql", "py"]
 MigrationFunction = t.Callable[[sqlite3.Connection], object]
@@ -149,6 +155,10 @@ class LoadedMigration:
     up_function: MigrationFunction | None = None
     #: For ``.py`` files: the module's ``down``, if it has one.
     down_function: MigrationFunction | None = None
+    #: ``False`` for a migration that runs outside a transaction (``VACUUM``,
+    #: ``PRAGMA journal_mode``, a table rebuild with ``PRAGMA foreign_keys=OFF``):
+    #: a ``-- migrate:no-transaction`` header line, or ``transactional = False``.
+    transactional: bool = True
 
     @property
     def has_down(self) -> bool:
@@ -158,12 +168,13 @@ class LoadedMigration:
 
 def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     lines = text.splitlines(keepends=True)
-    loaded = LoadedMigration(migration, up_sql=SQLScript(text, 1))
+    transactional = not _has_header(lines, NO_TRANSACTION_MARKER)
+    loaded = LoadedMigration(migration, up_sql=SQLScript(text, 1), transactional=transactional)
     for index, line in enumerate(lines):
         if line.strip().lower() == DOWN_MARKER:
             up = SQLScript("".join(lines[:index]), 1)
             down = SQLScript("".join(lines[index + 1 :]), index + 2)
-            loaded = LoadedMigration(migration, up_sql=up, down_sql=down)
+            loaded = LoadedMigration(migration, up_sql=up, down_sql=down, transactional=transactional)
             break
     assert loaded.up_sql is not None
     if not _has_statement(loaded.up_sql):
@@ -176,6 +187,17 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
             paths=[migration.location],
         )
     return loaded
+
+
+def _has_header(lines: list[str], marker: str) -> bool:
+    """Whether ``marker`` is a line of the comment header (the lines before the first statement)."""
+    for line in lines:
+        stripped = line.strip()
+        if stripped.lower() == marker:
+            return True
+        if stripped and not stripped.startswith("--"):
+            return False
+    return False
 
 
 def _has_statement(script: SQLScript) -> bool:
@@ -218,7 +240,14 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
             " Define 'def down(conn):' or remove the name.",
             paths=[location],
         )
-    return LoadedMigration(migration, up_function=up, down_function=down)
+    transactional = getattr(module, TRANSACTIONAL_ATTRIBUTE, True)
+    if not isinstance(transactional, bool):
+        raise DiscoveryError(
+            f"Migration file {location} sets '{TRANSACTIONAL_ATTRIBUTE} = {transactional!r}'; it must be"
+            " True or False.",
+            paths=[location],
+        )
+    return LoadedMigration(migration, up_function=up, down_function=down, transactional=transactional)
 
 
 def line_in(error: BaseException, filename: str) -> int | None:

@@ -8,6 +8,7 @@ statement by statement, describe a table.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import time
@@ -21,6 +22,8 @@ if t.TYPE_CHECKING:
     from .migration import SQLScript
 
 _URL_PREFIX = "sqlite:///"
+#: Appended to the database's file name to name its migration lock file.
+LOCK_SUFFIX = "-selfmigrate.lock"
 # sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
 _SQLITE_TRANSACTION = 22
 
@@ -291,3 +294,124 @@ class SQLiteBackend:
     def unguard(self, conn: sqlite3.Connection) -> None:
         """Lift :meth:`guard_transaction`."""
         conn.set_authorizer(None)
+
+    def migration_lock(self) -> MigrationLock:
+        """The lock that serialises migrations which run outside a transaction.
+
+        A file beside the database (``app.sqlite-selfmigrate.lock``) held with
+        :func:`fcntl.flock`: the kernel releases it when its process ends, however
+        it ends, so it never goes stale the way a row in a table would.
+        """
+        return MigrationLock(Path(str(self.path) + LOCK_SUFFIX), self.path)
+
+    def check_idle(self, conn: sqlite3.Connection, wait: float = 0.5) -> None:
+        """Raise :class:`LockTimeout` if another process is reading or writing the database.
+
+        Takes ``BEGIN EXCLUSIVE`` on ``conn`` for a moment (waiting at most
+        ``wait`` seconds) and releases it. A process that merely keeps the file
+        open without a transaction is not seen; stop the app before restoring.
+        """
+        conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError as e:
+            raise LockTimeout(
+                f"Database {self.path} is in use by another process ({e}). Stop the app (every"
+                " worker and container using it) and try again."
+            ) from e
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+        conn.execute("ROLLBACK")
+
+
+class MigrationLock:
+    """An exclusive :func:`fcntl.flock` on a lock file beside the database.
+
+    Held by one process (one open file) at a time; released by :meth:`release`,
+    by leaving the ``with`` block, or by the kernel when the process dies.
+
+    :param path: the lock file; created (empty) if missing.
+    :param database: the database it guards, for messages.
+    """
+
+    def __init__(self, path: Path, database: Path) -> None:
+        self.path = path
+        self.database = database
+        self._fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"MigrationLock({str(self.path)!r})"
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds for its holder to finish.
+
+        :raises LockTimeout: another process held it for the whole wait.
+        :raises DatabaseError: the lock file cannot be created (a read-only folder).
+        """
+        if self._fd is not None:
+            return
+        fd = self._open()
+        started = time.monotonic()
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                if waited >= timeout:
+                    os.close(fd)
+                    raise LockTimeout(
+                        f"Timed out after {waited:.1f} s waiting for the migration lock {self.path}"
+                        f" of database {self.database} (lock timeout {timeout:g} s). Another process"
+                        " is running a migration outside a transaction; wait for it to finish, or"
+                        " raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT)."
+                    ) from None
+                time.sleep(min(delay, max(timeout - waited, 0.001)))
+                delay = min(delay * 2, 0.1)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            return
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, without waiting; return whether it was taken."""
+        try:
+            self.acquire(0)
+        except LockTimeout:
+            return False
+        return True
+
+    def release(self) -> None:
+        """Release the lock (closing the file releases it)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> MigrationLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _open(self) -> int:
+        # The lock file gets the database's permission bits (never world-writable),
+        # so every user that may migrate the database may take the lock.
+        try:
+            mode = self.database.stat().st_mode & 0o660 or 0o600
+        except OSError:
+            mode = 0o600
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
+        except OSError as e:
+            raise DatabaseError(
+                f"Cannot open the migration lock file {self.path} of database {self.database}: {e}."
+                " The database's folder must be writable by the app (SQLite needs that too, for"
+                " its journal)."
+            ) from e
