@@ -167,6 +167,10 @@ def test_location_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert resolve_location("./migrations").kind == "directory"
     assert resolve_location(tmp_path / "migrations").kind == "directory"
     assert resolve_location("selfmigrate.templates").kind == "package"
+    # Also when the working directory is on sys.path, where the folder is a namespace package too.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve_location("migrations").kind == "directory"
+    assert resolve_location("migrations").root == Path("migrations")
 
 
 def test_discovery_imports_no_migration_module(make_migrations: MigrationsFactory, tmp_path: Path) -> None:

@@ -65,10 +65,14 @@ def resolve_location(spec: LocationSpec) -> Location:
     looks_like_path = "/" in spec or os.sep in spec or spec.startswith(".")
     if not looks_like_path and all(part.isidentifier() for part in spec.split(".")):
         try:
-            found = importlib.util.find_spec(spec) is not None
+            found = importlib.util.find_spec(spec)
         except (ImportError, ValueError):
-            found = False
-        if found:
+            found = None
+        # With the working directory on sys.path (python -m, python -c), a plain folder
+        # there is also a namespace package, which would merge every same-named folder
+        # on sys.path: read it as the folder it is.
+        namespace_in_cwd = found is not None and found.origin is None and os.path.isdir(spec)
+        if found is not None and not namespace_in_cwd:
             return _package(spec)
     if os.path.isdir(spec) or looks_like_path:
         return _directory(spec)
