@@ -561,3 +561,38 @@ def test_long_reader_blocking_the_commit_is_a_lock_timeout(make_migrations: Migr
         reader.close()
     assert dump(db_path) == before
     assert [r.version for r in selfmigrate.migrate(db_path, location).applied] == [2]
+
+
+def test_sql_with_a_trigger_and_semicolons_in_strings_and_comments(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    location = make_migrations(
+        {
+            "0001_audit.sql": """
+                -- an audit log; kept by a trigger
+                CREATE TABLE note (body TEXT);
+                CREATE TABLE audit (what TEXT);
+                /* the trigger body has its own semicolons; it must stay one statement */
+                CREATE TRIGGER note_audit AFTER INSERT ON note BEGIN
+                    INSERT INTO audit VALUES ('added: ' || new.body || ';');
+                END;
+                INSERT INTO note VALUES ('a;b -- not a comment');
+                INSERT INTO note VALUES ('it''s /* not a comment */');
+            """
+        }
+    )
+    selfmigrate.migrate(db_path, location)
+    assert query(db_path, "SELECT what FROM audit") == [
+        ("added: a;b -- not a comment;",),
+        ("added: it's /* not a comment */;",),
+    ]
+
+
+def test_crlf_sql_file_reports_the_right_line(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    location = make_migrations({"0001_ok.sql": "CREATE TABLE t (x);"})
+    path = folder_of(location) / "0002_crlf.sql"
+    path.write_bytes(b"-- windows\r\nINSERT INTO t VALUES (1);\r\n\r\nINSERT INTO nope VALUES (2);\r\n")
+    with pytest.raises(MigrationError) as info:
+        selfmigrate.migrate(db_path, location)
+    assert info.value.line == 4 and info.value.statement == "INSERT INTO nope VALUES (2);"
+    assert query(db_path, "SELECT count(*) FROM t") == [(0,)]
