@@ -662,6 +662,11 @@ class TestFlaskGroup:
         for name in cli.commands:
             assert name in result.stdout
 
+    def test_shares_the_command_table(self, flask_face: Face) -> None:
+        """A command added to the python -m group (backups, resolve) is a flask command too."""
+        assert flask_face.app is not None
+        assert flask_face.app.cli.commands["selfmigrate"].commands is cli.commands  # type: ignore[attr-defined]
+
     def test_group_name_is_configurable(self, folder: Path, db_path: Path) -> None:
         face = Face("flask", db_path, folder)
         app = face.start_app(SELFMIGRATE_CLI_GROUP="migrations")

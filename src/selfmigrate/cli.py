@@ -550,15 +550,13 @@ def rehash(settings: Settings, version: int) -> None:
 class FlaskCommandGroup(SelfMigrateGroup):
     """The commands of :data:`cli` as a ``flask`` command group, set up from the app.
 
-    Its commands are looked up in :data:`cli` when used, so a command added to
-    :data:`cli` is a ``flask`` command too.
+    It shares :data:`cli`'s table of commands (the same dict), so a command added
+    to :data:`cli` is a ``flask`` command too.
     """
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return cli.list_commands(ctx)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return cli.get_command(ctx, cmd_name)
+    def __init__(self, name: str, **attrs: t.Any) -> None:
+        super().__init__(name, **attrs)
+        self.commands = cli.commands
 
 
 def flask_group(name: str) -> click.Group:
