@@ -252,7 +252,7 @@ class Runner:
                     f"Target version {target} is not the version of any migration. Give an applied"
                     " version to roll back to, or 0 to roll back everything."
                 )
-            if status.current_version is None or target > status.current_version:
+            if target > (status.current_version or 0):
                 raise ConfigError(
                     f"Target version {target} is not below database {database}'s current version"
                     f" {_version(status.current_version)}; rolling back never goes forward. Use 'apply --to {target}'."
