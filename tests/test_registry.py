@@ -216,3 +216,12 @@ def test_migrations_folder_without_init_is_found_as_a_namespace_package(
     assert registry.migrations[0].location == str(package / "migrations" / "0001_a.sql")
     for module in [m for m in sys.modules if m.startswith("nsapp_xyz")]:
         monkeypatch.delitem(sys.modules, module)
+
+
+def test_a_version_too_large_for_the_database_is_named(make_migrations: MigrationsFactory) -> None:
+    location = make_migrations({"9223372036854775807_max.sql": "SELECT 1;"}, package=False)
+    assert [m.version for m in MigrationRegistry(location).migrations] == [2**63 - 1]
+    (Path(location) / "9223372036854775808_over.sql").write_text("SELECT 2;")
+    with pytest.raises(DiscoveryError) as info:
+        discover(location)
+    assert "9223372036854775808_over.sql" in str(info.value) and "Renumber" in str(info.value)

@@ -24,6 +24,9 @@ if t.TYPE_CHECKING:
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
 
+#: The largest version the tracker can store (a signed 64-bit database integer).
+MAX_VERSION = 2**63 - 1
+
 #: What a caller may pass as a migrations location: a package name, a
 #: directory, or a list of them.
 LocationSpec: t.TypeAlias = "str | os.PathLike[str]"
@@ -268,8 +271,16 @@ def _read(entry: Traversable, where: str, match: re.Match[str], package: str | N
         ) from e
     decode(data, where)
     kind = t.cast(Kind, match["kind"])
+    version = int(match["version"])
+    if version > MAX_VERSION:
+        raise DiscoveryError(
+            f"Migration file {where} has version {version}, more than the database can store"
+            f" (at most {MAX_VERSION}). Renumber it after the newest migration; 'python -m"
+            " selfmigrate create' numbers files for you.",
+            paths=[where],
+        )
     return Migration(
-        version=int(match["version"]),
+        version=version,
         name=match["name"],
         kind=kind,
         location=where,
