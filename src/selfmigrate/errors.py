@@ -89,6 +89,16 @@ class LockTimeout(SelfMigrateError):
     exit_code = 4
 
 
+class BackupError(SelfMigrateError):
+    """A snapshot could not be taken, listed or restored.
+
+    When the snapshot before a migration fails, nothing is migrated: selfmigrate
+    does not change a database it could not first copy.
+    """
+
+    exit_code = 6
+
+
 class MigrationError(SelfMigrateError):
     """A migration failed; its transaction was rolled back.
 

@@ -43,6 +43,9 @@ class MigrationReport:
     error: SelfMigrateError | None = None
     #: How long the whole run took.
     duration_ms: float = 0.0
+    #: The snapshot this run took before its first change (``None``: none was
+    #: taken — backups off, an empty database, or nothing to apply).
+    snapshot: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,7 @@ import sqlite3
 import time
 import typing as t
 
+from .backup import DEFAULT_KEEP, take_snapshot
 from .errors import (
     ChecksumMismatch,
     ConfigError,
@@ -33,7 +34,7 @@ from .errors import (
 from .migration import line_in
 from .registry import LocationsSpec, MigrationRegistry
 from .report import AppliedResult, MigrationReport
-from .sqlite import SQLiteBackend, StatementError, database_path
+from .sqlite import MigrationLock, SQLiteBackend, StatementError, database_path
 from .status import Status, compare
 from .tracker import STARTED, AppliedMigration, Tracker
 
@@ -61,6 +62,10 @@ class Runner:
     :param lock_timeout: seconds to wait for the write lock.
     :param allow_out_of_order: apply a pending migration older than the newest
         applied one instead of raising :class:`OutOfOrderError`.
+    :param backup: before the first change to a non-empty database, take a
+        snapshot of it (see :mod:`selfmigrate.backup`).
+    :param backup_dir: where snapshots go (default: the database's folder).
+    :param backup_keep: how many snapshots of the database to keep (``None``: all).
     """
 
     def __init__(
@@ -71,6 +76,9 @@ class Runner:
         table: str = DEFAULT_TABLE,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         allow_out_of_order: bool = False,
+        backup: bool = True,
+        backup_dir: str | os.PathLike[str] | None = None,
+        backup_keep: int | None = DEFAULT_KEEP,
     ) -> None:
         if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
             raise ConfigError(f"lock_timeout must be a number of seconds, 0 or more, not {lock_timeout!r}.")
@@ -78,6 +86,13 @@ class Runner:
         self.registry = migrations if isinstance(migrations, MigrationRegistry) else MigrationRegistry(migrations)
         self.tracker = Tracker(self.backend, table)
         self.allow_out_of_order = allow_out_of_order
+        if backup_keep is not None and (
+            isinstance(backup_keep, bool) or not isinstance(backup_keep, int) or backup_keep < 1
+        ):
+            raise ConfigError(f"backup_keep must be 1 or more (or None to keep all), not {backup_keep!r}.")
+        self.backup = bool(backup)
+        self.backup_dir = backup_dir
+        self.backup_keep = backup_keep
 
     def __repr__(self) -> str:
         return f"Runner({self.backend.describe()!r}, {self.registry!r})"
@@ -356,8 +371,15 @@ class Runner:
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
         conn = self.backend.connect()
+        lock: MigrationLock | None = None
         try:
             status = compare(migrations, self.tracker.read(conn))
+            if status.interrupted:
+                # A non-transactional migration is running, or its process died: wait for
+                # the lock that dies with its process, then look again.
+                lock = self.backend.migration_lock()
+                lock.acquire(self.backend.lock_timeout)
+                status = compare(migrations, self.tracker.read(conn))
             for row in status.missing:
                 logger.warning(
                     "Database %s has migration %s applied (%s) but its file is not in the"
@@ -381,19 +403,31 @@ class Runner:
                 ", ".join(m.id for m in todo),
             )
             loaded = {m.version: m.load() for m in todo}
+            if lock is None and not all(body.transactional for body in loaded.values()):
+                # Taken before any write lock, never while holding one (no deadlock).
+                lock = self.backend.migration_lock()
+                lock.acquire(self.backend.lock_timeout)
             final: Status | None = None
             while final is None:
-                final = self._apply_next(conn, migrations, target, loaded, report)
+                final = self._apply_next(conn, migrations, target, loaded, report, lock=lock)
             status = final
         except MigrationError as e:
             done = {r.version for r in report.applied}
             report.current_version = max(done, default=status.current_version)
             report.pending = tuple(m.version for m in status.pending if m.version not in done)
             report.duration_ms = _ms_since(started)
+            if report.snapshot is not None:
+                e.message += (
+                    f"\nThe data from before this run is in the snapshot {report.snapshot}"
+                    f" ('python -m selfmigrate restore {os.path.basename(report.snapshot)}' puts it back)."
+                )
+                e.args = (e.message,)
             e.report = report
             raise
         finally:
             conn.close()
+            if lock is not None:
+                lock.release()
         report.current_version = status.current_version
         report.duration_ms = _ms_since(started)
         if not report.applied:
@@ -411,6 +445,8 @@ class Runner:
         target: int | None,
         loaded: dict[int, LoadedMigration],
         report: MigrationReport,
+        *,
+        lock: MigrationLock | None = None,
     ) -> Status | None:
         """Under the lock, apply the oldest pending migration; return the status when none is left."""
         self.backend.begin_locked(conn)
@@ -424,6 +460,10 @@ class Runner:
                 return status
             migration = todo[0]
             body = loaded.get(migration.version) or migration.load()
+            self._take_snapshot(conn, status, report)
+            if not body.transactional:
+                self._apply_outside_transaction(conn, body, report, status, lock)
+                return None
             t0 = time.perf_counter()
             self._run_up(conn, body, report, status)
             duration = _ms_since(t0)
@@ -435,6 +475,102 @@ class Runner:
         report.applied.append(AppliedResult(migration.version, migration.name, duration))
         logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
         return None
+
+    def _take_snapshot(self, conn: sqlite3.Connection, status: Status, report: MigrationReport) -> None:
+        """Snapshot a non-empty database once per run, holding the write lock, before the first change.
+
+        Inside the lock nobody else can write, so the snapshot (read through a
+        second connection, which sees only committed data) is exactly the data
+        from before this run's first migration.
+        """
+        if not self.backup or report.snapshot is not None:
+            return
+        others = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name != ?", (self.tracker.table,)
+        ).fetchone()[0]
+        if not others:
+            return
+        snapshot = take_snapshot(
+            self.backend.path,
+            directory=self.backup_dir,
+            keep=self.backup_keep,
+            version=status.current_version,
+        )
+        report.snapshot = str(snapshot.path)
+
+    def _apply_outside_transaction(
+        self,
+        conn: sqlite3.Connection,
+        body: LoadedMigration,
+        report: MigrationReport,
+        status: Status,
+        lock: MigrationLock | None,
+    ) -> None:
+        """Run a non-transactional migration: record it as started, run it, record it as finished.
+
+        Called inside the write transaction with the migration lock held. The
+        'started' row is committed before the migration runs; if the process dies
+        before the 'applied' row, the next start finds the row, sees the
+        migration lock free, and refuses to guess (see :meth:`_check`).
+        """
+        migration = body.migration
+        if lock is None or not lock.held:
+            raise StateError(
+                f"Migration {migration.id} runs outside a transaction and needs the migration lock,"
+                " which this run does not hold. Start again."
+            )
+        self.tracker.record(conn, migration, 0.0, state=STARTED)
+        self.backend.commit(conn)
+        logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
+        t0 = time.perf_counter()
+        self._run_outside(conn, body, status, report)
+        duration = _ms_since(t0)
+        self.backend.begin_locked(conn)
+        self.tracker.finish(conn, migration.version, duration)
+        self.backend.commit(conn)
+        report.applied.append(AppliedResult(migration.version, migration.name, duration))
+        logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
+
+    def _run_outside(
+        self, conn: sqlite3.Connection, body: LoadedMigration, status: Status, report: MigrationReport
+    ) -> None:
+        migration = body.migration
+        database = self.backend.describe()
+        factories = (conn.row_factory, conn.text_factory)
+        try:
+            if body.up_sql is not None:
+                self.backend.run_script(conn, body.up_sql)
+            else:
+                assert body.up_function is not None
+                body.up_function(conn)
+            if conn.in_transaction:
+                raise sqlite3.OperationalError("the migration left a transaction open (BEGIN without COMMIT)")
+        except Exception as e:
+            self.backend.rollback(conn)
+            cause = e.error if isinstance(e, StatementError) else e
+            failure = _failure(migration, e, [], status, database)
+            message = failure.message.replace(
+                "and was rolled back; the database is as it was before it",
+                "outside a transaction; what it did before the error is NOT undone",
+                1,
+            ).replace(
+                "Fix the migration and start again; nothing needs undoing by hand.",
+                f"It stays recorded as started, and selfmigrate will not start until it is resolved:"
+                f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
+                " if its change is complete, or restore the snapshot and"
+                f" 'python -m selfmigrate resolve {migration.version} --retry'.",
+                1,
+            )
+            raise MigrationError(
+                message,
+                version=failure.version,
+                name=failure.name,
+                path=failure.path,
+                line=failure.line,
+                statement=failure.statement,
+            ) from cause
+        finally:
+            conn.row_factory, conn.text_factory = factories
 
     def _run_up(self, conn: sqlite3.Connection, body: LoadedMigration, report: MigrationReport, status: Status) -> None:
         denied: list[str] = []
@@ -512,6 +648,9 @@ def migrate(
     allow_out_of_order: bool = False,
     on_failure: FailurePolicy = "raise",
     target: int | None = None,
+    backup: bool = True,
+    backup_dir: str | os.PathLike[str] | None = None,
+    backup_keep: int | None = DEFAULT_KEEP,
 ) -> MigrationReport:
     """Bring ``database`` up to date with ``migrations``; the framework-free twin of
     :func:`selfmigrate.apply`.
@@ -532,6 +671,12 @@ def migrate(
         way no migration after a failed one runs. Configuration errors always
         raise.
     :param target: apply only up to this version.
+    :param backup: before the first change to a non-empty database, take a
+        snapshot of it with SQLite's online backup API (on by default; the
+        report and any :class:`MigrationError` name it).
+    :param backup_dir: where snapshots go (default: the database's folder).
+    :param backup_keep: how many snapshots of the database to keep, oldest
+        pruned first (``None``: keep all).
     :returns: what was applied, with durations.
     """
     if on_failure not in FAILURE_POLICIES:
@@ -542,6 +687,9 @@ def migrate(
         table=table,
         lock_timeout=lock_timeout,
         allow_out_of_order=allow_out_of_order,
+        backup=backup,
+        backup_dir=backup_dir,
+        backup_keep=backup_keep,
     )
     try:
         return runner.apply(target=target)

@@ -157,6 +157,14 @@ class Tracker:
         )
         return row
 
+    def finish(self, conn: sqlite3.Connection, version: int, duration_ms: float) -> None:
+        """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""
+        p = self.backend.placeholder
+        conn.execute(
+            f"UPDATE {self.table} SET state = {p}, duration_ms = {p} WHERE version = {p} AND state = {p}",
+            (APPLIED, round(duration_ms, 3), version, STARTED),
+        )
+
     def remove(self, conn: sqlite3.Connection, version: int) -> None:
         """Delete the row of ``version``."""
         conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
