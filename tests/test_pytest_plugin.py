@@ -349,11 +349,11 @@ def test_a_broken_migration_is_reported_once_per_test_and_migrated_once(
     assert list((basetemp / "selfmigrate-templates").iterdir()) == []  # no half-built template left
 
 
-def test_a_migration_edited_during_the_session_gets_a_new_template(pytester: pytest.Pytester, counter: Path) -> None:
+def test_a_migration_changed_during_the_session_gets_a_new_template(pytester: pytest.Pytester, counter: Path) -> None:
     folder = project(pytester)
     price = folder / "0002_price.sql"
     pytester.makepyfile(
-        f"""
+        test_edit_first=f"""
         def cols(conn):
             return [r[1] for r in conn.execute("PRAGMA table_info(item)")]
 
@@ -363,18 +363,26 @@ def test_a_migration_edited_during_the_session_gets_a_new_template(pytester: pyt
         def test_2_still_the_same(migrated_db):
             assert cols(migrated_db) == ["id", "name", "price"]
 
-        def test_3_edit(migrated_db):
+        def test_3_add_a_file(migrated_db):
+            with open({str(folder / "0004_stock.sql")!r}, "w") as f:
+                f.write("ALTER TABLE item ADD COLUMN stock INTEGER;\\n")
+
+        def test_4_seen_by_the_next_test(migrated_db):
+            assert cols(migrated_db) == ["id", "name", "price", "stock"]
+
+        def test_5_edit_in_place(migrated_db):
             with open({str(price)!r}, "w") as f:
                 f.write("ALTER TABLE item ADD COLUMN cost INTEGER;\\n")
-
-        def test_4_after_the_edit(migrated_db):
-            assert cols(migrated_db) == ["id", "name", "cost"]
-        """
+        """,
+        test_edit_second="""
+        def test_6_seen_from_the_next_module_on(migrated_db):
+            assert [r[1] for r in migrated_db.execute("PRAGMA table_info(item)")] == ["id", "name", "cost", "stock"]
+        """,
     )
     basetemp = pytester.path / "bt"
-    pytester.runpytest("-p", "no:randomly", f"--basetemp={basetemp}").assert_outcomes(passed=4)
-    assert runs(counter) == 2
-    assert len(list((basetemp / "selfmigrate-templates").glob("*.sqlite"))) == 2
+    pytester.runpytest("-p", "no:randomly", f"--basetemp={basetemp}").assert_outcomes(passed=6)
+    assert runs(counter) == 3
+    assert len(list((basetemp / "selfmigrate-templates").glob("*.sqlite"))) == 3
 
 
 def test_a_migration_edited_between_runs_is_never_served_stale(pytester: pytest.Pytester, counter: Path) -> None:
@@ -469,7 +477,7 @@ from selfmigrate.pytest_checks import (  # noqa: F401
 
 def test_checks_pass_on_good_migrations(pytester: pytest.Pytester, counter: Path) -> None:
     project(pytester)
-    pytester.makepyfile(test_migrations=CHECKS)
+    pytester.makepyfile(test_inner_checks=CHECKS)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(passed=3, skipped=1)
     result.stdout.fnmatch_lines(["*no database to compare with: set the ini option selfmigrate_check_database*"])
@@ -481,7 +489,7 @@ def test_round_trip_check_reports_a_down_that_forgets_something(pytester: pytest
     forgetful = PRICE.replace("DROP INDEX item_price;\n", "")
     forgetful = forgetful.replace("ALTER TABLE item DROP COLUMN price;", "SELECT 1;")
     project(pytester, {"0001_item.sql": ITEM, "0002_price.sql": forgetful, "0003_audit.py": COUNTED})
-    pytester.makepyfile(test_migrations=CHECKS)
+    pytester.makepyfile(test_inner_checks=CHECKS)
     result = pytester.runpytest()
     result.assert_outcomes(passed=2, failed=1, skipped=1)
     result.stdout.fnmatch_lines(
@@ -497,7 +505,7 @@ def test_round_trip_check_reports_a_down_that_forgets_something(pytester: pytest
 def test_round_trip_check_reports_a_failing_down(pytester: pytest.Pytester) -> None:
     broken_down = ITEM.replace("DROP TABLE item;", "DROP TABLE itme;")
     project(pytester, {"0001_item.sql": broken_down})
-    pytester.makepyfile(test_migrations=CHECKS)
+    pytester.makepyfile(test_inner_checks=CHECKS)
     result = pytester.runpytest("-k", "round_trip")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Migration 0001_item (*): its down failed.*", "*no such table: itme*"])
@@ -505,7 +513,7 @@ def test_round_trip_check_reports_a_failing_down(pytester: pytest.Pytester) -> N
 
 def test_duplicate_versions_check_names_both_files(pytester: pytest.Pytester) -> None:
     project(pytester, {"0001_item.sql": ITEM, "0002_a.sql": PRICE, "0002_b.sql": "SELECT 1;\n"})
-    pytester.makepyfile(test_migrations=CHECKS)
+    pytester.makepyfile(test_inner_checks=CHECKS)
     result = pytester.runpytest("-k", "unique")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*version 2: *0002_a.sql, *0002_b.sql*", "*Renumber the newer file*"])
@@ -522,7 +530,7 @@ def test_edited_check_compares_with_a_database_and_leaves_it_alone(pytester: pyt
     pytester.makeini(
         "[pytest]\nselfmigrate_migrations = migrations\nselfmigrate_check_database = production.sqlite\n"
     )
-    pytester.makepyfile(test_migrations=CHECKS)
+    pytester.makepyfile(test_inner_checks=CHECKS)
     pytester.runpytest("-k", "unchanged").assert_outcomes(passed=1)
 
     (folder / "0002_price.sql").write_text(PRICE.replace("INTEGER", "REAL"))

@@ -149,7 +149,7 @@ def check_round_trips(
     :param database: a database file that does not exist yet (it is created).
     :returns: what was checked, and the first problem, if any.
     """
-    runner = Runner(database, migrations, table=table)
+    runner = Runner(database, migrations, table=table, backup=False)
     report = RoundTripReport()
     exclude = (table,)
     for migration in runner.registry.migrations:

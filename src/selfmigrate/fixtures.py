@@ -78,37 +78,65 @@ def template_key(migrations: t.Sequence[Migration], target: int | None, table: s
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _fingerprint(locations: t.Sequence[Location]) -> tuple[tuple[str, int, int, int], ...]:
-    """What can be seen of the migration files without reading them.
+class _Snapshot:
+    """What ``stat`` says of a set of locations' folders and migration files.
 
-    Files that are not on disk (in a zip file) cannot change during a session
-    and add nothing.
+    A folder's modification time changes when a file is added to it, removed or
+    renamed into it (as many editors save); a file's change time and size when it
+    is written in place. Checking the folders costs one ``stat`` each; checking
+    the files one per file (about 0.25 ms for 100 files on the development
+    machine), which is why :class:`TemplateCache` checks the files once per test
+    module only. Files that are not on disk (in a zip file) cannot change during
+    a session and are not watched.
     """
-    seen: list[tuple[str, int, int, int]] = []
-    for location in locations:
-        root = location.root
-        try:
+
+    def __init__(self, locations: t.Sequence[Location]) -> None:
+        folders: list[str] = []
+        files: list[str] = []
+        for location in locations:
+            root = location.root
             if isinstance(root, Path):
+                folders.append(str(root))
                 with os.scandir(root) as entries:
-                    for entry in entries:
-                        if is_candidate(entry.name):
-                            st = entry.stat()
-                            seen.append((entry.path, st.st_mtime_ns, st.st_size, st.st_ino))
+                    files.extend(entry.path for entry in entries if is_candidate(entry.name))
             else:  # a namespace package's folders, or a zip file
-                for item in root.iterdir():
-                    if isinstance(item, Path) and is_candidate(item.name):
-                        st = item.stat()
-                        seen.append((str(item), st.st_mtime_ns, st.st_size, st.st_ino))
-        except FileNotFoundError:
-            seen.append((location.name, -1, -1, -1))
-    seen.sort()
-    return tuple(seen)
+                items = [item for item in root.iterdir() if isinstance(item, Path)]
+                folders.extend(sorted({str(item.parent) for item in items}))
+                files.extend(str(item) for item in items if is_candidate(item.name))
+        self.folders = tuple(folders)
+        self.files = tuple(files)
+        self.folder_state = self._folder_state()
+        self.file_state = self._file_state()
+
+    def _folder_state(self) -> tuple[int, ...] | None:
+        try:
+            return tuple(os.stat(folder).st_mtime_ns for folder in self.folders)
+        except OSError:  # went away: changed
+            return None
+
+    def _file_state(self) -> tuple[tuple[int, int], ...] | None:
+        try:
+            return tuple((st.st_ctime_ns, st.st_size) for st in map(os.stat, self.files))
+        except OSError:
+            return None
+
+    def folders_unchanged(self) -> bool:
+        """Whether no file was added to, removed from or renamed into the folders."""
+        return self.folder_state is not None and self._folder_state() == self.folder_state
+
+    def files_unchanged(self) -> bool:
+        """Whether no migration file was written since the snapshot."""
+        return self.file_state is not None and self._file_state() == self.file_state
 
 
 @dataclass
 class _Source:
     registry: MigrationRegistry
-    fingerprint: tuple[tuple[str, int, int, int], ...]
+    snapshot: _Snapshot
+    #: Template keys by (target, table), computed once per discovery.
+    keys: dict[tuple[int | None, str], str]
+    #: The test module for which the files were last checked.
+    checked_for: object = None
 
 
 def remove_database(path: Path) -> None:
@@ -156,34 +184,58 @@ class TemplateCache:
     def __repr__(self) -> str:
         return f"TemplateCache({str(self.template_dir)!r})"
 
-    def registry(self, locations: Locations) -> MigrationRegistry:
-        """The migrations at ``locations``, discovered again only if their files changed."""
+    def _source(self, locations: Locations, module: object) -> _Source:
         specs = tuple(os.fspath(spec) for spec in locations)
         key = (os.getcwd(), specs)
         source = self._sources.get(key)
-        if source is not None and _fingerprint(source.registry.locations) == source.fingerprint:
-            return source.registry
+        if source is not None and source.snapshot.folders_unchanged():
+            if module is not None and module == source.checked_for:
+                return source
+            if source.snapshot.files_unchanged():
+                source.checked_for = module
+                return source
         registry = MigrationRegistry(list(specs))
-        # Look before reading: a file edited in between changes the fingerprint
+        # Look before reading: a file edited in between changes the snapshot
         # again, so the next test discovers once more rather than too little.
-        fingerprint = _fingerprint(registry.locations)
+        snapshot = _Snapshot(registry.locations)
         registry.migrations  # noqa: B018 - discover now, errors included
-        self._sources[key] = _Source(registry, fingerprint)
-        return registry
+        source = self._sources[key] = _Source(registry, snapshot, {}, module)
+        return source
 
-    def template(self, locations: Locations, *, target: int | None = None, table: str = DEFAULT_TABLE) -> Path:
+    def registry(self, locations: Locations, *, module: object = None) -> MigrationRegistry:
+        """The migrations at ``locations``, discovered again only if their files changed.
+
+        The folders are checked at every call. The files are checked at every
+        call too, unless ``module`` (the test module asking) is given and they
+        were already checked for it: a file edited in place is then seen from the
+        next test module on; a file added, removed or renamed from the next call.
+        """
+        return self._source(locations, module).registry
+
+    def template(
+        self,
+        locations: Locations,
+        *,
+        target: int | None = None,
+        table: str = DEFAULT_TABLE,
+        module: object = None,
+    ) -> Path:
         """Return a template database of ``locations`` migrated up to ``target``.
+
+        ``module`` is as for :meth:`registry`.
 
         :raises SelfMigrateError: discovery or a migration failed (the same error
             is raised again for later requests of the same template, without
             migrating again).
         """
-        registry = self.registry(locations)
-        key = template_key(registry.migrations, target, table)
+        source = self._source(locations, module)
+        key = source.keys.get((target, table))
+        if key is None:
+            key = source.keys[target, table] = template_key(source.registry.migrations, target, table)
         found = self._templates.get(key)
         if found is None:
             try:
-                found = self._build(registry, key, target, table)
+                found = self._build(source.registry, key, target, table)
             except SelfMigrateError as e:
                 self._templates[key] = e
                 raise
@@ -198,7 +250,7 @@ class TemplateCache:
             return final
         partial = self.template_dir / f"{key}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         try:
-            runner = Runner(partial, registry, table=table)
+            runner = Runner(partial, registry, table=table, backup=False)
             runner.backend = ScratchBackend(partial, lock_timeout=runner.backend.lock_timeout)
             runner.tracker = Tracker(runner.backend, table)
             runner.apply(target=target)
@@ -227,8 +279,11 @@ class MigratedDatabaseFactory:
     removed when the test ends.
     """
 
-    def __init__(self, cache: TemplateCache, migrations: Locations, table: str, label: str) -> None:
+    def __init__(
+        self, cache: TemplateCache, migrations: Locations, table: str, label: str, module: object = None
+    ) -> None:
         self._cache = cache
+        self._module = module
         self._migrations = migrations
         self._table = table
         self._label = label
@@ -259,7 +314,7 @@ class MigratedDatabaseFactory:
             pytest.fail(f"migrated_db_factory(to=...) takes a version number, not {to!r}.", pytrace=False)
         table = self._table if table is None else table
         try:
-            template = self._cache.template(locations, target=to, table=table)
+            template = self._cache.template(locations, target=to, table=table, module=self._module)
         except SelfMigrateError as e:
             where = ", ".join(os.fspath(spec) for spec in locations)
             up_to = "" if to is None else f" up to version {to}"

@@ -64,7 +64,7 @@ def test_migrations_apply_from_empty(
     """Every migration applies, in version order, to a new database."""
     registry = MigrationRegistry(selfmigrate_migrations)
     try:
-        report = migrate(tmp_path / "from_empty.sqlite", registry, table=selfmigrate_table)
+        report = migrate(tmp_path / "from_empty.sqlite", registry, table=selfmigrate_table, backup=False)
     except SelfMigrateError as e:
         pytest.fail(str(e), pytrace=False)
     assert report.current_version == registry.head
