@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -386,3 +387,101 @@ def test_console_checker_refuses_commands_that_do_not_exist(command: str) -> Non
     with pytest.raises(AssertionError):
         for words in simple_commands(command):
             check_command(words, sample)
+
+
+# --- moving from Flask-Migrate (docs/samples/moving) -------------------------------
+
+MOVING = DOCS / "samples" / "moving"
+
+
+def flask_migrate_database(path: Path) -> None:
+    """A database as Flask-Migrate left it: the app's tables, data, and alembic_version."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "CREATE TABLE user (id INTEGER PRIMARY KEY AUTOINCREMENT, email VARCHAR(120) NOT NULL UNIQUE,"
+            " name VARCHAR(80))"
+        )
+        conn.execute("CREATE TABLE post (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES user (id))")
+        conn.execute("ALTER TABLE post ADD COLUMN title VARCHAR(200) NOT NULL DEFAULT ''")
+        conn.execute("CREATE INDEX ix_post_user_id ON post (user_id)")
+        conn.execute("CREATE VIEW post_count AS SELECT user_id, count(*) AS n FROM post GROUP BY user_id")
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('3f2a9c1e8b7d')")
+        conn.execute("INSERT INTO user (email, name) VALUES ('ada@example.org', 'Ada'), ('bob@example.org', 'Bob')")
+        conn.execute("INSERT INTO post (user_id, title) VALUES (1, 'Notes'), (1, 'More notes'), (2, 'Hello')")
+    conn.close()
+
+
+def app_rows(path: Path) -> dict[str, list[tuple[t.Any, ...]]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in ("user", "post")}
+    finally:
+        conn.close()
+
+
+def run_python(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+def test_moving_from_flask_migrate_keeps_the_data_and_runs_only_what_is_new(tmp_path: Path) -> None:
+    old = tmp_path / "app.sqlite"
+    flask_migrate_database(old)
+    data = app_rows(old)
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+
+    wrote = run_python(MOVING / "schema_to_migration.py", old, migrations / "0001_initial.sql")
+    assert wrote.returncode == 0, wrote.stderr
+    shutil.copy(MOVING / "0002_drop_alembic_version.sql", migrations)
+    fresh = tmp_path / "fresh.sqlite"
+    selfmigrate.migrate(fresh, migrations, target=1)
+    compared = run_python(MOVING / "compare_schemas.py", fresh, old)
+    assert (compared.returncode, compared.stdout) == (0, "The schemas match.\n")
+
+    baseline = run_python(
+        "-m", "selfmigrate", "--database", old, "--migrations", migrations, "baseline", "--version", "1", "--yes"
+    )
+    assert baseline.returncode == 0, baseline.stdout + baseline.stderr
+    report = selfmigrate.migrate(old, migrations)
+
+    assert [r.version for r in report.applied] == [2]
+    assert app_rows(old) == data
+    conn = sqlite3.connect(old)
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema")}
+    finally:
+        conn.close()
+    assert "alembic_version" not in names and {"user", "post", "ix_post_user_id", "post_count"} <= names
+    # A new database gets the same schema from the two migrations.
+    selfmigrate.migrate(fresh, migrations)
+    assert run_python(MOVING / "compare_schemas.py", fresh, old).returncode == 0
+
+
+def test_compare_schemas_names_what_differs(tmp_path: Path) -> None:
+    expected, actual = tmp_path / "expected.sqlite", tmp_path / "actual.sqlite"
+    flask_migrate_database(expected)
+    flask_migrate_database(actual)
+    with sqlite3.connect(actual) as conn:
+        conn.execute("DROP INDEX ix_post_user_id")
+        conn.execute("ALTER TABLE user ADD COLUMN avatar BLOB")
+    conn.close()
+
+    result = run_python(MOVING / "compare_schemas.py", expected, actual)
+
+    assert result.returncode == 1
+    assert "missing: index ix_post_user_id" in result.stdout
+    assert "different: table user" in result.stdout and "avatar" in result.stdout
+
+
+def test_schema_to_migration_never_overwrites(tmp_path: Path) -> None:
+    database = tmp_path / "app.sqlite"
+    flask_migrate_database(database)
+    target = tmp_path / "0001_initial.sql"
+    target.write_text("-- mine\n")
+
+    result = run_python(MOVING / "schema_to_migration.py", database, target)
+
+    assert result.returncode == 2 and "not overwriting" in result.stderr
+    assert target.read_text() == "-- mine\n"
