@@ -46,6 +46,8 @@ class Settings:
     lock_timeout: float = 60.0
     #: Whether pending migrations older than the newest applied one may run.
     allow_out_of_order: bool = False
+    #: Where snapshots go (``None``: the database's folder).
+    backup_dir: str | None = None
 
     def require_database(self) -> str:
         """The database, or a usage error saying how to give one."""
@@ -547,6 +549,93 @@ def rehash(settings: Settings, version: int) -> None:
         click.echo(f"Migration {version}: checksum {old[:12]}… replaced by {new[:12]}….")
 
 
+_backup_dir_option = click.option(
+    "--backup-dir",
+    envvar="SELFMIGRATE_BACKUP_DIR",
+    metavar="DIR",
+    help="Where the snapshots are (default: the database's folder). Env: SELFMIGRATE_BACKUP_DIR.",
+)
+
+
+@cli.command(short_help="List the database's snapshots, newest first.")
+@_backup_dir_option
+@pass_settings
+def snapshots(settings: Settings, backup_dir: str | None) -> None:
+    """List the snapshots of the database taken before migrating, newest first.
+
+    One line each: file name, when it was taken (UTC), the version it holds,
+    its size.
+    """
+    from .backup import list_snapshots
+
+    database = settings.require_database()
+    found = list_snapshots(database, directory=backup_dir or settings.backup_dir)
+    if not found:
+        click.echo(f"No snapshots of database {database}.", err=True)
+        return
+    for snap in found:
+        click.echo(f"{snap.name}  {snap.created:%Y-%m-%d %H:%M:%S} UTC  version {snap.version}  {snap.size} bytes")
+
+
+@cli.command(short_help="Put a snapshot's data back into the database.")
+@click.argument("snapshot")
+@_backup_dir_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def restore(settings: Settings, snapshot: str, backup_dir: str | None, yes: bool) -> None:
+    """Replace the database's contents with those of SNAPSHOT (a name from 'snapshots').
+
+    Refuses while another process uses the database: stop the app first. The
+    current contents are saved as a new snapshot before they are replaced.
+    Asks for confirmation unless --yes.
+    """
+    from .backup import find_snapshot
+    from .backup import restore as restore_snapshot
+
+    database = settings.require_database()
+    directory = backup_dir or settings.backup_dir
+    chosen = find_snapshot(database, snapshot, directory=directory)
+    click.echo(
+        f"Database {database} will get the contents of snapshot {chosen.path}"
+        f" ({chosen.created:%Y-%m-%d %H:%M:%S} UTC, version {chosen.version})."
+    )
+    if not yes:
+        click.confirm("Replace the database's current contents?", abort=True, err=True)
+    before = restore_snapshot(database, chosen.path, wait=min(settings.lock_timeout, 5.0))
+    click.echo(f"Restored. The contents it replaced are in {before.path}.")
+
+
+@cli.command(short_help="Mark an interrupted migration done, or retry it.")
+@click.argument("version", type=int)
+@click.option("--done", "action", flag_value="done", help="Its change is complete: record it as applied.")
+@click.option(
+    "--retry", "action", flag_value="retry", help="Forget it, so that the next start runs it again."
+)
+@pass_settings
+def resolve(settings: Settings, version: int, action: str | None) -> None:
+    """Resolve migration VERSION, which ran outside a transaction and never finished.
+
+    Look at the database first. --done records it as applied; --retry deletes
+    its tracker row so that the next start runs it again (restore the snapshot
+    first if it changed anything).
+    """
+    from .resolve import resolve as resolve_migration
+
+    if action is None:
+        raise ConfigError("Say how to resolve it: --done (its change is complete) or --retry (run it again).")
+    row = resolve_migration(
+        settings.require_database(),
+        version,
+        t.cast("t.Literal['done', 'retry']", action),
+        table=settings.table,
+        lock_timeout=settings.lock_timeout,
+    )
+    if action == "done":
+        click.echo(f"Migration {row.id} is recorded as applied.")
+    else:
+        click.echo(f"Migration {row.id} is forgotten; the next start applies it again.")
+
+
 class FlaskCommandGroup(SelfMigrateGroup):
     """The commands of :data:`cli` as a ``flask`` command group, set up from the app.
 
@@ -585,6 +674,7 @@ def flask_group(name: str) -> click.Group:
             table=state.table,
             lock_timeout=state.lock_timeout,
             allow_out_of_order=state.allow_out_of_order,
+            backup_dir=getattr(state, "backup_dir", None),
         )
 
     return FlaskCommandGroup(

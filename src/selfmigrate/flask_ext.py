@@ -12,6 +12,7 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backup import DEFAULT_KEEP
 from .errors import ConfigError
 from .registry import LocationsSpec
 from .runner import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES, migrate
@@ -44,6 +45,12 @@ class FlaskState:
     allow_out_of_order: bool
     #: What :func:`apply` did at startup.
     report: MigrationReport | None = None
+    #: Whether a snapshot is taken before migrating a non-empty database.
+    backup: bool = True
+    #: Where snapshots go (``None``: the database's folder).
+    backup_dir: str | None = None
+    #: How many snapshots to keep (``None``: all).
+    backup_keep: int | None = DEFAULT_KEEP
 
 
 def apply(app: Flask) -> MigrationReport:
@@ -69,6 +76,9 @@ def apply(app: Flask) -> MigrationReport:
     config.setdefault("SELFMIGRATE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
     config.setdefault("SELFMIGRATE_ON_FAILURE", "raise")
     config.setdefault("SELFMIGRATE_ALLOW_OUT_OF_ORDER", False)
+    config.setdefault("SELFMIGRATE_BACKUP", True)
+    config.setdefault("SELFMIGRATE_BACKUP_DIR", None)
+    config.setdefault("SELFMIGRATE_BACKUP_KEEP", DEFAULT_KEEP)
     config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
     on_failure = config["SELFMIGRATE_ON_FAILURE"]
     if on_failure not in FAILURE_POLICIES:
@@ -81,6 +91,9 @@ def apply(app: Flask) -> MigrationReport:
         table=config["SELFMIGRATE_TABLE"],
         lock_timeout=config["SELFMIGRATE_LOCK_TIMEOUT"],
         allow_out_of_order=bool(config["SELFMIGRATE_ALLOW_OUT_OF_ORDER"]),
+        backup=bool(config["SELFMIGRATE_BACKUP"]),
+        backup_dir=_backup_dir_for(app),
+        backup_keep=config["SELFMIGRATE_BACKUP_KEEP"],
     )
     app.extensions[EXTENSION_KEY] = state
     _register_commands(app, config["SELFMIGRATE_CLI_GROUP"])
@@ -91,8 +104,19 @@ def apply(app: Flask) -> MigrationReport:
         lock_timeout=state.lock_timeout,
         allow_out_of_order=state.allow_out_of_order,
         on_failure=on_failure,
+        backup=state.backup,
+        backup_dir=state.backup_dir,
+        backup_keep=state.backup_keep,
     )
     return state.report
+
+
+def _backup_dir_for(app: Flask) -> str | None:
+    """``SELFMIGRATE_BACKUP_DIR``; a relative path is taken from ``app.instance_path``."""
+    value = app.config["SELFMIGRATE_BACKUP_DIR"]
+    if not value:
+        return None
+    return os.path.join(app.instance_path, os.fspath(value))
 
 
 def _register_commands(app: Flask, name: str | None) -> None:

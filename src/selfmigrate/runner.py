@@ -483,8 +483,8 @@ class Runner:
         second connection, which sees only committed data) is exactly the data
         from before this run's first migration.
         """
-        if not self.backup or report.snapshot is not None:
-            return
+        if not self.backup or report.snapshot is not None or report.applied:
+            return  # off, or not this run's first change
         others = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE name != ?", (self.tracker.table,)
         ).fetchone()[0]

@@ -1,0 +1,93 @@
+"""Resolving an interrupted non-transactional migration: :func:`resolve`.
+
+A migration that runs outside a transaction is recorded as ``started`` before it
+runs and ``applied`` after. If its process dies in between (or the migration
+fails), nobody can know from the outside how much of it took effect, so every
+later start refuses until a person has looked and said which it is: done
+(``--done``: its change is complete; record it as applied) or not (``--retry``:
+forget the row, so that the next start runs it again — after restoring the
+snapshot if it changed anything).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import typing as t
+
+from .errors import ConfigError, LockTimeout
+from .sqlite import SQLiteBackend, database_path
+from .tracker import APPLIED, STARTED, AppliedMigration, Tracker
+
+logger = logging.getLogger(__name__)
+
+Resolution = t.Literal["done", "retry"]
+
+
+def resolve(
+    database: str | os.PathLike[str],
+    version: int,
+    action: Resolution,
+    *,
+    table: str = "schema_migrations",
+    lock_timeout: float = 60.0,
+) -> AppliedMigration:
+    """Resolve the interrupted migration ``version`` of ``database``.
+
+    :param action: ``"done"`` records it as applied; ``"retry"`` deletes its
+        tracker row so that the next start runs it again.
+    :returns: the tracker row as it was (state ``started``).
+    :raises ConfigError: ``version`` is not an interrupted migration, or the
+        action is unknown.
+    :raises LockTimeout: the migration is still running in another process (it
+        holds the migration lock).
+    """
+    if action not in ("done", "retry"):
+        raise ConfigError(f"Resolve an interrupted migration with 'done' or 'retry', not {action!r}.")
+    backend = SQLiteBackend(database_path(database), lock_timeout=lock_timeout)
+    tracker = Tracker(backend, table)
+    conn = backend.connect(create=False)
+    try:
+        with backend.migration_lock() as lock:
+            if not lock.try_acquire():
+                raise LockTimeout(
+                    f"A migration of database {backend.describe()} is running in another process right"
+                    f" now (it holds {lock.path}); it is not interrupted. Wait for it to finish."
+                )
+            backend.begin_locked(conn)
+            try:
+                row = tracker.read(conn).get(version)
+                if row is None or row.state != STARTED:
+                    state = "not applied" if row is None else f"'{row.state}'"
+                    raise ConfigError(
+                        f"Migration {version} of database {backend.describe()} is {state}, not interrupted;"
+                        " there is nothing to resolve. 'python -m selfmigrate status' shows what is."
+                    )
+                if action == "done":
+                    tracker.finish(conn, version, row.duration_ms)
+                else:
+                    tracker.remove(conn, version)
+                backend.commit(conn)
+            except BaseException:
+                backend.rollback(conn)
+                raise
+    finally:
+        conn.close()
+    if action == "done":
+        logger.warning(
+            "Marked interrupted migration %s of %s as %s by hand (it was started %s by %s).",
+            row.id,
+            backend.describe(),
+            APPLIED,
+            row.applied_at,
+            row.applied_by,
+        )
+    else:
+        logger.warning(
+            "Forgot interrupted migration %s of %s (started %s by %s); the next start runs it again.",
+            row.id,
+            backend.describe(),
+            row.applied_at,
+            row.applied_by,
+        )
+    return row
