@@ -7,20 +7,23 @@ Run it from the project root::
 In one run it writes a project with 100 migrations (tables, added columns,
 indexes, Python data migrations) into a temporary folder, and a suite of 500
 tests that each read the database through a fixture. It then runs that suite in
-fresh ``python -m pytest`` processes, three ways:
+fresh ``python -m pytest`` processes, four ways:
 
-* ``plugin``: the fixture is :func:`migrated_db` (a copy of a template migrated
-  once per session);
+* ``plugin``: the fixture is ``migrated_db`` (an in-memory copy of a template
+  migrated once per session);
+* ``plugin_path``: the fixture is ``migrated_db_path`` (a file copy of the
+  template), and each test connects to it;
 * ``naive``: a conftest fixture that migrates a new database in ``tmp_path``
   with :func:`selfmigrate.migrate` for every test;
 * ``baseline``: a conftest fixture that returns ``sqlite3.connect(":memory:")``
   — what the same suite costs with a database that needs no migrating.
 
-``plugin`` and ``baseline`` run several times, interleaved; ``naive`` (slow)
-once. It prints the median wall time of each, the ratio naive / plugin (target:
-at least 20), and the per-test overhead of ``migrated_db`` over the baseline,
-the one-time template build included (target: at most 1 ms). It also times the
-two ways of copying the template (file copy and the sqlite3 backup API).
+``plugin``, ``plugin_path`` and ``baseline`` run several times, interleaved;
+``naive`` (slow) once. It prints the median wall time of each, the ratio
+naive / plugin (target: at least 20), and the per-test overhead of
+``migrated_db`` over the baseline, the one-time template build included
+(target: at most 1 ms), and that of ``migrated_db_path``. It also times the ways of copying the template: file copy,
+writing bytes kept in memory, the sqlite3 backup API, and an in-memory copy.
 
 Figures depend on the machine and its load; the ratios are what to compare. It
 exits non-zero when a target is missed.
@@ -51,6 +54,19 @@ import pytest
 @pytest.mark.parametrize("n", range({tests}))
 def test_reads_the_schema(n, {fixture}):
     assert {fixture}.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] >= 0
+'''
+
+PATH_TEST_BODY = '''
+import sqlite3
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_reads_the_schema(n, migrated_db_path):
+    conn = sqlite3.connect(migrated_db_path)
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] >= 0
+    conn.close()
 '''
 
 NAIVE_CONFTEST = '''
@@ -109,20 +125,23 @@ def write_migrations(folder: Path, count: int) -> None:
         (folder / f"{version:04d}_step_{version}.sql").write_text(sql)
 
 
+FIXTURES = {"plugin": "migrated_db", "plugin_path": "migrated_db_path", "naive": "naive_db", "baseline": "plain_db"}
+
+
 def write_suite(root: Path, name: str, migrations: Path, tests: int) -> Path:
     """Write one suite: its ini file, conftest and test module."""
     suite = root / name
     suite.mkdir()
-    fixture = {"plugin": "migrated_db", "naive": "naive_db", "baseline": "plain_db"}[name]
     ini = "[pytest]\n"
-    if name == "plugin":
+    if name.startswith("plugin"):
         ini += f"selfmigrate_migrations = {migrations}\n"
     (suite / "pytest.ini").write_text(ini)
     conftest = {"naive": NAIVE_CONFTEST.format(migrations=str(migrations)), "baseline": BASELINE_CONFTEST}.get(
         name, ""
     )
     (suite / "conftest.py").write_text(conftest)
-    (suite / "test_suite.py").write_text(TEST_BODY.format(tests=tests, fixture=fixture))
+    body = PATH_TEST_BODY if name == "plugin_path" else TEST_BODY
+    (suite / "test_suite.py").write_text(body.format(tests=tests, fixture=FIXTURES[name]))
     return suite
 
 
@@ -137,28 +156,48 @@ def run_suite(suite: Path, tests: int) -> float:
     return elapsed
 
 
-def time_copies(migrations: Path, work: Path, count: int = 200) -> tuple[float, float, int]:
-    """Median µs of a file copy and of a sqlite3 backup of the migrated template; its size."""
+def time_copies(migrations: Path, work: Path, count: int = 200) -> tuple[dict[str, float], int]:
+    """Median µs of each way of copying the migrated template (created and removed); its size."""
     import selfmigrate
 
     template = work / "template.sqlite"
-    selfmigrate.migrate(template, str(migrations))
-    copies: list[float] = []
-    backups: list[float] = []
-    for i in range(count):
-        target = work / f"copy{i}.sqlite"
-        t0 = time.perf_counter()
+    selfmigrate.migrate(template, str(migrations), backup=False)
+    data = template.read_bytes()
+
+    def copyfile(target: Path) -> None:
         shutil.copyfile(template, target)
-        copies.append(time.perf_counter() - t0)
-        os.remove(target)
-        t0 = time.perf_counter()
+
+    def write_bytes(target: Path) -> None:
+        with open(target, "xb") as f:
+            f.write(data)
+
+    def backup(target: Path) -> None:
         source, dest = sqlite3.connect(template), sqlite3.connect(target)
         source.backup(dest)
         dest.close()
         source.close()
-        backups.append(time.perf_counter() - t0)
-        os.remove(target)
-    return statistics.median(copies) * 1e6, statistics.median(backups) * 1e6, template.stat().st_size
+
+    def deserialize(target: Path) -> None:
+        conn = sqlite3.connect(":memory:")
+        conn.deserialize(data)
+        conn.close()
+
+    ways = {
+        "file copy (shutil.copyfile)": copyfile,
+        "bytes kept in memory, written out": write_bytes,
+        "sqlite3 backup API": backup,
+        "in-memory copy (Connection.deserialize)": deserialize,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in ways}
+    for i in range(count):
+        for name, way in ways.items():
+            target = work / f"copy{i}.sqlite"
+            t0 = time.perf_counter()
+            way(target)
+            samples[name].append(time.perf_counter() - t0)
+            if target.exists():
+                os.remove(target)
+    return {name: statistics.median(values) * 1e6 for name, values in samples.items()}, len(data)
 
 
 def main() -> int:
@@ -172,32 +211,35 @@ def main() -> int:
         root = Path(tmp)
         migrations = root / "migrations"
         write_migrations(migrations, args.migrations)
-        suites = {name: write_suite(root, name, migrations, args.tests) for name in ("plugin", "naive", "baseline")}
-        copy_us, backup_us, size = time_copies(migrations, root)
+        suites = {name: write_suite(root, name, migrations, args.tests) for name in FIXTURES}
+        copies, size = time_copies(migrations, root)
 
-        times: dict[str, list[float]] = {"plugin": [], "baseline": []}
+        times: dict[str, list[float]] = {"baseline": [], "plugin": [], "plugin_path": []}
         for _ in range(args.repeat):
             for name in times:
                 times[name].append(run_suite(suites[name], args.tests))
         naive = run_suite(suites["naive"], args.tests)
 
-    plugin = statistics.median(times["plugin"])
     baseline = statistics.median(times["baseline"])
+    plugin = statistics.median(times["plugin"])
+    plugin_path = statistics.median(times["plugin_path"])
     speedup = naive / plugin
     overhead_ms = (plugin - baseline) / args.tests * 1000
+    path_overhead_ms = (plugin_path - baseline) / args.tests * 1000
     print(f"{args.migrations} migrations, {args.tests} tests; wall time of a whole pytest process")
-    print(f"  baseline (sqlite3 :memory:)   median {baseline:7.3f} s  (runs: {_list(times['baseline'])})")
-    print(f"  plugin (migrated_db)          median {plugin:7.3f} s  (runs: {_list(times['plugin'])})")
-    print(f"  naive (migrate in each test)         {naive:7.3f} s")
-    print(f"naive / plugin: {speedup:.1f}x (target >= {SPEEDUP_TARGET:g}x)")
+    print(f"  baseline (sqlite3 :memory:)      median {baseline:7.3f} s  (runs: {_list(times['baseline'])})")
+    print(f"  plugin (migrated_db)             median {plugin:7.3f} s  (runs: {_list(times['plugin'])})")
+    print(f"  plugin (migrated_db_path)        median {plugin_path:7.3f} s  (runs: {_list(times['plugin_path'])})")
+    print(f"  naive (migrate in each test)            {naive:7.3f} s")
+    print(f"naive / plugin (migrated_db): {speedup:.1f}x (target >= {SPEEDUP_TARGET:g}x)")
     print(
-        f"migrated_db overhead per test, template build included: {overhead_ms:.3f} ms"
+        f"migrated_db overhead per test over the baseline, template build included: {overhead_ms:.3f} ms"
         f" (target <= {OVERHEAD_TARGET_MS:g} ms)"
     )
-    print(
-        f"copying the {size // 1024} KiB template: file copy {copy_us:.0f} us,"
-        f" sqlite3 backup API {backup_us:.0f} us (median of 200)"
-    )
+    print(f"migrated_db_path overhead per test over the baseline (file copy, connect): {path_overhead_ms:.3f} ms")
+    print(f"copying the {size // 1024} KiB template, median of 200:")
+    for name, us in copies.items():
+        print(f"  {name:42s} {us:8.0f} us")
     missed = speedup < SPEEDUP_TARGET or overhead_ms > OVERHEAD_TARGET_MS
     if missed:
         print("TARGET MISSED (on a loaded machine, run again before concluding)")

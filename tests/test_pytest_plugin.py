@@ -91,6 +91,10 @@ def test_each_test_gets_a_private_fully_migrated_database(pytester: pytest.Pytes
     project(pytester)
     pytester.makepyfile(
         """
+        import sqlite3
+
+        import pytest
+
         import selfmigrate
 
         def test_first(migrated_db):
@@ -109,15 +113,31 @@ def test_each_test_gets_a_private_fully_migrated_database(pytester: pytest.Pytes
         def test_both_fixtures_share_one_database(migrated_db, migrated_db_path):
             migrated_db.execute("INSERT INTO item (name) VALUES ('cup')")
             migrated_db.commit()
-            import sqlite3
             other = sqlite3.connect(migrated_db_path)
             assert other.execute("SELECT name FROM item").fetchall() == [("cup",)]
             other.close()
+
+        @pytest.fixture
+        def app_database(migrated_db_path):
+            return migrated_db_path
+
+        def test_also_when_the_path_is_asked_for_by_another_fixture(migrated_db, app_database):
+            migrated_db.execute("INSERT INTO item (name) VALUES ('mug')")
+            migrated_db.commit()
+            other = sqlite3.connect(app_database)
+            assert other.execute("SELECT name FROM item").fetchall() == [("mug",)]
+            other.close()
+
+        def test_the_database_grows(migrated_db):
+            rows = [(f"item {i}" * 20,) for i in range(5000)]
+            migrated_db.executemany("INSERT INTO item (name) VALUES (?)", rows)
+            migrated_db.commit()
+            assert migrated_db.execute("SELECT count(*) FROM item").fetchone() == (5000,)
         """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(passed=4)
-    # Four tests, four databases, one migration run: the template was copied.
+    result.assert_outcomes(passed=6)
+    # Six tests, six databases, one migration run: the template was copied.
     assert runs(counter) == 1
 
 
