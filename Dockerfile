@@ -30,7 +30,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     FLASK_DATABASE=/app/data/app.sqlite \
     SELFMIGRATE_DATABASE=/app/data/app.sqlite \
     SELFMIGRATE_MIGRATIONS=flask_app.migrations \
-    # gunicorn's defaults, overridable at run time (-e WEB_CONCURRENCY=8,
+    # Defaults for gunicorn, overridable at run time (-e WEB_CONCURRENCY=8,
     # -e GUNICORN_CMD_ARGS="--bind=127.0.0.1:9000"): bind 0.0.0.0:$PORT, 4 workers.
     PORT=8000 \
     WEB_CONCURRENCY=4
@@ -50,7 +50,7 @@ STOPSIGNAL SIGTERM
 # migrations (1) or a state that needs a person (3) are unhealthy.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-m", "selfmigrate", "status"]
-# --timeout stays above selfmigrate's 60 s lock wait: a worker waiting for
+# --timeout stays above the 60 s lock wait of selfmigrate: a worker waiting for
 # another worker's migration is not killed as stuck.
 CMD ["gunicorn", "--timeout", "90", "--graceful-timeout", "5", "--worker-tmp-dir", "/dev/shm", \
      "--access-logfile", "-", "flask_app:create_app()"]
