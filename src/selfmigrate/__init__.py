@@ -21,7 +21,12 @@ __version__ = "0.1.0"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .backup import Snapshot as Snapshot
+    from .backup import list_snapshots as list_snapshots
+    from .backup import restore as restore
+    from .backup import take_snapshot as take_snapshot
     from .create import create as create
+    from .errors import BackupError as BackupError
     from .errors import ChecksumMismatch as ChecksumMismatch
     from .errors import ConfigError as ConfigError
     from .errors import DatabaseError as DatabaseError
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from .registry import MigrationRegistry as MigrationRegistry
     from .report import AppliedResult as AppliedResult
     from .report import MigrationReport as MigrationReport
+    from .resolve import resolve as resolve
     from .runner import Runner as Runner
     from .runner import migrate as migrate
     from .status import Status as Status
@@ -46,7 +52,12 @@ if TYPE_CHECKING:
 # nothing and a process pays only for what it calls (the startup benchmark:
 # benchmarks/startup.py). A new public name goes both here and above.
 _EXPORTS = {
+    "Snapshot": "backup",
+    "list_snapshots": "backup",
+    "restore": "backup",
+    "take_snapshot": "backup",
     "create": "create",
+    "BackupError": "errors",
     "ChecksumMismatch": "errors",
     "ConfigError": "errors",
     "DatabaseError": "errors",
@@ -62,6 +73,7 @@ _EXPORTS = {
     "MigrationRegistry": "registry",
     "AppliedResult": "report",
     "MigrationReport": "report",
+    "resolve": "resolve",
     "Runner": "runner",
     "migrate": "runner",
     "Status": "status",

@@ -169,7 +169,8 @@ def prune(database: PathArg, *, directory: PathArg | None = None, keep: int) -> 
     folder = snapshot_folder(db, directory)
     prefix = f".{db.name}."
     with contextlib.suppress(OSError):
-        deleted += [p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(_PARTIAL)]
+        # The partial file, and the -journal/-wal/-shm files SQLite may have left beside it.
+        deleted += [p for p in folder.iterdir() if p.name.startswith(prefix) and f"{SUFFIX}{_PARTIAL}" in p.name]
     for path in deleted:
         _unlink(path)
         logger.info("Deleted old snapshot %s.", path)
