@@ -70,7 +70,8 @@ def test_sql_header_switches_to_wal(make_migrations: MigrationsFactory, db_path:
     location = make_migrations(
         {
             "0001_init.sql": INIT,
-            "0002_wal.sql": "-- Readers no longer block the writer.\n-- migrate:no-transaction\nPRAGMA journal_mode = WAL;\n",
+            "0002_wal.sql": "-- Readers no longer block the writer.\n"
+            "-- migrate:no-transaction\nPRAGMA journal_mode = WAL;\n",
         }
     )
     report = selfmigrate.migrate(db_path, location)
