@@ -57,3 +57,22 @@ def test_public_names_resolve_and_create_stays_the_function() -> None:
 def test_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         selfmigrate.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_names_follow_the_modules_in_sys_modules(tmp_path: Path) -> None:
+    # pytester's in-process runs drop modules imported during the run; a name
+    # cached from the dropped module would no longer be what the library raises.
+    code = """
+import sys, selfmigrate
+old = selfmigrate.ConfigError
+for name in [m for m in sys.modules if m.startswith("selfmigrate.")]:
+    del sys.modules[name]
+import selfmigrate.runner
+assert selfmigrate.ConfigError is not old
+assert selfmigrate.ConfigError is sys.modules["selfmigrate.errors"].ConfigError
+try:
+    selfmigrate.migrate(":memory:", ".")
+except selfmigrate.ConfigError:
+    pass
+"""
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)

@@ -91,9 +91,9 @@ class _Package(type(sys)):  # type: ignore[misc]
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         from importlib import import_module
 
-        value = getattr(import_module(f".{module}", __name__), name)
-        setattr(self, name, value)
-        return value
+        # Not cached here: the name always comes from the module now in
+        # sys.modules, even after something (pytester, a reload) replaced it.
+        return getattr(import_module(f".{module}", __name__), name)
 
     def __setattr__(self, name: str, value: object) -> None:
         # Importing a submodule sets it as an attribute of the package. Where a
