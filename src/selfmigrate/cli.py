@@ -601,7 +601,7 @@ def restore(settings: Settings, snapshot: str, backup_dir: str | None, yes: bool
     )
     if not yes:
         click.confirm("Replace the database's current contents?", abort=True, err=True)
-    before = restore_snapshot(database, chosen.path, wait=min(settings.lock_timeout, 5.0))
+    before = restore_snapshot(database, chosen.path, wait=min(settings.lock_timeout, 2.0))
     click.echo(f"Restored. The contents it replaced are in {before.path}.")
 
 

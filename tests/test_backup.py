@@ -1,0 +1,249 @@
+"""Snapshots before migrating: taken with the backup API, named in errors, pruned, restored."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import selfmigrate
+from selfmigrate.cli import cli
+from selfmigrate.sqlite import SQLiteBackend
+
+if t.TYPE_CHECKING:
+    from conftest import MigrationsFactory
+
+INIT = {
+    "0001_init.sql": "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT);\nINSERT INTO note (body) VALUES ('a');\n"
+}
+SECOND = {**INIT, "0002_more.sql": "INSERT INTO note (body) VALUES ('b');\nALTER TABLE note ADD COLUMN tag TEXT;\n"}
+BROKEN = {**INIT, "0002_broken.sql": "DELETE FROM note;\nINSERT INTO missing VALUES (1);\n"}
+
+
+def dump(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def bodies(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT body FROM note ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def at_version_1(make_migrations: MigrationsFactory, db_path: Path) -> Path:
+    selfmigrate.migrate(db_path, make_migrations(INIT, package=False))
+    assert selfmigrate.list_snapshots(db_path) == []  # a fresh database is not copied
+    return db_path
+
+
+def test_snapshot_holds_the_data_from_before(make_migrations: MigrationsFactory, at_version_1: Path) -> None:
+    before = dump(at_version_1)
+    report = selfmigrate.migrate(at_version_1, make_migrations(SECOND))
+    assert report.snapshot is not None
+    snapshot = Path(report.snapshot)
+    assert snapshot.parent == at_version_1.parent
+    assert dump(snapshot) == before
+    assert dump(at_version_1) != before
+    conn = sqlite3.connect(snapshot)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+    [listed] = selfmigrate.list_snapshots(at_version_1)
+    assert listed.path == snapshot and listed.version == 1 and listed.size == snapshot.stat().st_size
+
+
+def test_no_snapshot_when_nothing_is_pending_or_backups_are_off(
+    make_migrations: MigrationsFactory, at_version_1: Path
+) -> None:
+    same, more = make_migrations(INIT), make_migrations(SECOND)
+    listing = files(at_version_1.parent)
+    selfmigrate.migrate(at_version_1, same)
+    assert files(at_version_1.parent) == listing
+    report = selfmigrate.migrate(at_version_1, more, backup=False)
+    assert report.snapshot is None and [r.version for r in report.applied] == [2]
+    assert files(at_version_1.parent) == listing
+
+
+@pytest.mark.parametrize("db_mode", [0o644, 0o600, 0o660, 0o666])
+def test_snapshot_is_never_wider_than_the_database_nor_world_readable(
+    make_migrations: MigrationsFactory, at_version_1: Path, db_mode: int
+) -> None:
+    os.chmod(at_version_1, db_mode)
+    report = selfmigrate.migrate(at_version_1, make_migrations(SECOND))
+    assert report.snapshot is not None
+    mode = stat.S_IMODE(os.stat(report.snapshot).st_mode)
+    assert mode & 0o007 == 0, oct(mode)
+    assert mode & ~db_mode == 0, (oct(mode), oct(db_mode))
+
+
+def test_backup_dir_is_created_private(make_migrations: MigrationsFactory, at_version_1: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "backups" / "app"
+    report = selfmigrate.migrate(at_version_1, make_migrations(SECOND), backup_dir=folder)
+    assert report.snapshot is not None and Path(report.snapshot).parent == folder
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert [s.path for s in selfmigrate.list_snapshots(at_version_1, directory=folder)] == [Path(report.snapshot)]
+
+
+def test_oldest_snapshots_are_pruned(make_migrations: MigrationsFactory, at_version_1: Path) -> None:
+    files_so_far = dict(INIT)
+    taken = []
+    for version in range(2, 6):
+        files_so_far[f"{version:04d}_step.sql"] = f"INSERT INTO note (body) VALUES ('v{version}');\n"
+        report = selfmigrate.migrate(at_version_1, make_migrations(files_so_far), backup_keep=2)
+        assert report.snapshot is not None
+        taken.append(Path(report.snapshot))
+    kept = selfmigrate.list_snapshots(at_version_1)
+    assert [s.path for s in kept] == taken[:-3:-1]  # the two newest, newest first
+    assert [s.version for s in kept] == [4, 3]
+    assert not taken[0].exists() and not taken[1].exists()
+    assert bodies(kept[0].path) == ["a", "v2", "v3", "v4"]
+
+
+def test_failed_migration_names_the_snapshot_and_restore_puts_it_back(
+    make_migrations: MigrationsFactory, at_version_1: Path
+) -> None:
+    before = dump(at_version_1)
+    with pytest.raises(selfmigrate.MigrationError) as info:
+        selfmigrate.migrate(at_version_1, make_migrations(BROKEN))
+    report = info.value.report
+    assert report is not None and report.snapshot is not None
+    name = Path(report.snapshot).name
+    assert f"snapshot {report.snapshot}" in str(info.value)
+    assert f"python -m selfmigrate restore {name}" in str(info.value)
+    assert dump(at_version_1) == before  # rolled back anyway
+    # Later, data written by the app; then the operator restores the snapshot.
+    conn = sqlite3.connect(at_version_1)
+    conn.execute("INSERT INTO note (body) VALUES ('written after')")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(cli, ["--database", str(at_version_1), "restore", name, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert dump(at_version_1) == before
+    # The contents it replaced were saved first.
+    replaced = [s for s in selfmigrate.list_snapshots(at_version_1) if s.name != name]
+    assert len(replaced) == 1 and bodies(replaced[0].path) == ["a", "written after"]
+    assert f"The contents it replaced are in {replaced[0].path}" in result.output
+
+
+def test_restore_asks_first(make_migrations: MigrationsFactory, at_version_1: Path) -> None:
+    report = selfmigrate.migrate(at_version_1, make_migrations(SECOND))
+    assert report.snapshot is not None
+    after = dump(at_version_1)
+    result = CliRunner().invoke(cli, ["-d", str(at_version_1), "restore", Path(report.snapshot).name], input="n\n")
+    assert result.exit_code == 1 and "Aborted" in result.output
+    assert dump(at_version_1) == after
+    result = CliRunner().invoke(cli, ["-d", str(at_version_1), "restore", Path(report.snapshot).name], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert bodies(at_version_1) == ["a"]
+
+
+HOLDER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO note (body) VALUES ('uncommitted')")
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_restore_refuses_while_another_process_holds_the_database(
+    make_migrations: MigrationsFactory, at_version_1: Path
+) -> None:
+    report = selfmigrate.migrate(at_version_1, make_migrations(SECOND))
+    assert report.snapshot is not None
+    after = dump(at_version_1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(at_version_1)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        args = ["-d", str(at_version_1), "--lock-timeout", "0.2", "restore", Path(report.snapshot).name, "--yes"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 4, result.output
+        assert "in use by another process" in result.output and "Stop the app" in result.output
+    finally:
+        holder.communicate("\n", timeout=10)
+    assert dump(at_version_1) == after
+    with SQLiteBackend(at_version_1).migration_lock() as lock:
+        assert lock.try_acquire()
+        with pytest.raises(selfmigrate.LockTimeout, match="being migrated by another process"):
+            selfmigrate.restore(at_version_1, report.snapshot)
+    assert dump(at_version_1) == after
+
+
+def test_restore_unknown_snapshot_lists_those_there_are(make_migrations: MigrationsFactory, at_version_1: Path) -> None:
+    report = selfmigrate.migrate(at_version_1, make_migrations(SECOND))
+    assert report.snapshot is not None
+    result = CliRunner().invoke(cli, ["-d", str(at_version_1), "restore", "nope.bak", "--yes"])
+    assert result.exit_code == 6
+    assert "No snapshot named nope.bak" in result.output and Path(report.snapshot).name in result.output
+    result = CliRunner().invoke(cli, ["-d", str(at_version_1), "snapshots"])
+    assert result.exit_code == 0 and Path(report.snapshot).name in result.output and "version 1" in result.output
+
+
+def test_snapshot_failure_stops_the_migration(
+    make_migrations: MigrationsFactory, at_version_1: Path, tmp_path: Path
+) -> None:
+    before = dump(at_version_1)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(selfmigrate.BackupError, match="Nothing was migrated"):
+        selfmigrate.migrate(at_version_1, make_migrations(SECOND), backup_dir=tmp_path / "a_file" / "backups")
+    assert dump(at_version_1) == before
+
+
+def test_wal_database_snapshot_is_one_file_and_restore_keeps_wal(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+    selfmigrate.migrate(db_path, make_migrations(INIT))
+    before = dump(db_path)
+    report = selfmigrate.migrate(db_path, make_migrations(SECOND))
+    assert report.snapshot is not None
+    snapshot = Path(report.snapshot)
+    conn = sqlite3.connect(snapshot)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    conn.close()
+    assert not Path(str(snapshot) + "-wal").exists()
+    selfmigrate.restore(db_path, snapshot.name)
+    assert dump(db_path) == before
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+
+
+def test_flask_keys(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
+    from flask import Flask
+
+    def make_app(**config: t.Any) -> Flask:
+        app = Flask("backup_app", instance_path=str(tmp_path / "instance"), root_path=str(tmp_path))
+        app.config.update(DATABASE="app.sqlite", SELFMIGRATE_CLI_GROUP=None, **config)
+        return app
+
+    selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(INIT)))
+    report = selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(SECOND), SELFMIGRATE_BACKUP_DIR="bk"))
+    assert report.snapshot is not None and Path(report.snapshot).parent == tmp_path / "instance" / "bk"
+    third = {**SECOND, "0003_x.sql": "INSERT INTO note (body) VALUES ('c');\n"}
+    report = selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(third), SELFMIGRATE_BACKUP=False))
+    assert report.snapshot is None and [r.version for r in report.applied] == [3]
+    with pytest.raises(selfmigrate.ConfigError, match="backup_keep must be 1 or more"):
+        selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(third), SELFMIGRATE_BACKUP_KEEP=0))
