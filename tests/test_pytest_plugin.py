@@ -304,11 +304,15 @@ def test_migrate_to_marker_for_testing_a_data_migration(pytester: pytest.Pyteste
             assert [r.version for r in report.applied] == [2]
             assert migrated_db.execute("SELECT name, slug FROM item").fetchall() == [("Blue Pen", "blue-pen")]
 
+        @pytest.mark.migrate_to(1)
+        def test_marked_connection_alone(migrated_db):
+            assert [r[1] for r in migrated_db.execute("PRAGMA table_info(item)")] == ["id", "name"]
+
         def test_unmarked_is_at_head(migrated_db):
             assert [r[1] for r in migrated_db.execute("PRAGMA table_info(item)")] == ["id", "name", "slug"]
         """
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest().assert_outcomes(passed=3)
 
 
 def test_migrate_to_marker_is_registered(pytester: pytest.Pytester) -> None:
