@@ -424,6 +424,10 @@ class Runner:
                 e.args = (e.message,)
             e.report = report
             raise
+        except sqlite3.Error as e:
+            # Not from a migration (those become MigrationError): from reading or writing
+            # the tracker, the lock, a commit. Nothing half-done: each step is a transaction.
+            raise _database_error(e, database) from e
         finally:
             conn.close()
             if lock is not None:
@@ -460,6 +464,7 @@ class Runner:
                 return status
             migration = todo[0]
             body = loaded.get(migration.version) or migration.load()
+            self._check_integrity(conn, report)
             self._take_snapshot(conn, status, report)
             if not body.transactional:
                 self._apply_outside_transaction(conn, body, report, status, lock)
@@ -475,6 +480,26 @@ class Runner:
         report.applied.append(AppliedResult(migration.version, migration.name, duration))
         logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
         return None
+
+    def _check_integrity(self, conn: sqlite3.Connection, report: MigrationReport) -> None:
+        """Before a run's first change, refuse to migrate a damaged database (``PRAGMA quick_check``).
+
+        Paid only when something is pending; a migration on top of a damaged
+        file can only make it worse, and a snapshot of it would not help.
+        """
+        if report.applied:
+            return
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            from .errors import DatabaseError
+
+            listed = "\n  ".join(problems)
+            raise DatabaseError(
+                f"Database {self.backend.describe()} is damaged (SQLite's quick_check found:\n  {listed}\n)."
+                " selfmigrate does not migrate a damaged database; nothing was changed. Restore it from a"
+                " snapshot ('python -m selfmigrate snapshots' lists them) or another backup, or salvage"
+                " it with the sqlite3 shell's '.recover' command."
+            )
 
     def _take_snapshot(self, conn: sqlite3.Connection, status: Status, report: MigrationReport) -> None:
         """Snapshot a non-empty database once per run, holding the write lock, before the first change.
@@ -736,6 +761,11 @@ def _failure(
             " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"
             " selfmigrate commits each migration together with its tracker row."
         )
+    if isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorname", "") == "SQLITE_FULL":
+        lines.append(
+            "  The disk is full, or the database reached its size limit (PRAGMA max_page_count):"
+            " free space (or raise the limit) before starting again."
+        )
     if later:
         lines.append(f"  Not attempted: {', '.join(later)}.")
     lines.append("Fix the migration and start again; nothing needs undoing by hand.")
@@ -746,6 +776,37 @@ def _failure(
         path=migration.location,
         line=line,
         statement=statement,
+    )
+
+
+def _database_error(error: sqlite3.Error, database: str) -> SelfMigrateError:
+    """A clear error for a database error met outside a migration (tracker, lock, commit)."""
+    from .errors import DatabaseError
+
+    name = getattr(error, "sqlite_errorname", "")
+    text = str(error)
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        fix = (
+            "The database file is read-only for this process: let the app's user write the file and"
+            " its folder (SQLite writes a journal beside it), or mount the volume read-write."
+        )
+    elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        fix = (
+            "SQLite could not create its journal file beside the database: let the app's user write"
+            " the database's folder."
+        )
+    elif name == "SQLITE_FULL":
+        fix = "The disk is full: free space and start again."
+    elif name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB" or "malformed" in text:
+        fix = (
+            "The database is damaged: restore it from a snapshot ('python -m selfmigrate snapshots')"
+            " or another backup."
+        )
+    else:
+        fix = "Check the database file, its folder and the disk."
+    return DatabaseError(
+        f"Cannot migrate database {database}: {type(error).__name__}: {error}. {fix} No migration"
+        " is half-applied (each one is a transaction); start again once this is fixed."
     )
 
 
