@@ -14,11 +14,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import typing as t
 from pathlib import Path
 
 import pytest
 
 import selfmigrate
+
+if t.TYPE_CHECKING:
+    from conftest import MigrationsFactory
 
 pytest_plugins = ["pytester"]
 
@@ -97,12 +101,17 @@ def test_each_test_gets_a_private_fully_migrated_database(pytester: pytest.Pytes
 
         import selfmigrate
 
+        SEEN = []
+
         def test_first(migrated_db):
+            SEEN.append(migrated_db)
             migrated_db.execute("INSERT INTO item (name, price) VALUES ('pen', 3)")
             migrated_db.commit()
             assert migrated_db.execute("SELECT name, price FROM item").fetchall() == [("pen", 3)]
 
         def test_second_sees_none_of_the_first(migrated_db):
+            with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+                SEEN[0].execute("SELECT 1")
             assert migrated_db.execute("SELECT count(*) FROM item").fetchone() == (0,)
             assert migrated_db.execute("SELECT count(*) FROM audit").fetchone() == (0,)
 
@@ -565,3 +574,57 @@ def test_edited_check_compares_with_a_database_and_leaves_it_alone(pytester: pyt
         ["*These migrations were edited after they were applied to *production.sqlite:", "*0002_price.sql (version 2*"]
     )
     assert production.read_bytes() == before  # read only: the data and history survived
+
+
+# --- the checks as library functions ----------------------------------------------
+
+REBUILT_DOWN = """\
+ALTER TABLE item ADD COLUMN price INTEGER;
+-- migrate:down
+CREATE TABLE new_item (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+INSERT INTO new_item (id, name) SELECT id, name FROM item;
+DROP TABLE item;
+ALTER TABLE new_item RENAME TO item;
+"""
+
+
+def test_a_down_that_rebuilds_the_table_round_trips(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
+    from selfmigrate.checks import check_round_trips
+
+    # SQLite stores the rebuilt table as CREATE TABLE "item" (...): not a difference.
+    location = make_migrations(
+        {
+            "0001_item.sql": ITEM,
+            "0002_price.sql": REBUILT_DOWN,
+            "0003_note.py": """\
+                def up(conn):
+                    conn.execute("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)")
+                """,
+        },
+        package=False,
+    )
+    report = check_round_trips(tmp_path / "rt.sqlite", location)
+    assert report.ok, report.problem
+    assert report.checked == ["0001_item", "0002_price"]
+    assert report.without_down == ["0003_note"]
+
+
+def test_schema_diff_names_each_difference() -> None:
+    from selfmigrate.checks import Schema, schema, schema_diff
+
+    def of(sql: str) -> Schema:
+        conn = sqlite3.connect(":memory:")
+        conn.executescript(sql)
+        try:
+            return schema(conn)
+        finally:
+            conn.close()
+
+    before = of("CREATE TABLE a (id INTEGER, x TEXT); CREATE INDEX a_x ON a (x); CREATE VIEW v AS SELECT 1;")
+    after = of("CREATE TABLE a (id INTEGER); CREATE TABLE b (id); CREATE VIEW v AS SELECT 2;")
+    assert schema_diff(before, after) == [
+        "table a: columns should be (id INTEGER, x TEXT), are (id INTEGER)",
+        "index a_x is missing",
+        "table b should not be there",
+        "view v: should be 'CREATE VIEW v AS SELECT 1', is 'CREATE VIEW v AS SELECT 2'",
+    ]
