@@ -250,8 +250,8 @@ def test_a_conftest_fixture_overrides_the_ini_option_for_its_folder(pytester: py
         "    assert 'old_thing' in tables and 'item' not in tables\n"
     )
     pytester.makepyfile(
-        test_main="""
-        def test_main(migrated_db):
+        test_root_folder="""
+        def test_root(migrated_db):
             tables = {r[0] for r in migrated_db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             assert 'item' in tables and 'old_thing' not in tables
         """
