@@ -500,6 +500,10 @@ class Runner:
                 " snapshot ('python -m selfmigrate snapshots' lists them) or another backup, or salvage"
                 " it with the sqlite3 shell's '.recover' command."
             )
+        # Rewrite user_version with its own value: fails here, as a DatabaseError naming
+        # the read-only file, instead of in the first migration's first statement.
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {int(user_version)}")
 
     def _take_snapshot(self, conn: sqlite3.Connection, status: Status, report: MigrationReport) -> None:
         """Snapshot a non-empty database once per run, holding the write lock, before the first change.
@@ -755,7 +759,13 @@ def _failure(
     if statement is not None:
         lines.append(f"  statement: {_shorten(statement)}")
     lines.append(f"  error: {type(cause).__name__}: {cause}")
-    if denied:
+    if denied and denied[0].startswith("PRAGMA "):
+        lines.append(
+            f"  {denied[0]} has no effect inside a transaction, and selfmigrate runs this migration in"
+            " one. Move it to a migration of its own that runs outside a transaction: a first line"
+            " '-- migrate:no-transaction' (.sql) or 'transactional = False' (.py)."
+        )
+    elif denied:
         lines.append(
             f"  The migration tried to {denied[0] or 'end'} the transaction selfmigrate runs it in."
             " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"

@@ -22,6 +22,9 @@ if t.TYPE_CHECKING:
     from .migration import SQLScript
 
 _URL_PREFIX = "sqlite:///"
+#: Pragmas that do nothing (or fail) when set inside a transaction; a migration
+#: that sets one must run outside a transaction (``-- migrate:no-transaction``).
+NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size", "auto_vacuum"})
 #: Appended to the database's file name to name its migration lock file.
 LOCK_SUFFIX = "-selfmigrate.lock"
 # sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
@@ -279,13 +282,19 @@ class SQLiteBackend:
         """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
 
         A migration runs inside the transaction selfmigrate opened; a COMMIT in
-        it would make its first half permanent without its tracker row. Each
-        refusal is appended to ``denied`` so the caller can say why it failed.
+        it would make its first half permanent without its tracker row. Setting
+        a pragma that SQLite silently ignores inside a transaction
+        (:data:`NO_TRANSACTION_PRAGMAS`) is refused too, as ``"PRAGMA name"``:
+        such a migration must be marked non-transactional. Each refusal is
+        appended to ``denied`` so the caller can say why it failed.
         """
 
         def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
             if action == _SQLITE_TRANSACTION:
                 denied.append(arg1 or "")
+                return sqlite3.SQLITE_DENY
+            if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() in NO_TRANSACTION_PRAGMAS:
+                denied.append(f"PRAGMA {(arg1 or '').lower()}")
                 return sqlite3.SQLITE_DENY
             return sqlite3.SQLITE_OK
 
