@@ -195,6 +195,10 @@ def check_command(words: list[str], sample: Sample) -> None:
             assert target in targets, f"{sample}: the Makefile has no target {target!r}"
     elif program in ("docker", "podman"):
         assert args[0] in CONTAINER_COMMANDS, f"{sample}: {program} has no command {args[0]!r}"
+        # A command run in the container (docker run IMAGE python -m selfmigrate ...) is checked too.
+        nested = [i for i, word in enumerate(args) if word in ("python", "python3") and args[i + 1 : i + 2] == ["-m"]]
+        if args[0] in ("run", "exec") and nested:
+            check_command(args[nested[0] :], sample)
     elif program == "pip":
         assert args[0] in PIP_COMMANDS, f"{sample}: pip has no command {args[0]!r}"
     elif program == "curl":
@@ -379,6 +383,7 @@ def test_cookbook_backfill_without_down_stops_a_rollback_before_any_change(tmp_p
         "gunicorn --wrokers 4 app:app",
         "make deploy",
         "curl http://example.org/",
+        "docker run --rm -v data:/app/data myapp:2 python -m selfmigrate adpot",
         "frobnicate --now",
     ],
 )
