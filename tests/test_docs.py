@@ -490,3 +490,9 @@ def test_schema_to_migration_never_overwrites(tmp_path: Path) -> None:
 
     assert result.returncode == 2 and "not overwriting" in result.stderr
     assert target.read_text() == "-- mine\n"
+
+
+def test_api_reference_documents_every_public_name() -> None:
+    api = (DOCS / "api.rst").read_text()
+    documented = set(re.findall(r"^\.\. auto(?:function|class|exception):: (\w+)", api, re.MULTILINE))
+    assert documented == set(selfmigrate.__all__)
