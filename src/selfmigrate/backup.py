@@ -252,15 +252,25 @@ def restore(
 def _copy(database: Path, target: Path) -> None:
     source = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
     try:
-        copy = sqlite3.connect(str(target))
+        copy = sqlite3.connect(str(target), isolation_level=None)
         try:
+            # The partial file is nobody's database until it is renamed: no journal and
+            # no syncing while it is written, one fsync at the end.
+            copy.execute("PRAGMA synchronous = OFF")
+            copy.execute("PRAGMA journal_mode = OFF")
             source.backup(copy)
             # One self-contained file, whatever the journal mode of the original.
-            copy.execute("PRAGMA journal_mode = DELETE")
+            if copy.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                copy.execute("PRAGMA journal_mode = DELETE")
         finally:
             copy.close()
     finally:
         source.close()
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _verify(path: Path) -> None:
