@@ -371,6 +371,26 @@ def test_cookbook_backfill_without_down_stops_a_rollback_before_any_change(tmp_p
     conn.close()
 
 
+CREATE_SAMPLES = [
+    sample
+    for sample in console_samples()
+    if re.match(r"python -m selfmigrate .*\bcreate\b", sample.command) and "--help" not in sample.command
+]
+
+
+@pytest.mark.parametrize("sample", CREATE_SAMPLES, ids=str)
+def test_create_samples_run_for_real(sample: Sample, tmp_path: Path) -> None:
+    """``create`` samples run in an empty project whose migrations folder exists."""
+    words = shlex.split(sample.command)
+    folder = next(words[i + 1] for i, word in enumerate(words) if word in ("-m", "--migrations") and i > 2)
+    (tmp_path / folder).mkdir(parents=True)
+    result = subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{sample}\n{result.stdout}{result.stderr}"
+    created = list((tmp_path / folder).iterdir())
+    assert len(created) == 1 and created[0].name.startswith("0001_"), created
+    assert created[0].suffix == (".sql" if "--sql" in words else ".py")
+
+
 @pytest.mark.parametrize(
     "command",
     [
