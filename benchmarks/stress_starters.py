@@ -227,6 +227,9 @@ def run_round(root: Path, database: Path, spawn: bool, held: bool, tally: Tally)
     try:
         counts = dict(conn.execute("SELECT version, count(*) FROM ran GROUP BY version"))
         tracker = [v for (v,) in conn.execute("SELECT version FROM schema_migrations WHERE state = 'applied'")]
+    except sqlite3.Error as e:
+        tally.failures.append(f"round on {database.name}: cannot read the result: {e}")
+        return
     finally:
         conn.close()
     tally.twice += sum(1 for n in counts.values() if n > 1)

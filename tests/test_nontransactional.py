@@ -316,3 +316,25 @@ def test_the_snapshot_is_taken_before_it_runs(make_migrations: MigrationsFactory
     report = selfmigrate.migrate(db_path, location)
     assert report.snapshot is not None
     assert dump(Path(report.snapshot)) == before
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "samples" / "reliability"
+
+
+def test_the_documented_samples_work(tmp_path: Path, db_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_note.sql").write_text(
+        "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT);\n"
+        "CREATE TABLE tag (id INTEGER PRIMARY KEY, note_id INTEGER REFERENCES note (id));\n"
+        "INSERT INTO note (body) VALUES ('kept'), (NULL);\nINSERT INTO tag (note_id) VALUES (1), (2);\n"
+    )
+    for sample in SAMPLES.iterdir():
+        (folder / sample.name).write_bytes(sample.read_bytes())
+    report = selfmigrate.migrate(db_path, str(folder))
+    assert [r.version for r in report.applied] == [1, 7, 8]
+    assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(db_path, "SELECT id, body FROM note ORDER BY id") == [(1, "kept"), (2, "")]
+    assert rows(db_path, "SELECT note_id FROM tag ORDER BY id") == [(1,), (2,)]
+    assert rows(db_path, "PRAGMA foreign_key_check") == []
+    assert tracker(db_path) == [(1, "applied"), (7, "applied"), (8, "applied")]
