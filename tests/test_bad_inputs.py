@@ -299,3 +299,26 @@ def test_file_breaking_the_naming_rule_is_never_run(make_migrations: MigrationsF
 def test_two_files_with_one_version(make_migrations: MigrationsFactory, database: Path) -> None:
     location = make_migrations({**GOOD, "0002_a.sql": "DELETE FROM note;\n", "0002_b.sql": "DELETE FROM note;\n"})
     fails(database, location, selfmigrate.DiscoveryError, "0002_a.sql", "0002_b.sql", "Renumber")
+
+
+def test_pragma_that_does_nothing_in_a_transaction(make_migrations: MigrationsFactory, database: Path) -> None:
+    location = make_migrations({**GOOD, "0002_fk.sql": "DELETE FROM note;\nPRAGMA foreign_keys = OFF;\n"})
+    fails(
+        database,
+        location,
+        selfmigrate.MigrationError,
+        "0002_fk.sql, line 2",
+        "PRAGMA foreign_keys has no effect inside a transaction",
+        "-- migrate:no-transaction",
+    )
+
+
+def test_interrupted_non_transactional_migration(make_migrations: MigrationsFactory, database: Path) -> None:
+    location = make_migrations(
+        {**GOOD, "0002_half.sql": "-- migrate:no-transaction\nINSERT INTO note (body) VALUES ('x');\nBAD;\n"}
+    )
+    with pytest.raises(selfmigrate.MigrationError, match="NOT undone"):
+        selfmigrate.migrate(database, location)
+    # From here on, every start refuses, and changes nothing, until it is resolved.
+    fails(database, location, selfmigrate.StateError, "0002_half", "resolve 2 --done", "resolve 2 --retry")
+    fails(database, location, selfmigrate.StateError, "never finished")
