@@ -236,12 +236,17 @@ def test_flask_keys(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
 
     def make_app(**config: t.Any) -> Flask:
         app = Flask("backup_app", instance_path=str(tmp_path / "instance"), root_path=str(tmp_path))
-        app.config.update(DATABASE="app.sqlite", SELFMIGRATE_CLI_GROUP=None, **config)
+        app.config.update(DATABASE="app.sqlite", **{"SELFMIGRATE_CLI_GROUP": None, **config})
         return app
 
     selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(INIT)))
-    report = selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(SECOND), SELFMIGRATE_BACKUP_DIR="bk"))
+    app = make_app(
+        SELFMIGRATE_MIGRATIONS=make_migrations(SECOND), SELFMIGRATE_BACKUP_DIR="bk", SELFMIGRATE_CLI_GROUP="sm"
+    )
+    report = selfmigrate.apply(app)
     assert report.snapshot is not None and Path(report.snapshot).parent == tmp_path / "instance" / "bk"
+    result = app.test_cli_runner().invoke(args=["sm", "snapshots"])  # the flask commands use the app's keys
+    assert result.exit_code == 0 and Path(report.snapshot).name in result.output, result.output
     third = {**SECOND, "0003_x.sql": "INSERT INTO note (body) VALUES ('c');\n"}
     report = selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(third), SELFMIGRATE_BACKUP=False))
     assert report.snapshot is None and [r.version for r in report.applied] == [3]

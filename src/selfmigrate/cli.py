@@ -48,6 +48,10 @@ class Settings:
     allow_out_of_order: bool = False
     #: Where snapshots go (``None``: the database's folder).
     backup_dir: str | None = None
+    #: Whether ``apply`` snapshots a non-empty database before migrating it.
+    backup: bool = True
+    #: How many snapshots ``apply`` keeps (``None``: all).
+    backup_keep: int | None = 5
 
     def require_database(self) -> str:
         """The database, or a usage error saying how to give one."""
@@ -74,6 +78,9 @@ class Settings:
             table=self.table,
             lock_timeout=self.lock_timeout,
             allow_out_of_order=self.allow_out_of_order,
+            backup=self.backup,
+            backup_dir=self.backup_dir,
+            backup_keep=self.backup_keep,
         )
 
 
@@ -674,7 +681,9 @@ def flask_group(name: str) -> click.Group:
             table=state.table,
             lock_timeout=state.lock_timeout,
             allow_out_of_order=state.allow_out_of_order,
-            backup_dir=getattr(state, "backup_dir", None),
+            backup_dir=state.backup_dir,
+            backup=state.backup,
+            backup_keep=state.backup_keep,
         )
 
     return FlaskCommandGroup(
