@@ -147,6 +147,7 @@ def test_sql_file_without_an_up_statement_is_refused_at_load(make_migrations: Mi
 
 def test_file_changed_after_discovery_is_refused(make_migrations: MigrationsFactory) -> None:
     migration = only(make_migrations({"0001_a.sql": "SELECT 1;\n"}))
+    assert migration.checksum  # the runner compares checksums before it loads anything
     Path(migration.location).write_text("SELECT 2;\n")
     with pytest.raises(DiscoveryError, match="changed while selfmigrate was running"):
         migration.load()

@@ -96,8 +96,9 @@ def test_tracker_is_written_with_bound_parameters(db_path: Path, tmp_path: Path)
     conn.execute("INSERT INTO note VALUES ('keep')")
     tracker = Tracker(backend)
     tracker.ensure(conn)
-    (tmp_path / "f.sql").write_text("SELECT 1;")
-    hostile = Migration(7, HOSTILE, "sql", HOSTILE, HOSTILE, resource=tmp_path / "f.sql")  # type: ignore[arg-type]
+    (tmp_path / "f.sql").write_text(HOSTILE)
+    hostile = Migration(7, HOSTILE, "sql", HOSTILE, resource=tmp_path / "f.sql")
+    hostile.__dict__["checksum"] = HOSTILE  # what a cached checksum would hold
     tracker.record(conn, hostile, 1.0, state=STARTED, applied_at=HOSTILE)
     tracker.finish(conn, 7, 2.0)
     tracker.set_checksum(conn, 7, HOSTILE + "2")

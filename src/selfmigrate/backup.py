@@ -16,7 +16,6 @@ the database and never world-readable.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import re
@@ -26,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BackupError, ConfigError, DatabaseError, LockTimeout
+
+if t.TYPE_CHECKING:
+    import datetime as dt
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ def take_snapshot(
         mode = db.stat().st_mode & 0o660
     except OSError as e:
         raise DatabaseError(f"Cannot snapshot database {db}: {e}.") from e
+    import datetime as dt  # not at import: the no-op start never takes a snapshot
+
     created = dt.datetime.now(dt.UTC)
     name = f"{db.name}.{created.strftime(_STAMP_FORMAT)}.v{version or 0:04d}{SUFFIX}"
     final = folder / name
@@ -152,6 +156,8 @@ def list_snapshots(
             size = entry.stat().st_size
         except FileNotFoundError:  # pruned by another process meanwhile
             continue
+        import datetime as dt
+
         created = dt.datetime.strptime(match["stamp"], _STAMP_FORMAT).replace(tzinfo=dt.UTC)
         found.append(Snapshot(entry, created, int(match["version"]), size))
     found.sort(key=lambda s: s.created, reverse=True)

@@ -1,14 +1,16 @@
 """Migration value objects, and loading a migration's body when it must run.
 
 A :class:`Migration` is what discovery knows of a file: version, name, where it
-is and its checksum. Nothing in it imports or parses the file; that happens in
+is; its checksum is read when first asked for. Nothing in it imports or parses the file; that happens in
 :meth:`Migration.load`, which the runner calls only for migrations it is about to
 run (or roll back), so a start with nothing pending imports no migration module.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import sqlite3
 import traceback
 import types
@@ -63,8 +65,9 @@ def decode(data: bytes, location: str) -> str:
 class Migration:
     """One migration file, as discovery found it.
 
-    Two migrations compare equal when version, name, kind, location and checksum
-    are equal.
+    Two migrations compare equal when version, name, kind and location are
+    equal. The :attr:`checksum` is read from the file on first use, so that a
+    start whose files are known to be unchanged reads none of them.
     """
 
     #: The decimal version from the file name (``0002_x.sql`` → ``2``).
@@ -75,35 +78,54 @@ class Migration:
     kind: Kind
     #: Where the file is, for messages: a path, or a path inside a zip file.
     location: str
-    #: SHA-256 of the content with normalised line endings (see :func:`checksum`).
-    checksum: str
-    #: The file, as an :mod:`importlib.resources` traversable.
-    resource: Traversable = field(compare=False, repr=False)
+    #: The file, as an :mod:`importlib.resources` traversable, for a file inside a
+    #: zip file; ``None`` for a file on disk, which is read from :attr:`location`.
+    resource: Traversable | None = field(default=None, compare=False, repr=False)
     #: The package the file was found in, if it came from a package (used for
     #: relative imports in Python migrations).
     package: str | None = field(default=None, compare=False, repr=False)
+    #: ``(size, mtime_ns, ctime_ns)`` of a file on disk when it was listed;
+    #: ``None`` inside a zip file. Feeds :meth:`MigrationRegistry.fingerprint`.
+    stat: tuple[int, int, int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:
         """The file name without extension, e.g. ``"0002_add_column"``."""
-        return self.resource.name.rsplit(".", 1)[0]
+        return self.filename.rsplit(".", 1)[0]
 
     @property
     def filename(self) -> str:
         """The file name, e.g. ``"0002_add_column.sql"``."""
-        return self.resource.name
+        return os.path.basename(self.location)
 
-    def read_text(self) -> str:
-        """Read and decode the file, checking it still has the discovered checksum."""
+    @functools.cached_property
+    def checksum(self) -> str:
+        """SHA-256 of the content with normalised line endings (see :func:`checksum`).
+
+        :raises DiscoveryError: the file cannot be read.
+        """
+        return checksum(self._read_bytes())
+
+    def _read_bytes(self) -> bytes:
         try:
-            data = self.resource.read_bytes()
+            if self.resource is not None:
+                return self.resource.read_bytes()
+            with open(self.location, "rb") as f:
+                return f.read()
         except OSError as e:
             raise DiscoveryError(
                 f"Migration file {self.location} cannot be read: {e}. Check that it exists"
                 " and that the app's user may read it.",
                 paths=[self.location],
             ) from e
-        if checksum(data) != self.checksum:
+
+    def read_text(self) -> str:
+        """Read and decode the file, checking it still has the checksum first seen."""
+        data = self._read_bytes()
+        digest = checksum(data)
+        # cached_property keeps its value in the instance's __dict__ (a frozen
+        # dataclass does not stop that): the first read fixes the checksum.
+        if self.__dict__.setdefault("checksum", digest) != digest:
             raise DiscoveryError(
                 f"Migration file {self.location} changed while selfmigrate was running."
                 " Start again once the files are in place.",

@@ -1,9 +1,9 @@
 """Finding migration files: :class:`MigrationRegistry`.
 
-Discovery is pure and strict. It reads the configured locations, checks every
-file name against the naming rule, refuses duplicate versions, and computes each
-file's checksum — all before anything touches a database. It imports no
-migration module.
+Discovery is pure and strict. It lists the configured locations, checks every
+file name against the naming rule and refuses duplicate versions — all before
+anything touches a database. It imports no migration module and reads no file:
+a file's checksum is read when first asked for (:attr:`Migration.checksum`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DiscoveryError
-from .migration import Kind, Migration, checksum, decode
+from .migration import Kind, Migration
 
 if t.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -138,22 +138,28 @@ def _package_folder(name: str) -> Path | None:
     return Path(folders[0])
 
 
-def _candidates(root: Traversable) -> t.Iterator[Traversable]:
-    """The files of a location that are meant to be migrations (see :func:`is_candidate`).
+Stat = tuple[int, int, int]
 
-    On disk this lists the folder with :func:`os.scandir`, which knows each
-    entry's type without a ``stat`` call per file: at every start of an app with
-    a thousand migrations, that is a thousand system calls saved.
+
+def _candidates(root: Traversable) -> t.Iterator[tuple[str, str, Traversable | None, Stat | None]]:
+    """The files of a location meant to be migrations (see :func:`is_candidate`).
+
+    Yields ``(name, location, resource, stat)``. On disk, ``location`` is the
+    file's path, ``resource`` is ``None`` (no object per file: a start lists a
+    thousand of them) and ``stat`` is ``(size, mtime_ns, ctime_ns)`` from
+    :func:`os.scandir` for :meth:`MigrationRegistry.fingerprint`; inside a zip
+    file, ``resource`` is the file and ``stat`` is ``None``.
     """
     if isinstance(root, Path):
-        with os.scandir(root) as entries:
-            names = [e.name for e in entries if is_candidate(e.name) and e.is_file()]
-        for name in names:
-            yield root / name
+        folder = str(root)
+        with os.scandir(folder) as entries:
+            found = [(e.name, e.path, e.stat()) for e in entries if is_candidate(e.name) and e.is_file()]
+        for name, path, st in found:
+            yield name, path, None, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         return
     for entry in root.iterdir():
         if is_candidate(entry.name) and entry.is_file():
-            yield entry
+            yield entry.name, str(entry), entry, None
 
 
 def is_candidate(filename: str) -> bool:
@@ -165,6 +171,10 @@ def is_candidate(filename: str) -> bool:
     as a bad name rather than silently skipped.
     """
     return filename.lower().endswith((".sql", ".py")) and not filename.startswith(("_", "."))
+
+
+#: Changes when what :meth:`MigrationRegistry.fingerprint` covers changes.
+_FINGERPRINT_FORMAT = "selfmigrate fingerprint 1"
 
 
 class MigrationRegistry:
@@ -201,7 +211,8 @@ class MigrationRegistry:
         """Every migration, sorted by version.
 
         :raises DiscoveryError: a location is missing, a file breaks the naming
-            rule or cannot be read or decoded, or two files share a version.
+            rule, or two files share a version. Files are not read here: a
+            file's checksum is read on first use, and its text when it is loaded.
         """
         if self._migrations is None:
             self._migrations = self._discover()
@@ -214,6 +225,26 @@ class MigrationRegistry:
                 return migration
         return None
 
+    def fingerprint(self) -> str | None:
+        """A text naming every file with its size and modification times, or ``None``.
+
+        Equal fingerprints mean no file was added, removed, renamed or written
+        to since (an edit changes at least the change time, which no tool can
+        set back). The runner stores it in the database once the files have
+        been checked against the tracker, and reads no file at a start whose
+        fingerprint matches. ``None`` when a location is inside a zip file
+        (no modification times): then every start reads the files.
+        """
+        parts = [f"{_FINGERPRINT_FORMAT}"]
+        for location in self.locations:
+            parts.append(f"{location.kind} {location.name}")
+        for migration in self.migrations:
+            if migration.stat is None:
+                return None
+            size, mtime, ctime = migration.stat
+            parts.append(f"{migration.location}\0{size}\0{mtime}\0{ctime}")
+        return "\n".join(parts)
+
     @property
     def head(self) -> int | None:
         """The highest version, or ``None`` when there are no migrations."""
@@ -224,14 +255,12 @@ class MigrationRegistry:
         bad_names: list[str] = []
         for location in self.locations:
             package = location.name if location.kind == "package" else None
-            for entry in _candidates(location.root):
-                filename = entry.name
-                where = str(entry)
+            for filename, where, entry, stat in _candidates(location.root):
                 match = NAME_PATTERN.fullmatch(filename)
                 if match is None:
                     bad_names.append(where)
                     continue
-                found.append(_read(entry, where, match, package))
+                found.append(_migration(entry, stat, where, match, package))
         if bad_names:
             listed = "\n  ".join(sorted(bad_names))
             raise DiscoveryError(
@@ -261,15 +290,9 @@ class MigrationRegistry:
         return tuple(found)
 
 
-def _read(entry: Traversable, where: str, match: re.Match[str], package: str | None) -> Migration:
-    try:
-        data = entry.read_bytes()
-    except OSError as e:
-        raise DiscoveryError(
-            f"Migration file {where} cannot be read: {e}. Check that the app's user may read it.",
-            paths=[where],
-        ) from e
-    decode(data, where)
+def _migration(
+    entry: Traversable | None, stat: Stat | None, where: str, match: re.Match[str], package: str | None
+) -> Migration:
     kind = t.cast(Kind, match["kind"])
     version = int(match["version"])
     if version > MAX_VERSION:
@@ -284,7 +307,7 @@ def _read(entry: Traversable, where: str, match: re.Match[str], package: str | N
         name=match["name"],
         kind=kind,
         location=where,
-        checksum=checksum(data),
         resource=entry,
         package=package,
+        stat=stat,
     )

@@ -373,7 +373,15 @@ class Runner:
         conn = self.backend.connect()
         lock: MigrationLock | None = None
         try:
-            status = compare(migrations, self.tracker.read(conn))
+            applied = self.tracker.read(conn)
+            # The files' fingerprint (names, sizes, change times) against the one stored
+            # the last time migrations were applied: if equal, no applied file was edited
+            # since and none needs reading, which keeps a no-op start near the cost of
+            # listing a folder. The no-op path never writes it (it takes no write lock).
+            files = self.registry.fingerprint()
+            key = None if files is None else self.tracker.fingerprint_key(files, applied)
+            verified = key is not None and self.tracker.read_fingerprint(conn) == key
+            status = compare(migrations, applied, verified=verified)
             if status.interrupted:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
@@ -460,6 +468,9 @@ class Runner:
             self._check(status, target)
             todo = _up_to(status.pending, target)
             if not todo:
+                files = self.registry.fingerprint()
+                if files is not None:
+                    self.tracker.store_fingerprint(conn, self.tracker.fingerprint_key(files, status.applied))
                 self.backend.commit(conn)
                 return status
             migration = todo[0]
@@ -515,7 +526,8 @@ class Runner:
         if not self.backup or report.snapshot is not None or report.applied:
             return  # off, or not this run's first change
         others = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name != ?", (self.tracker.table,)
+            "SELECT count(*) FROM sqlite_master WHERE name NOT IN (?, ?)",
+            (self.tracker.table, self.tracker.fingerprint_table),
         ).fetchone()[0]
         if not others:
             return

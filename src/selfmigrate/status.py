@@ -51,8 +51,14 @@ class Status:
         return not (self.pending or self.edited or self.interrupted)
 
 
-def compare(migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration]) -> Status:
-    """Compare migration files (sorted by version) with tracker rows."""
+def compare(
+    migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration], *, verified: bool = False
+) -> Status:
+    """Compare migration files (sorted by version) with tracker rows.
+
+    :param verified: the applied files are known to match their recorded
+        checksums (their fingerprint was checked before): skip reading them.
+    """
     by_version = {m.version: m for m in migrations}
     newest = max(applied) if applied else None
     pending = tuple(m for m in migrations if m.version not in applied)
@@ -64,7 +70,10 @@ def compare(migrations: t.Sequence[Migration], applied: dict[int, AppliedMigrati
         edited=tuple(
             (by_version[v], row)
             for v, row in applied.items()
-            if v in by_version and row.state != STARTED and by_version[v].checksum != row.checksum
+            if not verified
+            and v in by_version
+            and row.state != STARTED
+            and by_version[v].checksum != row.checksum
         ),
         out_of_order=tuple(m for m in pending if newest is not None and m.version < newest),
         interrupted=tuple(row for row in applied.values() if row.state == STARTED),

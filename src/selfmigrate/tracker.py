@@ -8,6 +8,7 @@ and is never altered or dropped.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import typing as t
@@ -23,6 +24,8 @@ if t.TYPE_CHECKING:
 
 #: The tracker's columns, in order.
 COLUMNS = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state")
+
+_FINGERPRINT_COLUMNS = ("id", "fingerprint", "verified_at")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -168,6 +171,47 @@ class Tracker:
     def remove(self, conn: sqlite3.Connection, version: int) -> None:
         """Delete the row of ``version``."""
         conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
+
+    @property
+    def fingerprint_table(self) -> str:
+        """The table that remembers the last verified file fingerprint: ``<table>_fingerprint``."""
+        return f"{self.table}_fingerprint"
+
+    @staticmethod
+    def fingerprint_key(files: str, applied: dict[int, AppliedMigration]) -> str:
+        """Combine a registry fingerprint with the tracker rows it was checked against.
+
+        Any change to the files or to the rows (a new migration, a rollback, a
+        rehash) gives another key.
+        """
+        digest = hashlib.sha256(files.encode("utf-8", "surrogateescape"))
+        for row in applied.values():
+            digest.update(f"\n{row.version}\0{row.checksum}\0{row.state}".encode())
+        return digest.hexdigest()
+
+    def read_fingerprint(self, conn: sqlite3.Connection) -> str | None:
+        """The key stored by :meth:`store_fingerprint`, or ``None``."""
+        if self.backend.table_columns(conn, self.fingerprint_table) != list(_FINGERPRINT_COLUMNS):
+            return None
+        row = conn.execute(f"SELECT fingerprint FROM {self.fingerprint_table} WHERE id = 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def store_fingerprint(self, conn: sqlite3.Connection, key: str) -> None:
+        """Remember ``key`` as verified (inside the caller's write transaction).
+
+        A table of that name with another layout is left alone.
+        """
+        table = self.fingerprint_table
+        columns = self.backend.table_columns(conn, table)
+        if columns is None:
+            conn.execute(
+                f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
+            )
+        elif columns != list(_FINGERPRINT_COLUMNS):
+            return
+        p = self.backend.placeholder
+        conn.execute(f"DELETE FROM {table}")
+        conn.execute(f"INSERT INTO {table} (id, fingerprint, verified_at) VALUES (1, {p}, {p})", (key, utc_now()))
 
     def set_checksum(self, conn: sqlite3.Connection, version: int, checksum: str) -> None:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
