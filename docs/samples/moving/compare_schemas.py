@@ -12,8 +12,9 @@ Exits 0 when the schemas match, 1 when they differ (each difference printed).
 Tables are compared by structure (columns with their types, defaults and NOT
 NULL, primary keys, UNIQUE constraints, foreign keys, indexes), so a column
 added by ``ALTER TABLE`` matches one written in ``CREATE TABLE``; CHECK
-constraints are not compared. Views and triggers are compared by their SQL. Migration tools' bookkeeping tables are
-left out. Both databases are opened read-only.
+constraints are not compared. Views and triggers are compared by their SQL.
+Migration tools' bookkeeping tables are left out. Both databases are opened
+read-only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ import sqlite3
 import sys
 import typing as t
 
-SKIPPED_TABLES = ("alembic_version", "schema_migrations", "schema_migrations_legacy")
+SKIPPED_TABLES = (
+    "alembic_version",  # Flask-Migrate / Alembic
+    "schema_migrations",  # selfmigrate's tracker (the default name) ...
+    "schema_migrations_fingerprint",  # ... and its companion
+    "schema_migrations_legacy",  # a home-made table moved aside by 'adopt'
+)
 
 
 def describe(database: str) -> dict[str, t.Any]:

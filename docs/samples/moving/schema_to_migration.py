@@ -20,7 +20,12 @@ import sys
 from pathlib import Path
 
 #: Bookkeeping tables of migration tools: not part of the app's schema.
-SKIPPED_TABLES = ("alembic_version", "schema_migrations", "schema_migrations_legacy")
+SKIPPED_TABLES = (
+    "alembic_version",  # Flask-Migrate / Alembic
+    "schema_migrations",  # selfmigrate's tracker (the default name) ...
+    "schema_migrations_fingerprint",  # ... and its companion
+    "schema_migrations_legacy",  # a home-made table moved aside by 'adopt'
+)
 ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}
 
 
