@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 import typing as t
 from pathlib import Path
 
@@ -252,3 +253,55 @@ def test_flask_keys(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
     assert report.snapshot is None and [r.version for r in report.applied] == [3]
     with pytest.raises(selfmigrate.ConfigError, match="backup_keep must be 1 or more"):
         selfmigrate.apply(make_app(SELFMIGRATE_MIGRATIONS=make_migrations(third), SELFMIGRATE_BACKUP_KEEP=0))
+
+
+
+SPLIT = {
+    **INIT,
+    "0002_wal.sql": "-- migrate:no-transaction\nPRAGMA journal_mode = WAL;\n",
+    "0003_more.sql": "INSERT INTO note (body) VALUES ('c');\n",
+}
+
+
+def _migrate_while_the_migration_lock_is_held(database: Path, location: str, meanwhile: t.Callable[[], object]) -> None:
+    """Start a worker that must wait for the migration lock, do ``meanwhile``, then let it go on."""
+    with SQLiteBackend(database).migration_lock() as lock:
+        assert lock.try_acquire()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                lock.release()  # the child's copy of the parent's lock file descriptor
+                selfmigrate.migrate(database, location)
+                code = 0
+            finally:
+                os._exit(code)
+        # The worker reads the tracker (nothing pending but 2 and 3), then waits for the lock.
+        time.sleep(0.5)
+        meanwhile()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def test_workers_of_one_start_share_one_snapshot(make_migrations: MigrationsFactory, at_version_1: Path) -> None:
+    taken: list[selfmigrate.Snapshot] = []
+    location = make_migrations(SPLIT)
+    # Another worker of the same start took the snapshot after this one began.
+    _migrate_while_the_migration_lock_is_held(
+        at_version_1, location, lambda: taken.append(selfmigrate.take_snapshot(at_version_1))
+    )
+    assert [s.path for s in selfmigrate.list_snapshots(at_version_1)] == [taken[0].path]
+    assert bodies(at_version_1) == ["a", "c"]
+
+
+def test_a_database_fresh_when_the_start_began_gets_no_snapshot(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    location = make_migrations(SPLIT)
+    db_path.touch()
+    # Another worker applies 0001 while this one waits: the database is no longer empty
+    # when this one changes it, but it was when this start began.
+    _migrate_while_the_migration_lock_is_held(
+        db_path, location, lambda: selfmigrate.migrate(db_path, location, target=1)
+    )
+    assert selfmigrate.list_snapshots(db_path) == []
+    assert bodies(db_path) == ["a", "c"]

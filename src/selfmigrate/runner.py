@@ -21,8 +21,9 @@ import sqlite3
 import time
 import typing as t
 
-from .backup import DEFAULT_KEEP, take_snapshot
+from .backup import DEFAULT_KEEP, list_snapshots, take_snapshot
 from .errors import (
+    BackupError,
     ChecksumMismatch,
     ConfigError,
     DatabaseError,
@@ -411,13 +412,21 @@ class Runner:
                 ", ".join(m.id for m in todo),
             )
             loaded = {m.version: m.load() for m in todo}
+            # Snapshot only a database that held something when this run looked at it
+            # first: a fresh database gets none, even from a worker that applies its
+            # second migration after another worker applied the first.
+            snapshot_since: float | None = None
+            if self.backup and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                snapshot_since = time.time() - (time.perf_counter() - started)
             if lock is None and not all(body.transactional for body in loaded.values()):
                 # Taken before any write lock, never while holding one (no deadlock).
                 lock = self.backend.migration_lock()
                 lock.acquire(self.backend.lock_timeout)
             final: Status | None = None
             while final is None:
-                final = self._apply_next(conn, migrations, target, loaded, report, lock=lock)
+                final = self._apply_next(
+                    conn, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
+                )
             status = final
         except MigrationError as e:
             done = {r.version for r in report.applied}
@@ -459,6 +468,7 @@ class Runner:
         report: MigrationReport,
         *,
         lock: MigrationLock | None = None,
+        snapshot_since: float | None = None,
     ) -> Status | None:
         """Under the lock, apply the oldest pending migration; return the status when none is left."""
         self.backend.begin_locked(conn)
@@ -476,7 +486,8 @@ class Runner:
             migration = todo[0]
             body = loaded.get(migration.version) or migration.load()
             self._check_integrity(conn, report)
-            self._take_snapshot(conn, status, report)
+            if snapshot_since is not None:
+                self._take_snapshot(conn, status, report, snapshot_since)
             if not body.transactional:
                 self._apply_outside_transaction(conn, body, report, status, lock)
                 return None
@@ -516,7 +527,9 @@ class Runner:
         user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         conn.execute(f"PRAGMA user_version = {int(user_version)}")
 
-    def _take_snapshot(self, conn: sqlite3.Connection, status: Status, report: MigrationReport) -> None:
+    def _take_snapshot(
+        self, conn: sqlite3.Connection, status: Status, report: MigrationReport, since: float
+    ) -> None:
         """Snapshot a non-empty database once per run, holding the write lock, before the first change.
 
         Inside the lock nobody else can write, so the snapshot (read through a
@@ -530,6 +543,15 @@ class Runner:
             (self.tracker.table, self.tracker.fingerprint_table),
         ).fetchone()[0]
         if not others:
+            return
+        # Workers that start together apply the migrations between them; the first to
+        # change the database took a snapshot of it, after this run began: use that one.
+        try:
+            newest = list_snapshots(self.backend.path, directory=self.backup_dir)[:1]
+        except BackupError:
+            newest = []  # take_snapshot says what is wrong with the folder
+        if newest and newest[0].created.timestamp() >= since:
+            report.snapshot = str(newest[0].path)
             return
         snapshot = take_snapshot(
             self.backend.path,
