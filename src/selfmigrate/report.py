@@ -43,8 +43,10 @@ class MigrationReport:
     error: SelfMigrateError | None = None
     #: How long the whole run took.
     duration_ms: float = 0.0
-    #: The snapshot this run took before its first change (``None``: none was
-    #: taken — backups off, an empty database, or nothing to apply).
+    #: The snapshot of the database from before this run's first change: taken
+    #: by this run, or by another process of the same start that changed the
+    #: database first (``None``: none — backups off, a database that was empty,
+    #: or nothing to apply).
     snapshot: str | None = None
 
     @property

@@ -417,7 +417,9 @@ class MigrationLock:
         except OSError:
             mode = 0o600
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
+            # Read-only is enough for flock, and lets a user who may only read the
+            # lock file (group bits r--) wait for it too.
+            return os.open(self.path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
         except OSError as e:
             raise DatabaseError(
                 f"Cannot open the migration lock file {self.path} of database {self.database}: {e}."
