@@ -5,19 +5,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test venv
+.PHONY: example test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-venv: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e examples/flask_app
-
 # Run the example app: installs it, migrates its database on start, serves on 127.0.0.1:5000.
-example: venv
+example: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[flask]' -e examples/flask_app
 	$(BIN)/flask --app flask_app run --host 127.0.0.1 --port 5000
 
 # Run the whole test suite.
-test: venv
+test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e examples/flask_app
 	$(BIN)/python -m pytest
