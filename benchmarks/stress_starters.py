@@ -19,9 +19,11 @@ Two variants, 100 rounds each by default:
 * ``held``: 8 released at once, and the other 8 released while one of the
   first is inside a slow migration (0025 sleeps 0.3 s holding the lock).
 
-Workers are forked from a parent that has imported Flask and the app, as under
-``gunicorn --preload``; with ``--spawn`` each worker is a fresh interpreter
-that imports everything itself (slower; use fewer rounds).
+Workers are forked from a parent that has imported Flask and the app package
+(but not called the factory), so each worker runs the factory itself, as
+gunicorn workers do without ``--preload``, minus the import time; with
+``--spawn`` each worker is a fresh interpreter that imports everything itself
+(slower; use fewer rounds).
 
 It prints, per variant, the number of processes, the failures (target: 0),
 migrations run twice (target: 0) and the longest and median wait (time in the
@@ -248,7 +250,7 @@ def main() -> int:
         write_app(root)
         sys.path.insert(0, str(root))
         if not args.spawn:
-            import starters_app  # noqa: F401  (imported once, as under --preload)
+            import starters_app  # noqa: F401  (imported once; each worker still runs the factory)
         for held in (False, True):
             tally = Tally()
             started = time.monotonic()
