@@ -104,7 +104,7 @@ pass_settings = click.make_pass_decorator(Settings)
     epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, or a confirmation"
     " declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
     " missing or interrupted migrations); 4 the write lock was not obtained in time; 5 a migration"
-    " failed (and was rolled back).",
+    " failed (and was rolled back); 6 a snapshot could not be taken or restored.",
 )
 @click.option(
     "--database",
