@@ -161,6 +161,16 @@ def test_cli_create(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_cli_create_takes_the_location_after_the_command_too(tmp_path: Path) -> None:
+    # The form the issue shows: the option on the command, overriding the group's.
+    result = run_cli(
+        "--migrations", "ignored", "create", "add user avatar column", "--migrations", "mig", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mig" / "0001_add_user_avatar_column.py").is_file()
+    assert not (tmp_path / "ignored").exists()
+
+
 def test_cli_create_default_folder_and_environment(tmp_path: Path) -> None:
     result = run_cli("create", "first", cwd=tmp_path, env={"SELFMIGRATE_MIGRATIONS": ""})
     assert result.returncode == 0, result.stderr

@@ -151,16 +151,23 @@ def cli(
 @click.argument("message")
 @click.option("--sql", is_flag=True, help="Write a .sql migration instead of a .py one.")
 @click.option("--edit", is_flag=True, help="Open the new file in $VISUAL or $EDITOR.")
+@click.option(
+    "--migrations",
+    "-m",
+    "into",
+    metavar="LOCATION",
+    help="The directory or package to write into (default: the group's first --migrations, else ./migrations).",
+)
 @pass_settings
-def create(settings: Settings, message: str, sql: bool, edit: bool) -> None:
+def create(settings: Settings, message: str, sql: bool, edit: bool, into: str | None) -> None:
     """Write the next numbered migration, named after MESSAGE, from a template.
 
-    It goes into the (first) migrations location, by default ./migrations.
-    Prints the new file's path.
+    It goes into --migrations, else the (first) migrations location of the
+    group, else ./migrations. Prints the new file's path.
     """
     from .create import create as create_migration
 
-    location = settings.migrations[0] if settings.migrations else DEFAULT_MIGRATIONS_DIR
+    location = into or (settings.migrations[0] if settings.migrations else DEFAULT_MIGRATIONS_DIR)
     path = create_migration(location, message, sql=sql)
     click.echo(str(path))
     if edit:
