@@ -226,6 +226,31 @@ def test_default_migrations_folder(tmp_path: Path) -> None:
     assert versions(tmp_path / "instance" / "app.sqlite") == [1, 2]
 
 
+def test_relative_migrations_directory_is_taken_from_the_root_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path, DATABASE="app.sqlite", SELFMIGRATE_MIGRATIONS="db/migrations")
+    folder = Path(app.root_path) / "db" / "migrations"
+    folder.mkdir(parents=True)
+    for name, text in MIGRATIONS.items():
+        (folder / name).write_text(textwrap.dedent(text))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # gunicorn and containers start in other folders
+    assert [r.version for r in selfmigrate.apply(app).applied] == [1, 2]
+    assert app.extensions[EXTENSION_KEY].migrations == folder
+
+
+def test_sqlalchemy_uri_with_a_driver(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path,
+        SQLALCHEMY_DATABASE_URI="sqlite+pysqlite:///sa.sqlite",
+        SELFMIGRATE_MIGRATIONS=make_migrations(MIGRATIONS),
+    )
+    selfmigrate.apply(app)
+    assert versions(tmp_path / "instance" / "sa.sqlite") == [1, 2]
+
+
 def test_no_migrations_found_is_an_error_naming_both_places(tmp_path: Path) -> None:
     app = make_app(tmp_path, import_name="no_such_flask_app_xyz", DATABASE="app.sqlite")
     with pytest.raises(ConfigError) as info:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .backup import DEFAULT_KEEP
 from .errors import ConfigError
-from .registry import LocationsSpec
+from .registry import LocationSpec, LocationsSpec
 from .runner import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES, migrate
 
 if t.TYPE_CHECKING:
@@ -148,13 +148,13 @@ def database_for(app: Flask) -> Path:
         value = config.get(key)
         if not value:
             continue
-        if key == "SQLALCHEMY_DATABASE_URI" and not str(value).startswith("sqlite:"):
+        if key == "SQLALCHEMY_DATABASE_URI" and not str(value).startswith(("sqlite:", "sqlite+")):
             continue
         try:
             path = database_path(value, app.instance_path)
         except ConfigError as e:
             raise ConfigError(f"{key}: {e}") from e
-        if not Path(os.fspath(value).removeprefix("sqlite:///")).is_absolute():
+        if path.parent == Path(app.instance_path) or Path(app.instance_path) in path.parents:
             os.makedirs(app.instance_path, exist_ok=True)
         return path
     raise ConfigError(
@@ -168,11 +168,16 @@ def migrations_for(app: Flask) -> LocationsSpec:
     """The migrations locations from the app's config.
 
     ``SELFMIGRATE_MIGRATIONS``, else the package ``<app.import_name>.migrations``,
-    else the folder ``<app.root_path>/migrations``.
+    else the folder ``<app.root_path>/migrations``. In ``SELFMIGRATE_MIGRATIONS``,
+    a relative directory path (a :class:`os.PathLike`, or a string with a path
+    separator) is taken from ``app.root_path``, not from the working directory,
+    which differs between ``flask run``, gunicorn and a container.
     """
     configured = app.config.get("SELFMIGRATE_MIGRATIONS")
     if configured:
-        return t.cast(LocationsSpec, configured)
+        if isinstance(configured, (str, os.PathLike)):
+            return _from_root(app, configured)
+        return [_from_root(app, location) for location in configured]
     package = f"{app.import_name}.migrations"
     try:
         if importlib.util.find_spec(package) is not None:
@@ -187,3 +192,11 @@ def migrations_for(app: Flask) -> LocationsSpec:
         f" folder {folder}. Create one of them, or set SELFMIGRATE_MIGRATIONS to a package name"
         " or a directory."
     )
+
+
+def _from_root(app: Flask, location: LocationSpec) -> LocationSpec:
+    """A relative directory path taken from ``app.root_path``; package names as given."""
+    if isinstance(location, str) and "/" not in location and os.sep not in location:
+        return location
+    path = Path(location)
+    return path if path.is_absolute() else Path(app.root_path) / path

@@ -35,11 +35,14 @@ def database_path(value: str | os.PathLike[str], base: str | os.PathLike[str] | 
     """Return the file path of a SQLite database given as a path or ``sqlite:///`` URL.
 
     ``sqlite:///relative.db`` is relative, ``sqlite:////abs/path.db`` absolute (as
-    in SQLAlchemy). A relative path is taken from ``base`` when given. In-memory
-    databases are refused: a migrated database that vanishes with its connection
-    is never what a caller wants.
+    in SQLAlchemy, whose ``sqlite+pysqlite:///`` form is accepted too). A relative
+    path is taken from ``base`` when given. In-memory databases are refused: a
+    migrated database that vanishes with its connection is never what a caller
+    wants.
     """
     text = os.fspath(value)
+    if text.startswith("sqlite+"):  # SQLAlchemy's form with a driver: sqlite+pysqlite:///app.db
+        text = "sqlite:" + text.partition(":")[2]
     if text.startswith("sqlite:"):
         if not text.startswith(_URL_PREFIX) or text == _URL_PREFIX:
             raise ConfigError(
