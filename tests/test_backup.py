@@ -305,3 +305,37 @@ def test_a_database_fresh_when_the_start_began_gets_no_snapshot(
     )
     assert selfmigrate.list_snapshots(db_path) == []
     assert bodies(db_path) == ["a", "c"]
+
+
+def test_a_start_that_fails_again_reuses_its_snapshot(make_migrations: MigrationsFactory, at_version_1: Path) -> None:
+    # A container restarting in a loop on a broken migration: one snapshot, not one
+    # per restart pruning the older ones.
+    location = make_migrations(BROKEN)
+    errors = []
+    time.sleep(0.1)  # a write just before a snapshot counts as after it (coarse file clocks)
+    for _ in range(3):
+        with pytest.raises(selfmigrate.MigrationError) as info:
+            selfmigrate.migrate(at_version_1, location, backup_keep=2)
+        errors.append(info.value)
+        time.sleep(0.1)  # the restart
+    [kept] = selfmigrate.list_snapshots(at_version_1)
+    assert all(str(kept.path) in str(e) for e in errors)
+    assert bodies(kept.path) == bodies(at_version_1) == ["a"]
+
+
+def test_a_database_written_since_its_snapshot_gets_a_new_one(
+    make_migrations: MigrationsFactory, at_version_1: Path
+) -> None:
+    location = make_migrations(BROKEN)
+    with pytest.raises(selfmigrate.MigrationError):
+        selfmigrate.migrate(at_version_1, location)
+    time.sleep(0.1)
+    conn = sqlite3.connect(at_version_1)
+    with conn:
+        conn.execute("INSERT INTO note (body) VALUES ('written by the app')")
+    conn.close()
+    with pytest.raises(selfmigrate.MigrationError):
+        selfmigrate.migrate(at_version_1, location)
+    newest, older = selfmigrate.list_snapshots(at_version_1)
+    assert bodies(newest.path) == ["a", "written by the app"] and bodies(older.path) == ["a"]
+

@@ -21,7 +21,7 @@ import sqlite3
 import time
 import typing as t
 
-from .backup import DEFAULT_KEEP, list_snapshots, take_snapshot
+from .backup import DEFAULT_KEEP, Snapshot, list_snapshots, take_snapshot
 from .errors import (
     BackupError,
     ChecksumMismatch,
@@ -43,6 +43,10 @@ if t.TYPE_CHECKING:
     from .migration import LoadedMigration, Migration
 
 logger = logging.getLogger(__name__)
+
+#: Seconds by which a database file must predate a snapshot for the snapshot to
+#: count as current: file systems stamp times from a coarse clock.
+_MTIME_MARGIN = 0.05
 
 FailurePolicy = t.Literal["raise", "log"]
 FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("raise", "log")
@@ -550,7 +554,9 @@ class Runner:
             newest = list_snapshots(self.backend.path, directory=self.backup_dir)[:1]
         except BackupError:
             newest = []  # take_snapshot says what is wrong with the folder
-        if newest and newest[0].created.timestamp() >= since:
+        if newest and (
+            newest[0].created.timestamp() >= since or self._unchanged_since(newest[0], status.current_version)
+        ):
             report.snapshot = str(newest[0].path)
             return
         snapshot = take_snapshot(
@@ -560,6 +566,26 @@ class Runner:
             version=status.current_version,
         )
         report.snapshot = str(snapshot.path)
+
+    def _unchanged_since(self, snapshot: Snapshot, version: int | None) -> bool:
+        """Whether the database was not written since ``snapshot`` was taken of it.
+
+        A start that fails again (a container restarting in a loop on a broken
+        migration) then reuses the snapshot instead of taking one more per
+        restart and pruning the older ones. Judged by the version and by the
+        modification times of the database and its WAL file, with a margin for
+        the file system's coarse clock: when in doubt, a new snapshot is taken.
+        """
+        if snapshot.version != (version or 0):
+            return False
+        taken = snapshot.created.timestamp() - _MTIME_MARGIN
+        for path in (self.backend.path, self.backend.path.with_name(self.backend.path.name + "-wal")):
+            try:
+                if path.stat().st_mtime >= taken:
+                    return False
+            except FileNotFoundError:
+                continue
+        return True
 
     def _apply_outside_transaction(
         self,
