@@ -482,8 +482,9 @@ def test_unused_plugin_does_nothing(pytester: pytest.Pytester) -> None:
     basetemp = pytester.path.parent / "unused-basetemp"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--basetemp={basetemp}")
     result.assert_outcomes(passed=1)
-    # pytester itself keeps the inner run's output in stdout, stderr, runpytest-*.
-    pytesters = {"stdout", "stderr"}
+    # pytester itself keeps the inner run's output in stdout, stderr, runpytest-*;
+    # Python caches the test module's bytecode unless PYTHONDONTWRITEBYTECODE is set.
+    pytesters = {"stdout", "stderr", "__pycache__"}
     after = sorted(p.name for p in pytester.path.iterdir() if p.name not in pytesters and "runpytest-" not in p.name)
     assert after == before
     assert not basetemp.exists()  # no template, no database, not even the temp folder
