@@ -339,3 +339,22 @@ def test_a_database_written_since_its_snapshot_gets_a_new_one(
     newest, older = selfmigrate.list_snapshots(at_version_1)
     assert bodies(newest.path) == ["a", "written by the app"] and bodies(older.path) == ["a"]
 
+
+
+def test_rollback_snapshots_before_its_first_down(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    location = make_migrations(
+        {
+            **INIT,
+            "0002_tag.sql": "ALTER TABLE note ADD COLUMN tag TEXT;\nUPDATE note SET tag = 'kept';\n"
+            "-- migrate:down\nALTER TABLE note DROP COLUMN tag;\n",
+        },
+        package=False,
+    )
+    selfmigrate.migrate(db_path, location, backup=False)
+    before = dump(db_path)
+    result = CliRunner().invoke(cli, ["-d", str(db_path), "-m", location, "rollback", "--yes"])
+    assert result.exit_code == 0, result.output
+    [snapshot] = selfmigrate.list_snapshots(db_path)
+    assert f"Snapshot of the data from before: {snapshot.path}" in result.output
+    assert dump(snapshot.path) == before  # the dropped column's values are in the snapshot
+    assert "tag" not in "".join(dump(db_path))

@@ -139,12 +139,26 @@ pass_settings = click.make_pass_decorator(Settings)
     metavar="SECONDS",
     help="How long to wait for the database's write lock. Env: SELFMIGRATE_LOCK_TIMEOUT.",
 )
+@click.option(
+    "--backup-dir",
+    envvar="SELFMIGRATE_BACKUP_DIR",
+    metavar="DIR",
+    help="Where apply/rollback put snapshots and snapshots/restore look for them (default: the"
+    " database's folder). Env: SELFMIGRATE_BACKUP_DIR.",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, database: str | None, migrations: tuple[str, ...], table: str, lock_timeout: float
+    ctx: click.Context,
+    database: str | None,
+    migrations: tuple[str, ...],
+    table: str,
+    lock_timeout: float,
+    backup_dir: str | None,
 ) -> None:
     """The ``python -m selfmigrate`` group: settings from options and the environment."""
-    ctx.obj = Settings(database=database, migrations=migrations, table=table, lock_timeout=lock_timeout)
+    ctx.obj = Settings(
+        database=database, migrations=migrations, table=table, lock_timeout=lock_timeout, backup_dir=backup_dir
+    )
 
 
 @cli.command(short_help="Write the next numbered migration from a template.")
@@ -389,6 +403,8 @@ def rollback(settings: Settings, target: int | None, steps: int | None, yes: boo
     if not yes:
         click.confirm(f"Roll back {len(todo)} migration(s)?", abort=True, err=True)
     report = runner.rollback(target=target, steps=steps)
+    if report.snapshot is not None:
+        click.echo(f"Snapshot of the data from before: {report.snapshot}")
     for result in report.applied:
         click.echo(f"Rolled back {result.id} in {result.duration_ms:.1f} ms")
     version = "none (no migrations applied)" if report.current_version is None else report.current_version

@@ -161,8 +161,12 @@ class Runner:
             migrations rolled back, in the order they were undone.
         :raises MigrationError: a down failed; its transaction was rolled back,
             so that migration is still applied, and nothing older was touched.
+
+        With backups on, the database is snapshotted before the first down runs
+        (a down usually drops what its up added); the report names the snapshot.
         """
         started = time.perf_counter()
+        since = time.time()
         database = self.backend.describe()
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
@@ -180,6 +184,7 @@ class Runner:
                             f" version is {_version(status.current_version)}, not {migration.version}."
                             " Nothing more was rolled back; check 'status' before going on."
                         )
+                    self._take_snapshot(conn, status, report, since)
                     t0 = time.perf_counter()
                     self._run_down(conn, body, status)
                     duration = _ms_since(t0)
