@@ -40,7 +40,7 @@ from .status import Status, compare
 from .tracker import STARTED, AppliedMigration, Tracker
 
 if t.TYPE_CHECKING:
-    from .migration import LoadedMigration, Migration
+    from .migration import LoadedMigration, Migration, MigrationFunction, SQLScript
 
 logger = logging.getLogger(__name__)
 
@@ -334,14 +334,8 @@ class Runner:
     def _run_down(self, conn: sqlite3.Connection, body: LoadedMigration, status: Status) -> None:
         migration = body.migration
         denied: list[str] = []
-        factories = (conn.row_factory, conn.text_factory)  # restored for the tracker, as in _run_up
-        self.backend.guard_transaction(conn, denied)
         try:
-            if body.down_sql is not None:
-                self.backend.run_script(conn, body.down_sql)
-            else:
-                assert body.down_function is not None
-                body.down_function(conn)
+            self._run_guarded(conn, body.down_sql, body.down_function, denied)
         except Exception as e:
             cause = e.error if isinstance(e, StatementError) else e
             failure = _failure(migration, e, denied, status, self.backend.describe())
@@ -356,9 +350,6 @@ class Runner:
                 line=failure.line,
                 statement=failure.statement,
             ) from cause
-        finally:
-            self.backend.unguard(conn)
-            conn.row_factory, conn.text_factory = factories
         if denied:
             raise MigrationError(
                 f"Rolling back migration {migration.id} tried to {denied[0] or 'end'} the transaction"
@@ -666,25 +657,40 @@ class Runner:
         finally:
             conn.row_factory, conn.text_factory = factories
 
-    def _run_up(self, conn: sqlite3.Connection, body: LoadedMigration, report: MigrationReport, status: Status) -> None:
-        denied: list[str] = []
-        # A migration may change how the connection hands back rows; the tracker reads
-        # through the same connection right after it, so the defaults come back.
+    def _run_guarded(
+        self,
+        conn: sqlite3.Connection,
+        script: SQLScript | None,
+        function: MigrationFunction | None,
+        denied: list[str],
+    ) -> None:
+        """Run one direction of a migration (its SQL or its function) in the open transaction.
+
+        BEGIN/COMMIT/ROLLBACK are refused meanwhile, each refusal appended to
+        ``denied``. A migration may change how the connection hands back rows;
+        the tracker reads through the same connection right after it, so the row
+        and text factories are restored.
+        """
         factories = (conn.row_factory, conn.text_factory)
         self.backend.guard_transaction(conn, denied)
         try:
-            if body.up_sql is not None:
-                self.backend.run_script(conn, body.up_sql)
+            if script is not None:
+                self.backend.run_script(conn, script)
             else:
-                assert body.up_function is not None
-                body.up_function(conn)
+                assert function is not None
+                function(conn)
+        finally:
+            self.backend.unguard(conn)
+            conn.row_factory, conn.text_factory = factories
+
+    def _run_up(self, conn: sqlite3.Connection, body: LoadedMigration, report: MigrationReport, status: Status) -> None:
+        denied: list[str] = []
+        try:
+            self._run_guarded(conn, body.up_sql, body.up_function, denied)
         except Exception as e:
             # Chain the database error itself, not the wrapper that says which statement.
             cause = e.error if isinstance(e, StatementError) else e
             raise _failure(body.migration, e, denied, status, self.backend.describe()) from cause
-        finally:
-            self.backend.unguard(conn)
-            conn.row_factory, conn.text_factory = factories
         if denied:
             # The migration caught the refusal of its COMMIT/BEGIN and carried on: what it
             # meant to do did not happen as written, so it must not be recorded as applied.
