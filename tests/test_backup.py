@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import dump
 
 import selfmigrate
 from selfmigrate.cli import cli
@@ -26,14 +27,6 @@ INIT = {
 }
 SECOND = {**INIT, "0002_more.sql": "INSERT INTO note (body) VALUES ('b');\nALTER TABLE note ADD COLUMN tag TEXT;\n"}
 BROKEN = {**INIT, "0002_broken.sql": "DELETE FROM note;\nINSERT INTO missing VALUES (1);\n"}
-
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def bodies(path: Path) -> list[str]:

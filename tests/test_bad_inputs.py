@@ -18,6 +18,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from helpers import dump
 
 import selfmigrate
 
@@ -28,14 +29,6 @@ if t.TYPE_CHECKING:
 
 INIT = "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT);\n"
 GOOD = {"0001_init.sql": INIT}
-
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def sha(path: Path) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import click
 import pytest
+from helpers import dump
 
 import selfmigrate
 
@@ -269,14 +270,6 @@ def check_click(command: click.Command, args: list[str], sample: Sample, path: s
 
 
 # --- the cookbook ---------------------------------------------------------------
-
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def app_dump(path: Path) -> list[str]:

@@ -4,11 +4,11 @@ and still catches every edit."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import typing as t
 from pathlib import Path
 
 import pytest
+from helpers import dump
 
 from selfmigrate import ChecksumMismatch, Runner
 
@@ -24,14 +24,6 @@ FILES = {
 def files_read(runner: Runner) -> list[str]:
     """The migrations whose checksum the runner had to read from disk."""
     return [m.filename for m in runner.registry.migrations if "checksum" in m.__dict__]
-
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def test_no_op_start_after_apply_reads_no_file(make_migrations: MigrationsFactory, db_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import dump
 
 import selfmigrate
 from selfmigrate.cli import cli
@@ -38,14 +39,6 @@ def rows(path: Path, sql: str) -> list[tuple[t.Any, ...]]:
 
 def tracker(path: Path) -> list[tuple[int, str]]:
     return [(v, s) for v, s in rows(path, "SELECT version, state FROM schema_migrations ORDER BY version")]
-
-
-def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def fork_migrate(path: Path, location: str) -> int:
