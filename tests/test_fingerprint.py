@@ -3,14 +3,18 @@ and still catches every edit."""
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 from helpers import dump
 
-from selfmigrate import ChecksumMismatch, Runner
+import selfmigrate
+from selfmigrate import ChecksumMismatch, ConfigError, Runner
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory
@@ -86,3 +90,68 @@ def test_applying_a_new_migration_stores_the_new_fingerprint(
 
     after = Runner(db_path, location)
     assert after.apply().applied == [] and files_read(after) == []
+
+
+# --- the quick check of selfmigrate.migrate() -----------------------------------------
+
+
+def test_up_to_date_start_takes_the_quick_path_in_a_fresh_process(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    location = make_migrations(FILES, package=False)
+    selfmigrate.migrate(db_path, location)
+    code = (
+        "import sys, selfmigrate\n"
+        f"report = selfmigrate.migrate({str(db_path)!r}, {location!r})\n"
+        "assert report.applied == [] and report.current_version == 2, report\n"
+        "print(sorted(m for m in sys.modules if m in ('selfmigrate.runner', 'selfmigrate.registry',"
+        " 'dataclasses', 'logging')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_quick_path_logs_up_to_date(
+    make_migrations: MigrationsFactory, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    location = make_migrations(FILES, package=False)
+    selfmigrate.migrate(db_path, location)
+    with caplog.at_level(logging.INFO, logger="selfmigrate"):
+        report = selfmigrate.migrate(db_path, location)
+    assert report.current_version == 2 and report.ok
+    assert [r.getMessage() for r in caplog.records] == [f"Database {db_path} is up to date at version 2."]
+
+
+def test_quick_path_still_sees_an_edit(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    location = make_migrations(FILES, package=False)
+    selfmigrate.migrate(db_path, location)
+    before = dump(db_path)
+    (Path(location) / "0001_note.sql").write_text("CREATE TABLE note (body TEXT, extra TEXT);\n")
+    with pytest.raises(ChecksumMismatch, match="0001_note.sql"):
+        selfmigrate.migrate(db_path, location)
+    assert dump(db_path) == before
+
+
+def test_missing_file_is_warned_at_every_start(
+    make_migrations: MigrationsFactory, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fingerprint is stored only in the state that means "up to date"; a database
+    # ahead of the code never takes the quick path, so the warning is never skipped.
+    location = make_migrations(FILES, package=False)
+    selfmigrate.migrate(db_path, location)
+    (Path(location) / "0002_seed.py").unlink()
+    (Path(location) / "0003_more.sql").write_text("INSERT INTO note VALUES ('more');\n")
+    with caplog.at_level(logging.WARNING, logger="selfmigrate"):
+        assert [r.version for r in selfmigrate.migrate(db_path, location).applied] == [3]
+        for _ in range(2):
+            assert selfmigrate.migrate(db_path, location).applied == []
+    warnings = [r for r in caplog.records if "0002_seed" in r.getMessage()]
+    assert len(warnings) == 3
+
+
+def test_a_target_skips_the_quick_path(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    location = make_migrations(FILES, package=False)
+    selfmigrate.migrate(db_path, location)
+    assert selfmigrate.migrate(db_path, location, target=2).current_version == 2
+    with pytest.raises(ConfigError, match="below"):  # checked by the full run, not answered "up to date"
+        selfmigrate.migrate(db_path, location, target=1)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .report import MigrationReport as MigrationReport
     from .resolve import resolve as resolve
     from .runner import Runner as Runner
-    from .runner import migrate as migrate
+    from .startup import migrate as migrate
     from .status import Status as Status
 
 # Public name -> the module that defines it. Each module is imported when one of
@@ -75,7 +75,7 @@ _EXPORTS = {
     "MigrationReport": "report",
     "resolve": "resolve",
     "Runner": "runner",
-    "migrate": "runner",
+    "migrate": "startup",
     "Status": "status",
 }
 

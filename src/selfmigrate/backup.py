@@ -24,6 +24,7 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
+from .defaults import DEFAULT_BACKUP_KEEP
 from .errors import BackupError, ConfigError, DatabaseError, LockTimeout
 
 if t.TYPE_CHECKING:
@@ -31,8 +32,6 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: How many snapshots of a database are kept by default; older ones are pruned.
-DEFAULT_KEEP = 5
 #: The suffix of snapshot files.
 SUFFIX = ".bak"
 
@@ -72,7 +71,7 @@ def take_snapshot(
     database: str | os.PathLike[str],
     *,
     directory: str | os.PathLike[str] | None = None,
-    keep: int | None = DEFAULT_KEEP,
+    keep: int | None = DEFAULT_BACKUP_KEEP,
     version: int | None = None,
 ) -> Snapshot:
     """Copy ``database`` into a new snapshot file with the online backup API.

@@ -20,9 +20,10 @@ import sqlite3
 import typing as t
 from dataclasses import dataclass, field
 
+from .defaults import DEFAULT_TABLE
 from .errors import SelfMigrateError
 from .registry import LocationsSpec, MigrationRegistry
-from .runner import DEFAULT_TABLE, Runner
+from .runner import Runner
 
 if t.TYPE_CHECKING:
     from .migration import Migration

@@ -38,9 +38,11 @@ from pathlib import Path
 
 import pytest
 
+from .defaults import DEFAULT_TABLE
 from .errors import SelfMigrateError
-from .registry import LocationSpec, MigrationRegistry, is_candidate
-from .runner import DEFAULT_TABLE, Runner
+from .quickcheck import is_candidate
+from .registry import LocationSpec, MigrationRegistry
+from .runner import Runner
 from .sqlite import SQLiteBackend
 from .tracker import Tracker
 

@@ -12,10 +12,10 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backup import DEFAULT_KEEP
+from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
 from .errors import ConfigError
 from .registry import LocationSpec, LocationsSpec
-from .runner import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES, migrate
+from .startup import migrate
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -50,7 +50,7 @@ class FlaskState:
     #: Where snapshots go (``None``: the database's folder).
     backup_dir: str | None = None
     #: How many snapshots to keep (``None``: all).
-    backup_keep: int | None = DEFAULT_KEEP
+    backup_keep: int | None = DEFAULT_BACKUP_KEEP
 
 
 def apply(app: Flask) -> MigrationReport:
@@ -78,7 +78,7 @@ def apply(app: Flask) -> MigrationReport:
     config.setdefault("SELFMIGRATE_ALLOW_OUT_OF_ORDER", False)
     config.setdefault("SELFMIGRATE_BACKUP", True)
     config.setdefault("SELFMIGRATE_BACKUP_DIR", None)
-    config.setdefault("SELFMIGRATE_BACKUP_KEEP", DEFAULT_KEEP)
+    config.setdefault("SELFMIGRATE_BACKUP_KEEP", DEFAULT_BACKUP_KEEP)
     config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
     on_failure = config["SELFMIGRATE_ON_FAILURE"]
     if on_failure not in FAILURE_POLICIES:

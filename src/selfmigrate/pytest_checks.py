@@ -35,7 +35,7 @@ import pytest
 from .checks import check_round_trips, edited_migrations
 from .errors import SelfMigrateError
 from .registry import MigrationRegistry
-from .runner import migrate
+from .startup import migrate
 
 if t.TYPE_CHECKING:
     from pathlib import Path

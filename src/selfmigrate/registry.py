@@ -8,7 +8,6 @@ a file's checksum is read when first asked for (:attr:`Migration.checksum`).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import typing as t
@@ -17,9 +16,12 @@ from pathlib import Path
 
 from .errors import DiscoveryError
 from .migration import Kind, Migration
+from .quickcheck import classify, fingerprint, is_candidate, list_folder, package_folder
 
 if t.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
+
+    from .quickcheck import Stat
 
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
@@ -61,28 +63,17 @@ def resolve_location(spec: LocationSpec) -> Location:
     package; a dotted name of an importable package is a package. Anything else
     is an error naming what was tried.
     """
-    if isinstance(spec, os.PathLike):
-        return _directory(os.fspath(spec))
-    if not isinstance(spec, str) or not spec:
+    if not isinstance(spec, (str, os.PathLike)) or not spec:
         raise DiscoveryError(f"A migrations location must be a package name or a directory, not {spec!r}.")
-    looks_like_path = "/" in spec or os.sep in spec or spec.startswith(".")
-    if not looks_like_path and all(part.isidentifier() for part in spec.split(".")):
-        try:
-            found = importlib.util.find_spec(spec)
-        except (ImportError, ValueError):
-            found = None
-        # With the working directory on sys.path (python -m, python -c), a plain folder
-        # there is also a namespace package, which would merge every same-named folder
-        # on sys.path: read it as the folder it is.
-        namespace_in_cwd = found is not None and found.origin is None and os.path.isdir(spec)
-        if found is not None and not namespace_in_cwd:
-            return _package(spec)
-    if os.path.isdir(spec) or looks_like_path:
-        return _directory(spec)
+    kind, name = classify(spec)
+    if kind == "package":
+        return _package(name)
+    if kind == "directory":
+        return _directory(name)
     raise DiscoveryError(
         f"Migrations location {spec!r} is neither an importable package nor a directory."
         " Give a package name (\"myapp.migrations\") or a directory path that exists.",
-        paths=[spec],
+        paths=[name],
     )
 
 
@@ -99,9 +90,9 @@ def _directory(path: str) -> Location:
 
 
 def _package(name: str) -> Location:
-    folder = _package_folder(name)
+    folder = package_folder(name)
     if folder is not None:
-        return Location("package", name, folder)
+        return Location("package", name, Path(folder))
     # A package inside a zip file (or a namespace package): importlib.resources
     # reads it. Imported here, not at the top: it is slow to import, and a
     # package on disk does not need it.
@@ -124,57 +115,21 @@ def _package(name: str) -> Location:
     return Location("package", name, root)
 
 
-def _package_folder(name: str) -> Path | None:
-    """The folder of a regular package on disk, or ``None`` (zip file, namespace package)."""
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or spec.origin is None or not spec.submodule_search_locations:
-        return None
-    folders = list(spec.submodule_search_locations)
-    if len(folders) != 1 or not os.path.isdir(folders[0]):
-        return None
-    return Path(folders[0])
-
-
-Stat = tuple[int, int, int]
-
-
 def _candidates(root: Traversable) -> t.Iterator[tuple[str, str, Traversable | None, Stat | None]]:
     """The files of a location meant to be migrations (see :func:`is_candidate`).
 
     Yields ``(name, location, resource, stat)``. On disk, ``location`` is the
-    file's path, ``resource`` is ``None`` (no object per file: a start lists a
-    thousand of them) and ``stat`` is ``(size, mtime_ns, ctime_ns)`` from
-    :func:`os.scandir` for :meth:`MigrationRegistry.fingerprint`; inside a zip
-    file, ``resource`` is the file and ``stat`` is ``None``.
+    file's path, ``resource`` is ``None`` (no object per file) and ``stat`` comes
+    from :func:`~selfmigrate.quickcheck.list_folder`; inside a zip file,
+    ``resource`` is the file and ``stat`` is ``None``.
     """
     if isinstance(root, Path):
-        folder = str(root)
-        with os.scandir(folder) as entries:
-            found = [(e.name, e.path, e.stat()) for e in entries if is_candidate(e.name) and e.is_file()]
-        for name, path, st in found:
-            yield name, path, None, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        for name, path, stat in list_folder(str(root)):
+            yield name, path, None, stat
         return
     for entry in root.iterdir():
         if is_candidate(entry.name) and entry.is_file():
             yield entry.name, str(entry), entry, None
-
-
-def is_candidate(filename: str) -> bool:
-    """Whether a file in a migrations location is meant to be a migration.
-
-    ``.sql`` and ``.py`` files are, except those whose name starts with ``_``
-    (templates, helpers, ``__init__.py``) or ``.`` (editor and system files).
-    The extension is compared without case, so that ``0003_x.SQL`` is reported
-    as a bad name rather than silently skipped.
-    """
-    return filename.lower().endswith((".sql", ".py")) and not filename.startswith(("_", "."))
-
-
-#: Changes when what :meth:`MigrationRegistry.fingerprint` covers changes.
-_FINGERPRINT_FORMAT = "selfmigrate fingerprint 1"
 
 
 class MigrationRegistry:
@@ -226,24 +181,15 @@ class MigrationRegistry:
         return None
 
     def fingerprint(self) -> str | None:
-        """A text naming every file with its size and modification times, or ``None``.
+        """The files' fingerprint (see :mod:`selfmigrate.quickcheck`), or ``None``.
 
-        Equal fingerprints mean no file was added, removed, renamed or written
-        to since (an edit changes at least the change time, which no tool can
-        set back). The runner stores it in the database once the files have
-        been checked against the tracker, and reads no file at a start whose
-        fingerprint matches. ``None`` when a location is inside a zip file
-        (no modification times): then every start reads the files.
+        ``None`` when a location is inside a zip file (no modification times):
+        then every start reads the files.
         """
-        parts = [f"{_FINGERPRINT_FORMAT}"]
-        for location in self.locations:
-            parts.append(f"{location.kind} {location.name}")
-        for migration in self.migrations:
-            if migration.stat is None:
-                return None
-            size, mtime, ctime = migration.stat
-            parts.append(f"{migration.location}\0{size}\0{mtime}\0{ctime}")
-        return "\n".join(parts)
+        folders = [location.path for location in self.locations]
+        if any(folder is None for folder in folders):
+            return None
+        return fingerprint([str(folder) for folder in folders])
 
     @property
     def head(self) -> int | None:

@@ -1,21 +1,51 @@
-"""What a migration run did: :class:`MigrationReport`."""
+"""What a migration run did: :class:`MigrationReport`.
+
+Plain classes rather than dataclasses: every start builds a report, and a start
+with nothing pending imports this module and little else, so it must not pay
+for :mod:`dataclasses` (which imports :mod:`inspect`, :mod:`ast`, :mod:`dis`…).
+Both classes behave as the dataclasses they replace: keyword or positional
+construction, equality by fields, a readable ``repr``; :class:`AppliedResult`
+is immutable and hashable.
+"""
 
 from __future__ import annotations
 
-import typing as t
-from dataclasses import dataclass, field
-
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from .errors import SelfMigrateError
 
 
-@dataclass(frozen=True)
 class AppliedResult:
     """One migration this run applied (or rolled back)."""
+
+    __slots__ = ("version", "name", "duration_ms")
 
     version: int
     name: str
     duration_ms: float
+
+    def __init__(self, version: int, name: str, duration_ms: float) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "duration_ms", duration_ms)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"AppliedResult is immutable: cannot set {name!r}")
+
+    def _fields(self) -> tuple[int, str, float]:
+        return (self.version, self.name, self.duration_ms)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, AppliedResult)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"AppliedResult(version={self.version!r}, name={self.name!r}, duration_ms={self.duration_ms!r})"
 
     @property
     def id(self) -> str:
@@ -23,7 +53,6 @@ class AppliedResult:
         return f"{self.version:04d}_{self.name}"
 
 
-@dataclass
 class MigrationReport:
     """The outcome of :func:`selfmigrate.migrate` or :func:`selfmigrate.apply`.
 
@@ -31,23 +60,54 @@ class MigrationReport:
     under the ``"log"`` failure policy returns it with :attr:`error` set.
     """
 
+    _FIELDS = ("database", "applied", "current_version", "pending", "error", "duration_ms", "snapshot")
+
     #: The database, as a path.
     database: str
     #: Migrations this run applied, in order, with their durations.
-    applied: list[AppliedResult] = field(default_factory=list)
+    applied: list[AppliedResult]
     #: The newest applied version after the run (``None``: no history).
-    current_version: int | None = None
+    current_version: int | None
     #: Versions still pending after the run (non-empty only after a failure).
-    pending: tuple[int, ...] = ()
+    pending: tuple[int, ...]
     #: The error that stopped the run, under the ``"log"`` failure policy.
-    error: SelfMigrateError | None = None
+    error: SelfMigrateError | None
     #: How long the whole run took.
-    duration_ms: float = 0.0
+    duration_ms: float
     #: The snapshot of the database from before this run's first change: taken
     #: by this run, or by another process of the same start that changed the
     #: database first (``None``: none — backups off, a database that was empty,
     #: or nothing to apply).
-    snapshot: str | None = None
+    snapshot: str | None
+
+    def __init__(
+        self,
+        database: str,
+        applied: list[AppliedResult] | None = None,
+        current_version: int | None = None,
+        pending: tuple[int, ...] = (),
+        error: SelfMigrateError | None = None,
+        duration_ms: float = 0.0,
+        snapshot: str | None = None,
+    ) -> None:
+        self.database = database
+        self.applied = [] if applied is None else applied
+        self.current_version = current_version
+        self.pending = pending
+        self.error = error
+        self.duration_ms = duration_ms
+        self.snapshot = snapshot
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"MigrationReport({fields})"
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,8 @@ import sqlite3
 import time
 import typing as t
 
-from .backup import DEFAULT_KEEP, Snapshot, list_snapshots, take_snapshot
+from .backup import Snapshot, list_snapshots, take_snapshot
+from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from .errors import (
     BackupError,
     ChecksumMismatch,
@@ -48,13 +49,6 @@ logger = logging.getLogger(__name__)
 #: count as current: file systems stamp times from a coarse clock.
 _MTIME_MARGIN = 0.05
 
-FailurePolicy = t.Literal["raise", "log"]
-FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("raise", "log")
-
-#: Default seconds to wait for the database's write lock.
-DEFAULT_LOCK_TIMEOUT = 60.0
-#: Default tracker table name.
-DEFAULT_TABLE = "schema_migrations"
 
 
 class Runner:
@@ -83,7 +77,7 @@ class Runner:
         allow_out_of_order: bool = False,
         backup: bool = True,
         backup_dir: str | os.PathLike[str] | None = None,
-        backup_keep: int | None = DEFAULT_KEEP,
+        backup_keep: int | None = DEFAULT_BACKUP_KEEP,
     ) -> None:
         if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
             raise ConfigError(f"lock_timeout must be a number of seconds, 0 or more, not {lock_timeout!r}.")
@@ -478,8 +472,10 @@ class Runner:
             self._check(status, target)
             todo = _up_to(status.pending, target)
             if not todo:
+                # Certify the files as checked against these rows, for the next start's quick
+                # check (selfmigrate.quickcheck) - only in the state it takes for "up to date".
                 files = self.registry.fingerprint()
-                if files is not None:
+                if files is not None and not (status.pending or status.missing or status.interrupted):
                     self.tracker.store_fingerprint(conn, self.tracker.fingerprint_key(files, status.applied))
                 self.backend.commit(conn)
                 return status
@@ -737,77 +733,6 @@ class Runner:
                 " out-of-order migrations (SELFMIGRATE_ALLOW_OUT_OF_ORDER = True,"
                 " allow_out_of_order=True)."
             )
-
-
-def migrate(
-    database: str | os.PathLike[str],
-    migrations: MigrationRegistry | LocationsSpec,
-    *,
-    table: str = DEFAULT_TABLE,
-    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    allow_out_of_order: bool = False,
-    on_failure: FailurePolicy = "raise",
-    target: int | None = None,
-    backup: bool = True,
-    backup_dir: str | os.PathLike[str] | None = None,
-    backup_keep: int | None = DEFAULT_KEEP,
-) -> MigrationReport:
-    """Bring ``database`` up to date with ``migrations``; the framework-free twin of
-    :func:`selfmigrate.apply`.
-
-    When it returns, every pending migration has been applied exactly once, each
-    in its own transaction, in version order — or it raised.
-
-    :param database: SQLite file path or ``sqlite:///`` URL. Created if missing.
-    :param migrations: package name(s), directory path(s), or a
-        :class:`MigrationRegistry`.
-    :param table: the tracker table's name.
-    :param lock_timeout: seconds to wait for the write lock before
-        :class:`LockTimeout`.
-    :param allow_out_of_order: apply pending migrations older than the newest
-        applied one instead of raising :class:`OutOfOrderError`.
-    :param on_failure: ``"raise"`` (default) raises; ``"log"`` logs the error at
-        ERROR and returns a report with :attr:`MigrationReport.error` set. Either
-        way no migration after a failed one runs. Configuration errors always
-        raise.
-    :param target: apply only up to this version.
-    :param backup: before the first change to a non-empty database, take a
-        snapshot of it with SQLite's online backup API (on by default; the
-        report and any :class:`MigrationError` name it).
-    :param backup_dir: where snapshots go (default: the database's folder).
-    :param backup_keep: how many snapshots of the database to keep, oldest
-        pruned first (``None``: keep all).
-    :returns: what was applied, with durations.
-    """
-    if on_failure not in FAILURE_POLICIES:
-        raise ConfigError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}.")
-    runner = Runner(
-        database,
-        migrations,
-        table=table,
-        lock_timeout=lock_timeout,
-        allow_out_of_order=allow_out_of_order,
-        backup=backup,
-        backup_dir=backup_dir,
-        backup_keep=backup_keep,
-    )
-    try:
-        return runner.apply(target=target)
-    except ConfigError:
-        raise
-    except SelfMigrateError as e:
-        if on_failure == "raise":
-            raise
-        logger.error("Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e)
-        report = getattr(e, "report", None) or MigrationReport(database=runner.backend.describe())
-        report.error = e
-        try:
-            status = runner.status()
-        except SelfMigrateError:
-            return report
-        report.current_version = status.current_version
-        report.pending = tuple(m.version for m in status.pending)
-        return report
 
 
 def _failure(

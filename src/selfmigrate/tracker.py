@@ -8,12 +8,12 @@ and is never altered or dropped.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import typing as t
 from dataclasses import dataclass
 
+from . import quickcheck
 from .errors import ConfigError, TrackerError
 
 if t.TYPE_CHECKING:
@@ -179,15 +179,9 @@ class Tracker:
 
     @staticmethod
     def fingerprint_key(files: str, applied: dict[int, AppliedMigration]) -> str:
-        """Combine a registry fingerprint with the tracker rows it was checked against.
-
-        Any change to the files or to the rows (a new migration, a rollback, a
-        rehash) gives another key.
-        """
-        digest = hashlib.sha256(files.encode("utf-8", "surrogateescape"))
-        for row in applied.values():
-            digest.update(f"\n{row.version}\0{row.checksum}\0{row.state}".encode())
-        return digest.hexdigest()
+        """Combine a files fingerprint with the tracker rows it was checked against
+        (see :func:`selfmigrate.quickcheck.fingerprint_key`)."""
+        return quickcheck.fingerprint_key(files, ((r.version, r.checksum, r.state) for r in applied.values()))
 
     def read_fingerprint(self, conn: sqlite3.Connection) -> str | None:
         """The key stored by :meth:`store_fingerprint`, or ``None``."""

@@ -1,0 +1,138 @@
+"""What an app does at startup: :func:`migrate`.
+
+A start with nothing pending is the common case and must cost next to nothing:
+:func:`migrate` first asks :func:`selfmigrate.quickcheck.up_to_date`, which
+imports little and reads no migration file, and returns at once when the
+database is known to be up to date. Otherwise it hands over to the
+:class:`~selfmigrate.Runner`, imported only then.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
+from .quickcheck import log_info, up_to_date
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .defaults import FailurePolicy
+    from .registry import LocationsSpec, MigrationRegistry
+    from .report import MigrationReport
+
+
+def migrate(
+    database: str | os.PathLike[str],
+    migrations: MigrationRegistry | LocationsSpec,
+    *,
+    table: str = DEFAULT_TABLE,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    allow_out_of_order: bool = False,
+    on_failure: FailurePolicy = "raise",
+    target: int | None = None,
+    backup: bool = True,
+    backup_dir: str | os.PathLike[str] | None = None,
+    backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+) -> MigrationReport:
+    """Bring ``database`` up to date with ``migrations``; the framework-free twin of
+    :func:`selfmigrate.apply`.
+
+    When it returns, every pending migration has been applied exactly once, each
+    in its own transaction, in version order — or it raised.
+
+    :param database: SQLite file path or ``sqlite:///`` URL. Created if missing.
+    :param migrations: package name(s), directory path(s), or a
+        :class:`MigrationRegistry`.
+    :param table: the tracker table's name.
+    :param lock_timeout: seconds to wait for the write lock before
+        :class:`LockTimeout`.
+    :param allow_out_of_order: apply pending migrations older than the newest
+        applied one instead of raising :class:`OutOfOrderError`.
+    :param on_failure: ``"raise"`` (default) raises; ``"log"`` logs the error at
+        ERROR and returns a report with :attr:`MigrationReport.error` set. Either
+        way no migration after a failed one runs. Configuration errors always
+        raise.
+    :param target: apply only up to this version.
+    :param backup: before the first change to a non-empty database, take a
+        snapshot of it with SQLite's online backup API (on by default; the
+        report and any :class:`MigrationError` name it).
+    :param backup_dir: where snapshots go (default: the database's folder).
+    :param backup_keep: how many snapshots of the database to keep, oldest
+        pruned first (``None``: keep all).
+    :returns: what was applied, with durations.
+    """
+    if on_failure not in FAILURE_POLICIES:
+        from .errors import ConfigError
+
+        raise ConfigError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}.")
+    locations = _plain_locations(migrations, table, lock_timeout)
+    if target is None and locations is not None:
+        started = time.perf_counter()
+        version = up_to_date(database, locations, table, lock_timeout)
+        if version is not None:
+            log_info("selfmigrate.runner", "Database %s is up to date at version %s.", os.fspath(database), version)
+            from .report import MigrationReport
+
+            return MigrationReport(
+                database=os.fspath(database),
+                current_version=version,
+                duration_ms=(time.perf_counter() - started) * 1000.0,
+            )
+    # Something may be pending, or changed: the full run (discover, compare, lock, apply).
+    import logging
+
+    from .errors import ConfigError, SelfMigrateError
+    from .report import MigrationReport
+    from .runner import Runner
+
+    runner = Runner(
+        database,
+        migrations,
+        table=table,
+        lock_timeout=lock_timeout,
+        allow_out_of_order=allow_out_of_order,
+        backup=backup,
+        backup_dir=backup_dir,
+        backup_keep=backup_keep,
+    )
+    try:
+        return runner.apply(target=target)
+    except ConfigError:
+        raise
+    except SelfMigrateError as e:
+        if on_failure == "raise":
+            raise
+        logging.getLogger("selfmigrate.runner").error(
+            "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
+        )
+        report = getattr(e, "report", None) or MigrationReport(database=runner.backend.describe())
+        report.error = e
+        try:
+            status = runner.status()
+        except SelfMigrateError:
+            return report
+        report.current_version = status.current_version
+        report.pending = tuple(m.version for m in status.pending)
+        return report
+
+
+def _plain_locations(migrations: object, table: object, lock_timeout: object) -> list[str | os.PathLike[str]] | None:
+    """The locations as a list, if the arguments are of the plain kinds the quick check reads.
+
+    ``None`` for anything else (a registry object, a bad value): the full run
+    uses it, or says what is wrong with it.
+    """
+    if isinstance(migrations, (str, os.PathLike)):
+        migrations = [migrations]
+    if not isinstance(migrations, (list, tuple)):
+        return None
+    locations = [m for m in migrations if isinstance(m, (str, os.PathLike))]
+    plain = (
+        len(locations) == len(migrations)
+        and isinstance(table, str)
+        and isinstance(lock_timeout, (int, float))
+        and not isinstance(lock_timeout, bool)
+        and lock_timeout >= 0
+    )
+    return locations if plain else None
