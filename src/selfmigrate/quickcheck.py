@@ -9,14 +9,13 @@ it is up to date. That is :func:`up_to_date`, which :func:`selfmigrate.migrate`
 runs before anything else.
 
 This module is the whole cost of such a start, so it imports only what that
-check needs (:mod:`os`, :mod:`sqlite3`, :mod:`hashlib`). It is also where
+check needs (:mod:`os` and :mod:`sqlite3`). It is also where
 migrations locations are classified and folders listed, so that the registry
 and the check can never disagree about which files there are.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import sys
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     Row = tuple[int, str, str]
 
 #: Changes whenever what the fingerprint covers changes.
-FORMAT = "selfmigrate fingerprint 2"
+FORMAT = "selfmigrate fingerprint 3"
 
 
 def is_candidate(filename: str) -> bool:
@@ -123,11 +122,12 @@ def fingerprint_key(files: str, rows: t.Iterable[Row]) -> str:
     """Combine a files fingerprint with the tracker rows it was checked against.
 
     Any change to the files or to the rows (a migration applied, a rollback, a
-    rehash, an interrupted run) gives another key.
+    rehash, an interrupted run) gives another key. The key is the text itself,
+    compared whole: no digest to compute at every start (:mod:`hashlib` alone
+    would cost a tenth of a bare start), and nothing to doubt about collisions.
+    For 1000 migrations it is about 120 kB, in one row.
     """
-    digest = hashlib.sha256(files.encode("utf-8", "surrogateescape"))
-    digest.update("".join(f"\n{version}\0{checksum}\0{state}" for version, checksum, state in rows).encode())
-    return digest.hexdigest()
+    return files + "\n" + "\n".join(f"{version}\0{checksum}\0{state}" for version, checksum, state in rows)
 
 
 def folders_of(locations: t.Sequence[str | os.PathLike[str]]) -> list[str] | None:
