@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
+from helpers import connected
 
 import selfmigrate
 from selfmigrate.cli import cli
@@ -99,17 +100,17 @@ def states(stdout: str) -> dict[str, str]:
 
 
 def tracker(db: Path) -> list[tuple[int, str]]:
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         return conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
 
 
 def tables(db: Path) -> set[str]:
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
 
 
 def columns(db: Path, table: str) -> list[str]:
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
@@ -212,7 +213,7 @@ class TestStatus:
 
 
     def test_interrupted_migration(self, face: Face) -> None:
-        with sqlite3.connect(face.db) as conn:
+        with connected(face.db) as conn:
             conn.execute("UPDATE schema_migrations SET state = 'started' WHERE version = 3")
         conn.close()
         before = face.db.read_bytes()
@@ -226,7 +227,7 @@ class TestStatus:
         assert face.db.read_bytes() == before
 
     def test_foreign_tracker_points_to_adopt(self, python_face: Face) -> None:
-        with sqlite3.connect(python_face.db) as conn:
+        with connected(python_face.db) as conn:
             conn.execute("CREATE TABLE schema_migrations (filename TEXT, applied_on TEXT)")
         conn.close()
         result = python_face("status")
@@ -323,7 +324,7 @@ class TestApply:
 
 class TestRollback:
     def test_steps_runs_downs_and_removes_rows(self, face: Face) -> None:
-        with sqlite3.connect(face.db) as conn:
+        with connected(face.db) as conn:
             conn.execute("INSERT INTO items (title, price) VALUES ('kept', 3)")
         result = face("rollback", "--steps", "2", "--yes")
         assert result.exit_code == 0, result.output
@@ -334,7 +335,7 @@ class TestRollback:
         assert tracker(face.db) == [(1, "create_items")]
         assert columns(face.db, "items") == ["id", "title"]
         assert "items_title" not in tables(face.db)
-        with sqlite3.connect(face.db) as conn:
+        with connected(face.db) as conn:
             assert conn.execute("SELECT title FROM items").fetchall() == [("kept",)]
         assert face("apply").exit_code == 0
         assert [v for v, _ in tracker(face.db)] == [1, 2, 3]
@@ -506,7 +507,7 @@ class TestRehash:
 class TestBaseline:
     def make_legacy_schema(self, db: Path) -> None:
         """A database built by hand: the schema of migrations 1 and 2, with data."""
-        with sqlite3.connect(db) as conn:
+        with connected(db) as conn:
             conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price INTEGER)")
             conn.execute("INSERT INTO items (title, price) VALUES ('old', 5)")
 
@@ -520,7 +521,7 @@ class TestBaseline:
         assert all(row["applied_by"].startswith("baseline by ") for row in history)
         assert python_face("apply").exit_code == 0
         assert [v for v, _ in tracker(python_face.db)] == [1, 2, 3]
-        with sqlite3.connect(python_face.db) as conn:
+        with connected(python_face.db) as conn:
             assert conn.execute("SELECT title, price FROM items").fetchall() == [("old", 5)]
 
     def test_shows_and_asks_first(self, python_face: Face) -> None:

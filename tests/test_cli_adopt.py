@@ -8,7 +8,6 @@ imported with its dates, and the next apply must run only what is new.
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import typing as t
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
+from helpers import connected
 from test_cli import FILES, tables, tracker, write
 
 import selfmigrate
@@ -33,7 +33,7 @@ LEGACY_ROWS = [
 
 def build_legacy(db: Path, rows: t.Sequence[tuple[object, object]] = LEGACY_ROWS) -> None:
     """What an entrypoint script that records file names leaves behind."""
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price INTEGER)")
         conn.executemany("INSERT INTO items (title, price) VALUES (?, ?)", [("lamp", 40), ("desk", 250)])
         conn.execute(
@@ -45,7 +45,7 @@ def build_legacy(db: Path, rows: t.Sequence[tuple[object, object]] = LEGACY_ROWS
 
 
 def dump(db: Path, table: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         rows = conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
     conn.close()
     return rows
@@ -65,7 +65,7 @@ def run(db: Path, folder: Path, *args: str, input: str | None = None) -> Result:
 
 
 def applied_at(db: Path) -> dict[int, str]:
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         rows = conn.execute("SELECT version, applied_at, applied_by FROM schema_migrations").fetchall()
     conn.close()
     assert all(by.startswith("adopted from ") for _, _, by in rows)
@@ -113,7 +113,7 @@ def test_asks_first_and_declining_changes_nothing(folder: Path, db_path: Path) -
 
 def test_another_layout_and_table_name(folder: Path, db_path: Path) -> None:
     """Versions as numbers, Unix times, a table of another name, duplicates from a re-run."""
-    with sqlite3.connect(db_path) as conn:
+    with connected(db_path) as conn:
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price INTEGER)")
         conn.execute("CREATE TABLE migration_log (id INTEGER PRIMARY KEY, version INTEGER, ran INTEGER, note TEXT)")
         conn.executemany(
@@ -152,7 +152,7 @@ def test_rows_that_do_not_match_change_nothing(
 
 def test_bad_input_changes_nothing(folder: Path, db_path: Path) -> None:
     build_legacy(db_path)
-    with sqlite3.connect(db_path) as conn:
+    with connected(db_path) as conn:
         conn.execute("CREATE TABLE schema_migrations_legacy (x)")
     conn.close()
     before = db_path.read_bytes()
@@ -175,7 +175,7 @@ def test_bad_input_changes_nothing(folder: Path, db_path: Path) -> None:
 
 def test_a_failure_half_way_is_undone(folder: Path, db_path: Path) -> None:
     """The tracker cannot be created (a view has its name) after the legacy table was renamed."""
-    with sqlite3.connect(db_path) as conn:
+    with connected(db_path) as conn:
         conn.execute("CREATE TABLE migration_log (filename TEXT, applied_on TEXT)")
         conn.execute("INSERT INTO migration_log VALUES ('0001_create_items.sql', '2024-01-05 10:00:00')")
         conn.execute("CREATE VIEW schema_migrations AS SELECT 1 AS one")

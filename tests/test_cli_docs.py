@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import shlex
-import sqlite3
 import typing as t
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
+from helpers import connected
 from test_cli import FILES
 
 from selfmigrate.cli import cli
@@ -92,7 +92,7 @@ def test_shell_samples_are_real_command_lines(line: str) -> None:
 def test_adoption_walk_through_output(make_migrations: MigrationsFactory, db_path: Path) -> None:
     """The sample in docs/adopting.rst is what adopt prints for the table shown there."""
     folder = make_migrations(FILES, package=False)
-    with sqlite3.connect(db_path) as conn:
+    with connected(db_path) as conn:
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price INTEGER)")
         conn.execute(
             "CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, filename TEXT NOT NULL,"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import typing as t
 from pathlib import Path
 
 import pytest
+from helpers import connected
 from test_cli import FILES, NEWER, tracker, write
 
 import selfmigrate
@@ -55,7 +55,7 @@ def test_verify_result(folder: Path, db_path: Path) -> None:
 
 
 def test_baseline_and_adoption_plans_change_nothing(folder: Path, db_path: Path) -> None:
-    with sqlite3.connect(db_path) as conn:
+    with connected(db_path) as conn:
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price INTEGER)")
         conn.execute("CREATE TABLE legacy_log (script TEXT, at TEXT)")
         conn.execute("INSERT INTO legacy_log VALUES ('0001_create_items.sql', '2024-01-05T10:00:00+01:00')")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import click
 import pytest
-from helpers import dump
+from helpers import connected, dump
 
 import selfmigrate
 
@@ -285,7 +285,7 @@ def columns(conn: sqlite3.Connection, table: str) -> list[str]:
 def test_cookbook_recipes_apply_to_a_database_with_data(tmp_path: Path) -> None:
     db = tmp_path / "library.sqlite"
     selfmigrate.migrate(db, COOKBOOK, target=2)
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         conn.executemany(
             "INSERT INTO author (id, name, email) VALUES (?, ?, ?)",
             [(1, "Umberto Eco", " Umberto@Example.org "), (2, "Anonymous", None)],
@@ -327,7 +327,7 @@ def test_cookbook_recipes_apply_to_a_database_with_data(tmp_path: Path) -> None:
 def test_cookbook_rebuild_refusing_bad_rows_leaves_the_table_as_it_was(tmp_path: Path) -> None:
     db = tmp_path / "library.sqlite"
     selfmigrate.migrate(db, COOKBOOK, target=7)
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         conn.execute("INSERT INTO author (full_name, email) VALUES ('A', 'same@example.org')")
         conn.execute("INSERT INTO author (full_name, email) VALUES ('B', 'same@example.org')")
     conn.close()
@@ -366,7 +366,7 @@ def test_cookbook_backfill_without_down_stops_a_rollback_before_any_change(tmp_p
     assert dump(db) == before
     report = selfmigrate.Runner(db, COOKBOOK).rollback(target=6)
     assert [r.version for r in report.applied] == [7]
-    with sqlite3.connect(db) as conn:
+    with connected(db) as conn:
         assert "slug" not in columns(conn, "book")
     conn.close()
 
@@ -488,7 +488,7 @@ def test_compare_schemas_names_what_differs(tmp_path: Path) -> None:
     expected, actual = tmp_path / "expected.sqlite", tmp_path / "actual.sqlite"
     flask_migrate_database(expected)
     flask_migrate_database(actual)
-    with sqlite3.connect(actual) as conn:
+    with connected(actual) as conn:
         conn.execute("DROP INDEX ix_post_user_id")
         conn.execute("ALTER TABLE user ADD COLUMN avatar BLOB")
     conn.close()

@@ -88,6 +88,17 @@ def package_folder(name: str) -> str | None:
     return folders[0]
 
 
+def is_package(name: str) -> bool:
+    """Whether ``name`` imports as a package (anywhere: on disk, in a zip file, namespace)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.submodule_search_locations is not None
+
+
 def list_folder(folder: str) -> list[tuple[str, str, Stat]]:
     """The candidate files of a folder (see :func:`is_candidate`), sorted by name.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import DiscoveryError
 from .migration import Kind, Migration
-from .quickcheck import classify, fingerprint, is_candidate, list_folder, package_folder
+from .quickcheck import classify, fingerprint, is_candidate, is_package, list_folder, package_folder
 
 if t.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -93,6 +93,14 @@ def _package(name: str) -> Location:
     folder = package_folder(name)
     if folder is not None:
         return Location("package", name, Path(folder))
+    if not is_package(name):
+        # Said here: from Python 3.12, importlib.resources.files() of a plain module
+        # is the folder it sits in, which would list every file beside it.
+        raise DiscoveryError(
+            f"Migrations location {name} is a module, not a package. Make it a folder"
+            " with an __init__.py, or give a directory path.",
+            paths=[name],
+        )
     # A package inside a zip file (or a namespace package): importlib.resources
     # reads it. Imported here, not at the top: it is slow to import, and a
     # package on disk does not need it.
