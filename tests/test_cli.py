@@ -28,6 +28,7 @@ from helpers import connected
 
 import selfmigrate
 from selfmigrate.cli import cli
+from selfmigrate.sqlite import SQLiteBackend
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory
@@ -224,6 +225,22 @@ class TestStatus:
         assert result.exit_code == 3 and "resolve 3 --done" in result.stdout
         result = face("rollback", "--yes")
         assert result.exit_code == 3 and "interrupted" in result.stderr
+        assert face.db.read_bytes() == before
+
+    def test_started_migration_whose_process_holds_the_lock_is_running(self, face: Face) -> None:
+        with connected(face.db) as conn:
+            conn.execute("UPDATE schema_migrations SET state = 'started' WHERE version = 3")
+        before = face.db.read_bytes()
+        # The lock that a process running a non-transactional migration holds.
+        with SQLiteBackend(face.db).migration_lock() as lock:
+            lock.acquire(0)
+            result = face("status", "--json")
+            assert result.exit_code == 1, result.output
+            document = json.loads(result.stdout)
+            assert document["migrations"][2]["state"] == "running" and document["state"] == "pending"
+        result = face("status", "--json")  # released: its process is gone
+        assert result.exit_code == 3
+        assert json.loads(result.stdout)["migrations"][2]["state"] == "interrupted"
         assert face.db.read_bytes() == before
 
     def test_foreign_tracker_points_to_adopt(self, python_face: Face) -> None:

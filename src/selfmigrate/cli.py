@@ -198,9 +198,10 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
     States: applied (with date and duration), pending, out-of-order (pending
     but older than the newest applied one), missing (applied but its file is
     not in the code), edited (its file changed since it was applied),
-    interrupted (a non-transactional migration that never finished).
+    interrupted (a non-transactional migration that never finished), running
+    (one that started and whose process is still at it).
 
-    Exit code: 0 up to date, 1 migrations pending, 2 bad input or
+    Exit code: 0 up to date, 1 migrations pending or running, 2 bad input or
     configuration, 3 a problem that needs a person (edited, out-of-order,
     missing or interrupted migrations). Never creates a database. With
     --json, an error is also printed as {"state": "error", "error": "..."}.
@@ -212,12 +213,14 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
         if as_json:  # a monitoring script still gets a JSON object to read
             click.echo(json.dumps({"database": settings.database, "state": "error", "error": str(e)}, indent=2))
         raise
-    code = status_exit_code(result)
+    # A "started" row is a migration still running if its process holds the lock.
+    running = bool(result.interrupted) and runner.backend.migration_lock().held_elsewhere()
+    code = status_exit_code(result, running=running)
     if as_json:
-        document = status_document(result, runner.backend.describe())
+        document = status_document(result, runner.backend.describe(), running=running)
         click.echo(json.dumps(document, indent=2))
     else:
-        _echo_status(result, runner.backend.describe(), ctx)
+        _echo_status(result, runner.backend.describe(), ctx, running=running)
     ctx.exit(code)
 
 
@@ -225,16 +228,20 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
 UP_TO_DATE, PENDING, PROBLEM = 0, 1, 3
 
 
-def status_exit_code(result: Status) -> int:
-    """0 up to date, 1 pending, 3 something needs a person."""
-    if result.edited or result.out_of_order or result.missing or result.interrupted:
+def status_exit_code(result: Status, *, running: bool = False) -> int:
+    """0 up to date, 1 pending (or a migration running), 3 something needs a person.
+
+    ``running``: the started rows belong to a migration whose process still
+    holds the migration lock, not to one that died.
+    """
+    if result.edited or result.out_of_order or result.missing or (result.interrupted and not running):
         return PROBLEM
-    if result.pending:
+    if result.pending or result.interrupted:
         return PENDING
     return UP_TO_DATE
 
 
-def migration_states(result: Status) -> list[dict[str, t.Any]]:
+def migration_states(result: Status, *, running: bool = False) -> list[dict[str, t.Any]]:
     """One entry per version in the files or the tracker, oldest first."""
     files = {m.version: m for m in result.migrations}
     edited = {m.version for m, _ in result.edited}
@@ -246,7 +253,7 @@ def migration_states(result: Status) -> list[dict[str, t.Any]]:
         if row is None:
             state = "out-of-order" if version in out_of_order else "pending"
         elif row.state == STARTED_STATE:
-            state = "interrupted"
+            state = "running" if running else "interrupted"
         elif migration is None:
             state = "missing"
         elif version in edited:
@@ -266,9 +273,9 @@ def migration_states(result: Status) -> list[dict[str, t.Any]]:
     return entries
 
 
-def status_document(result: Status, database: str) -> dict[str, t.Any]:
+def status_document(result: Status, database: str, *, running: bool = False) -> dict[str, t.Any]:
     """The ``status --json`` object."""
-    code = status_exit_code(result)
+    code = status_exit_code(result, running=running)
     return {
         "database": database,
         "current_version": result.current_version,
@@ -276,13 +283,13 @@ def status_document(result: Status, database: str) -> dict[str, t.Any]:
         "up_to_date": code == UP_TO_DATE,
         "state": {UP_TO_DATE: "up-to-date", PENDING: "pending", PROBLEM: "problem"}[code],
         "pending": [m.version for m in result.pending],
-        "migrations": migration_states(result),
+        "migrations": migration_states(result, running=running),
     }
 
 
-def _echo_status(result: Status, database: str, ctx: click.Context) -> None:
+def _echo_status(result: Status, database: str, ctx: click.Context, *, running: bool = False) -> None:
     click.echo(f"Database: {database}")
-    entries = migration_states(result)
+    entries = migration_states(result, running=running)
     width = max((len(f"{e['version']:04d}_{e['name']}") for e in entries), default=0)
     for entry in entries:
         label = f"{entry['version']:04d}_{entry['name']}".ljust(width)
@@ -295,9 +302,11 @@ def _echo_status(result: Status, database: str, ctx: click.Context) -> None:
     current = "none" if result.current_version is None else str(result.current_version)
     head = "none" if result.head is None else str(result.head)
     click.echo(f"Current version: {current}; newest migration file: {head}.")
-    code = status_exit_code(result)
+    code = status_exit_code(result, running=running)
     if code == UP_TO_DATE:
         click.echo("Up to date.")
+    elif running:
+        click.echo("A migration is running outside a transaction (its process holds the migration lock).")
     elif code == PENDING:
         click.echo(f"{len(result.pending)} migration(s) pending. Run '{_sibling(ctx, 'apply')}' or restart the app.")
     else:

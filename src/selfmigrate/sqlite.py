@@ -400,6 +400,27 @@ class MigrationLock:
             return False
         return True
 
+    def held_elsewhere(self) -> bool:
+        """Whether another process (or open file) holds the lock right now.
+
+        Writes nothing: a missing lock file means nobody holds it. For
+        read-only commands, which must tell a migration that is running from
+        one whose process died.
+        """
+        if self._fd is not None:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also releases the lock if it was taken
+        return False
+
     def release(self) -> None:
         """Release the lock (closing the file releases it)."""
         if self._fd is not None:
