@@ -332,17 +332,14 @@ class Runner:
             self._run_guarded(conn, body.down_sql, body.down_function, denied)
         except Exception as e:
             cause = e.error if isinstance(e, StatementError) else e
-            failure = _failure(migration, e, denied, status, self.backend.describe())
-            message = failure.message.replace(
-                f"Migration {migration.id} failed", f"Rolling back migration {migration.id} (its down) failed", 1
-            ).replace("as it was before it", "as it was before the rollback", 1)
-            raise MigrationError(
-                message,
-                version=failure.version,
-                name=failure.name,
-                path=failure.path,
-                line=failure.line,
-                statement=failure.statement,
+            raise _failure(
+                migration,
+                e,
+                denied,
+                status,
+                self.backend.describe(),
+                what=f"Rolling back migration {migration.id} (its down)",
+                outcome="and was rolled back; the database is as it was before the rollback",
             ) from cause
         if denied:
             raise MigrationError(
@@ -629,26 +626,17 @@ class Runner:
         except Exception as e:
             self.backend.rollback(conn)
             cause = e.error if isinstance(e, StatementError) else e
-            failure = _failure(migration, e, [], status, database)
-            message = failure.message.replace(
-                "and was rolled back; the database is as it was before it",
-                "outside a transaction; what it did before the error is NOT undone",
-                1,
-            ).replace(
-                "Fix the migration and start again; nothing needs undoing by hand.",
-                f"It stays recorded as started, and selfmigrate will not start until it is resolved:"
+            raise _failure(
+                migration,
+                e,
+                [],
+                status,
+                database,
+                outcome="outside a transaction; what it did before the error is NOT undone",
+                advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
                 f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
                 " if its change is complete, or restore the snapshot and"
                 f" 'python -m selfmigrate resolve {migration.version} --retry'.",
-                1,
-            )
-            raise MigrationError(
-                message,
-                version=failure.version,
-                name=failure.name,
-                path=failure.path,
-                line=failure.line,
-                statement=failure.statement,
             ) from cause
         finally:
             conn.row_factory, conn.text_factory = factories
@@ -736,8 +724,23 @@ class Runner:
 
 
 def _failure(
-    migration: Migration, error: Exception, denied: list[str], status: Status, database: str
+    migration: Migration,
+    error: Exception,
+    denied: list[str],
+    status: Status,
+    database: str,
+    *,
+    what: str | None = None,
+    outcome: str = "and was rolled back; the database is as it was before it",
+    advice: str = "Fix the migration and start again; nothing needs undoing by hand.",
 ) -> MigrationError:
+    """The :class:`MigrationError` for ``error`` raised by ``migration``: file, line,
+    statement, database error, what was not attempted, and what to do.
+
+    ``what`` (default ``"Migration <id>"``), ``outcome`` and ``advice`` word
+    the first and last lines for a down or a migration run outside a
+    transaction.
+    """
     line: int | None = None
     statement: str | None = None
     cause: BaseException = error
@@ -748,8 +751,8 @@ def _failure(
     where = migration.location + (f", line {line}" if line is not None else "")
     later = [m.id for m in status.pending if m.version > migration.version]
     lines = [
-        f"Migration {migration.id} failed on database {database} and was rolled back;"
-        f" the database is as it was before it (version {_version(status.current_version)}).",
+        f"{what or f'Migration {migration.id}'} failed on database {database} {outcome}"
+        f" (version {_version(status.current_version)}).",
         f"  file: {where}",
     ]
     if statement is not None:
@@ -774,7 +777,7 @@ def _failure(
         )
     if later:
         lines.append(f"  Not attempted: {', '.join(later)}.")
-    lines.append("Fix the migration and start again; nothing needs undoing by hand.")
+    lines.append(advice)
     return MigrationError(
         "\n".join(lines),
         version=migration.version,
