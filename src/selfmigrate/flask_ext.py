@@ -14,12 +14,12 @@ from pathlib import Path
 
 from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
 from .errors import ConfigError
-from .registry import LocationSpec, LocationsSpec
 from .startup import migrate
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from .registry import LocationSpec, LocationsSpec
     from .report import MigrationReport
 
 #: The key of :attr:`flask.Flask.extensions` that holds :class:`FlaskState`.
