@@ -103,7 +103,11 @@ def _navigation_with_sections(
         if page not in NAVIGATION_SECTIONS:
             for sublist in item.find_all("ul", recursive=False):
                 sublist.decompose()
-    context["furo_navigation_tree"] = get_navigation_tree(str(soup))
+    tree = BeautifulSoup(get_navigation_tree(str(soup)), "html.parser")
+    # On such a page its whole tree is open (Furo opens only the current page's level).
+    for checkbox in tree.select("li.toctree-l1.current input.toctree-checkbox"):
+        checkbox["checked"] = ""
+    context["furo_navigation_tree"] = str(tree)
 
 
 def setup(app: t.Any) -> None:

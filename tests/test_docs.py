@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import queue
@@ -52,10 +53,46 @@ def sphinx(builder: str, out: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_guide_builds_with_warnings_as_errors(tmp_path: Path) -> None:
-    result = sphinx("html", tmp_path)
+@functools.cache
+def html_build(out: Path) -> subprocess.CompletedProcess[str]:
+    """The HTML build into ``out``, run once per session (tests/test_docs_screens.py uses it too)."""
+    return sphinx("html", out)
+
+
+@pytest.fixture(scope="session")
+def docs_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the guide built as HTML (``-W --keep-going``); the build must succeed."""
+    out = tmp_path_factory.getbasetemp() / "docs-build"
+    result = html_build(out)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "html" / "index.html").is_file()
+    return out / "html"
+
+
+def test_guide_builds_with_warnings_as_errors(docs_html: Path) -> None:
+    assert (docs_html / "index.html").is_file()
+
+
+def test_every_page_shows_the_version(docs_html: Path) -> None:
+    pages = sorted(docs_html.glob("*.html"))
+    assert len(pages) > 10
+    for page in pages:
+        brand = re.search(r'<span class="sidebar-brand-text">(.*?)</span>', page.read_text(encoding="utf-8"), re.S)
+        assert brand and brand[1].strip() == f"selfmigrate {selfmigrate.__version__}", page.name
+
+
+def test_every_command_is_an_entry_of_the_navigation(docs_html: Path) -> None:
+    """Each command of the command line has a sidebar entry, on every page, linking to its section."""
+    commands = sorted(group_commands(selfmigrate_cli()))
+    cli_page = (docs_html / "cli.html").read_text(encoding="utf-8")
+    for page in ("index.html", "cli.html", "quickstart.html"):
+        html = (docs_html / page).read_text(encoding="utf-8")
+        tree = html[html.index('<div class="sidebar-tree">') :]
+        tree = tree[: tree.index("</div>")]
+        prefix = "#" if page == "cli.html" else "cli.html#"
+        entries = set(re.findall(rf'href="{re.escape(prefix)}([\w-]+)"', tree))
+        assert set(commands) <= entries, f"{page}: no sidebar entry for {sorted(set(commands) - entries)}"
+        for command in commands:
+            assert f'<section id="{command}">' in cli_page, f"cli.html has no section {command!r}"
 
 
 def test_guide_doctests_pass(tmp_path: Path) -> None:
