@@ -752,15 +752,8 @@ def test_the_quickstart_works_when_pasted_into_a_new_folder(tmp_path: Path) -> N
         conn.close()
 
 
-def readme_quickstart() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## Quickstart\n(.*?)(?=^## )", readme, re.MULTILINE | re.DOTALL)
-    assert match, "README.md has no '## Quickstart' section"
-    return match[1]
-
-
 def test_the_readme_quickstart_works_when_pasted_into_a_new_folder(tmp_path: Path) -> None:
-    steps = markdown_steps(readme_quickstart())
+    steps = markdown_steps(readme_section("Quickstart"))
     files = [step.path for step in steps if isinstance(step, File)]
     assert "myapp/__init__.py" in files, files
     init = next(step.text for step in steps if isinstance(step, File) and step.path == "myapp/__init__.py")
@@ -782,3 +775,28 @@ def test_the_readme_quickstart_works_when_pasted_into_a_new_folder(tmp_path: Pat
 )
 def test_shown_output_is_compared_in_order(shown: tuple[str, ...], printed: list[str], expected: bool) -> None:
     assert shown_in(shown, printed) is expected
+
+
+def readme_section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md has no '## {title}' section"
+    return match[1]
+
+
+def test_the_readme_sets_up_with_two_commands_and_builds_the_docs_with_make_docs() -> None:
+    set_up = [step.command for step in markdown_steps(readme_section("Set up")) if isinstance(step, Command)]
+    assert set_up == ["make example", "make test"]
+    assert "`make docs`" in readme_section("Documentation")
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe, "the Makefile has no docs target"
+    assert "pip install --quiet -e '.[docs]'" in recipe[1] and "sphinx -W --keep-going" in recipe[1], recipe[1]
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    assert len(links) > 10
+    assert [link for link in links if "://" not in link and not (ROOT / link).exists()] == []
+    assert len(re.findall(r"^- \[", readme_section("Next steps"), re.MULTILINE)) == 3
