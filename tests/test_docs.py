@@ -4,13 +4,19 @@
   outside the table of contents or a missing included file fails it.
 - Python samples are ``literalinclude`` of files that tests run, or
   ``doctest`` blocks run here by ``sphinx-build -b doctest``; a hand-written
-  ``code-block:: python`` is refused.
+  ``code-block:: python`` is refused, except on the quickstart, whose files
+  are written out and run as shown (below).
 - Every ``$ command`` of a ``code-block:: console`` is checked against the real
   command line: the ``python -m selfmigrate`` / ``flask`` commands and options
   it names must exist and take that many arguments, gunicorn must accept its
   options, make targets must exist, and so on.
 - The cookbook's migrations (docs/samples/cookbook) are applied to a real
   database with data in it.
+- The quickstart page and the README's Quickstart are pasted into a new folder
+  and run: files, commands, the app served and asked, the page's tests.
+- The HTML shows the version on every page and each command of the command
+  line as an entry of the navigation (the browser checks are in
+  tests/test_docs_screens.py).
 """
 
 from __future__ import annotations
@@ -715,7 +721,10 @@ def run_steps(steps: list[Step], folder: Path, source: str) -> None:
             if words[:2] == ["pip", "install"]:
                 for requirement in words[2:]:
                     name = re.split(r"[\[<>=]", requirement, maxsplit=1)[0]
-                    assert importlib.metadata.distribution(name), where
+                    try:
+                        importlib.metadata.distribution(name)
+                    except importlib.metadata.PackageNotFoundError:
+                        raise AssertionError(f"{where}: {name} is not installed here") from None
                 continue
             if words[0] == "flask" and words[-1] == "run":
                 if server is not None:
