@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import typing as t
 import uuid
@@ -75,7 +76,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pgbouncer(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[int]:
+def pgbouncer(pg_server: str) -> t.Iterator[int]:
     """A real pgbouncer in transaction pooling mode in front of the server; yields its port.
 
     Debian's ``pgbouncer`` (``apt-get install pgbouncer``; ``.ci/run`` installs
@@ -88,7 +89,9 @@ def pgbouncer(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> t.Ite
     if binary is None:
         _unavailable("pgbouncer is not installed (apt-get install -y pgbouncer)")
     params = conninfo_to_dict(pg_server)
-    folder = tmp_path_factory.mktemp("pgbouncer")
+    # Not under pytest's tmp_path: its folders are private to root, and pgbouncer runs
+    # as postgres and must read its files.
+    folder = Path(tempfile.mkdtemp(prefix="selfmigrate-pgbouncer-"))
     folder.chmod(0o777)
     port = _free_port()
     ini = folder / "pgbouncer.ini"
@@ -128,6 +131,7 @@ def pgbouncer(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> t.Ite
     finally:
         process.terminate()
         process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
