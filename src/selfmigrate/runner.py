@@ -61,7 +61,11 @@ _MTIME_MARGIN = 0.05
 #: A database error that says the statement cannot run inside a transaction
 #: ("cannot ATTACH database within transaction", "cannot VACUUM from within a
 #: transaction", "... may not be changed inside a transaction").
-_NEEDS_NO_TRANSACTION = re.compile(r"\b(?:within|inside) (?:a )?transaction\b", re.IGNORECASE)
+#: "database other is locked" is how SQLite refuses a DETACH of a database the
+#: transaction has used (ATTACH itself works inside one).
+_NEEDS_NO_TRANSACTION = re.compile(
+    r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
+)
 #: Why a migration is said to have ended its transaction, by what happened.
 _CLOSED = "closed"
 
@@ -672,7 +676,8 @@ class Runner:
         Called inside the write transaction with the migration lock held. The
         'started' row is committed before the migration runs; if the process dies
         before the 'applied' row, the next start finds the row, sees the
-        migration lock free, and refuses to guess (see :meth:`_check`).
+        migration lock free, and refuses to guess (see :meth:`_check`). ``conn``
+        is closed once the migration has run.
         """
         migration = body.migration
         if lock is None or not lock.held:
@@ -686,8 +691,10 @@ class Runner:
         t0 = time.perf_counter()
         self._run_outside(conn, body, status, report)
         duration = _ms_since(t0)
-        # Recorded through a connection of selfmigrate's own: the migration's one
-        # carries whatever the migration set on it.
+        # Recorded through a new connection: the migration's one carries whatever the
+        # migration set on it, and is closed first so that none of its locks (PRAGMA
+        # locking_mode = EXCLUSIVE keeps them) stands in the way.
+        conn.close()
         finish = self.backend.connect()
         try:
             self.backend.begin_locked(finish)
@@ -913,6 +920,12 @@ def _failure(
             "  This statement is valid but cannot run inside a transaction, and selfmigrate runs this"
             " migration in one. Move it to a migration of its own that runs outside a transaction: a"
             " first line '-- migrate:no-transaction' (.sql) or 'transactional = False' (.py)."
+            + (
+                " (A DETACH can also simply go: selfmigrate closes each migration's connection after it,"
+                " which detaches every database the migration attached.)"
+                if str(cause).startswith("database ")
+                else ""
+            )
         )
     if isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorname", "") == "SQLITE_FULL":
         lines.append(
