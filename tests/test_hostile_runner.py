@@ -72,7 +72,8 @@ def test_foreign_keys_left_on_by_one_migration_do_not_cascade_in_the_next(
     one_start = tmp_path / "one.sqlite"
     selfmigrate.migrate(one_start, location, target=8, backup=False)
     conn = sqlite3.connect(one_start)
-    conn.executemany("INSERT INTO author (id, full_name, email) VALUES (?, ?, ?)", [(1, "Ann", "a@x.org"), (2, "Bo", None)])
+    authors = [(1, "Ann", "a@x.org"), (2, "Bo", None)]
+    conn.executemany("INSERT INTO author (id, full_name, email) VALUES (?, ?, ?)", authors)
     conn.executemany("INSERT INTO book (author_id, title, slug) VALUES (?, ?, ?)", [(1, "A", "a-1"), (2, "B", "b-2")])
     conn.execute("INSERT INTO note (body) VALUES (NULL)")
     conn.commit()
@@ -459,8 +460,11 @@ def test_statement_that_needs_no_transaction_says_so(
 
 
 @pytest.mark.parametrize("marker", ["", "-- migrate:no-transaction\n"], ids=["transactional", "no-transaction"])
-def test_pragma_encoding_is_refused_in_any_migration(make_migrations: MigrationsFactory, db_path: Path, marker: str) -> None:
-    location = make_migrations({"0001_init.sql": marker + "PRAGMA encoding = 'UTF-16le';\nCREATE TABLE note (body TEXT);\n"})
+def test_pragma_encoding_is_refused_in_any_migration(
+    make_migrations: MigrationsFactory, db_path: Path, marker: str
+) -> None:
+    sql = marker + "PRAGMA encoding = 'UTF-16le';\nCREATE TABLE note (body TEXT);\n"
+    location = make_migrations({"0001_init.sql": sql})
     with pytest.raises(selfmigrate.MigrationError) as info:
         selfmigrate.migrate(db_path, location)
     message = str(info.value)

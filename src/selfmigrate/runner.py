@@ -410,7 +410,7 @@ class Runner:
         """Apply every pending migration (up to ``target``, if given), in order.
 
         Every migration runs on a connection of its own, opened as
-        :meth:`SQLiteBackend.connect` opens every connection: whatever one
+        the backend opens every connection: whatever one
         migration sets on its connection (a pragma such as ``foreign_keys``, a
         function, a row factory) never reaches the next.
 
