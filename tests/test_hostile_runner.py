@@ -436,7 +436,7 @@ def test_migration_closing_its_connection_is_a_clear_error(
         "ATTACH DATABASE '{other}' AS other;\nCREATE TABLE other.t (x);\nDETACH DATABASE other;\n",
         "DELETE FROM note;\nVACUUM;\n",
         "PRAGMA synchronous = OFF;\n",
-        "PRAGMA page_size = 8192;\n",
+        "PRAGMA page_size = 8192;\nVACUUM;\n",
     ],
     ids=["attach", "vacuum", "synchronous", "page_size"],
 )
@@ -518,3 +518,26 @@ def test_lock_timeout_is_the_total_wait_of_a_start(
     assert lock_timeout * 0.9 <= float(said.group(1)) <= elapsed + 0.05, message
     assert "lock timeout 1 s" in message and str(db_path) in message
     assert dump(db_path) == before
+
+
+@pytest.mark.parametrize("pragma", ["page_size = 8192", "auto_vacuum = FULL"])
+def test_pragma_ignored_without_vacuum_in_a_no_transaction_migration(
+    make_migrations: MigrationsFactory, db_path: Path, pragma: str
+) -> None:
+    init = {"0001_init.sql": "CREATE TABLE note (body TEXT);\nINSERT INTO note VALUES ('kept');\n"}
+    location = make_migrations({**init, "0002_size.sql": f"-- migrate:no-transaction\nPRAGMA {pragma};\n"})
+    selfmigrate.migrate(db_path, location, target=1)
+    before = user_data(db_path)
+    with pytest.raises(selfmigrate.MigrationError) as info:
+        selfmigrate.migrate(db_path, location)
+    message = str(info.value)
+    assert "0002_size" in message and "SQLite ignored PRAGMA" in message and "VACUUM" in message, message
+    assert user_data(db_path) == before
+    assert rows(db_path, "SELECT version, state FROM schema_migrations") == [(1, "applied"), (2, "started")]
+    # With the VACUUM it needs, the same pragma takes effect.
+    fixed = make_migrations({**init, "0002_size.sql": f"-- migrate:no-transaction\nPRAGMA {pragma};\nVACUUM;\n"})
+    selfmigrate.resolve(db_path, 2, "retry")
+    assert [r.version for r in selfmigrate.migrate(db_path, fixed).applied] == [2]
+    name, value = pragma.split(" = ")
+    assert rows(db_path, f"PRAGMA {name}") == [({"8192": 8192, "FULL": 1}[value],)]
+    assert user_data(db_path) == before

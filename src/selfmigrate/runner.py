@@ -68,6 +68,7 @@ _NEEDS_NO_TRANSACTION = re.compile(
 )
 #: Why a migration is said to have ended its transaction, by what happened.
 _CLOSED = "closed"
+_IGNORED = "ignored"
 
 
 class Runner:
@@ -724,7 +725,8 @@ class Runner:
         migration = body.migration
         database = self.backend.describe()
         denied: list[str] = []
-        self.backend.guard_transaction(conn, denied, transactional=False)
+        requested: dict[str, str] = {}
+        self.backend.guard_transaction(conn, denied, transactional=False, requested=requested)
         try:
             try:
                 if body.up_sql is not None:
@@ -740,6 +742,10 @@ class Runner:
                 raise sqlite3.OperationalError("the migration left a transaction open (BEGIN without COMMIT)")
             if denied:
                 raise sqlite3.DatabaseError(f"{denied[0]} not authorized")
+            ignored = self.backend.ignored_pragmas(conn, requested)
+            if ignored:
+                denied.append(_IGNORED)
+                raise sqlite3.OperationalError(f"SQLite ignored {', '.join(ignored)}")
         except Exception as e:
             if is_closed(conn):
                 denied.insert(0, _CLOSED)
@@ -887,6 +893,12 @@ def _failure(
             + (" rolled back its transaction, so nothing of it is kept." if transactional else ".")
             + " Remove conn.close() (and 'with contextlib.closing(conn)') from the migration:"
             " selfmigrate opens and closes each migration's connection itself."
+        )
+    elif denied and denied[0] == _IGNORED:
+        lines.append(
+            "  On a database with content, page_size and auto_vacuum change only through a VACUUM"
+            " after them, in the same migration (and page_size never in WAL mode): add 'VACUUM;'"
+            " after the pragma, or remove it."
         )
     elif denied and denied[0] == TRANSACTION_ENDED:
         lines.append(

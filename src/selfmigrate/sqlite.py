@@ -31,6 +31,11 @@ NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size",
 #: database with content (selfmigrate's tracker table exists before the first one),
 #: so a migration that sets one is refused, transactional or not.
 EMPTY_DATABASE_PRAGMAS = frozenset({"encoding"})
+#: Pragmas that change a database with content only through a ``VACUUM`` after
+#: them (and ``page_size`` never in WAL mode); without one SQLite ignores them
+#: silently. A non-transactional migration that sets one is checked afterwards.
+VACUUM_PRAGMAS = frozenset({"page_size", "auto_vacuum"})
+_AUTO_VACUUM = {"0": 0, "none": 0, "1": 1, "full": 1, "2": 2, "incremental": 2}
 #: What :meth:`SQLiteBackend.guard_transaction` appends to its ``denied`` list for a
 #: statement issued after SQLite ended the migration's transaction on its own.
 TRANSACTION_ENDED = "transaction ended"
@@ -351,7 +356,14 @@ class SQLiteBackend:
             except sqlite3.Error as e:
                 raise StatementError(statement, e) from e
 
-    def guard_transaction(self, conn: sqlite3.Connection, denied: list[str], *, transactional: bool = True) -> None:
+    def guard_transaction(
+        self,
+        conn: sqlite3.Connection,
+        denied: list[str],
+        *,
+        transactional: bool = True,
+        requested: dict[str, str] | None = None,
+    ) -> None:
         """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
 
         A migration runs inside the transaction selfmigrate opened; a COMMIT in
@@ -370,6 +382,8 @@ class SQLiteBackend:
         :param transactional: ``False`` for a migration that runs outside a
             transaction and manages its own: only the pragmas SQLite ignores on a
             database with content (:data:`EMPTY_DATABASE_PRAGMAS`) are refused.
+        :param requested: filled with the values set for :data:`VACUUM_PRAGMAS`,
+            for :meth:`ignored_pragmas` to check afterwards.
         """
 
         def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
@@ -378,6 +392,8 @@ class SQLiteBackend:
                 denied.append(f"PRAGMA {pragma}")
                 return sqlite3.SQLITE_DENY
             if not transactional:
+                if pragma in VACUUM_PRAGMAS and requested is not None and db in (None, "main"):
+                    requested[pragma] = arg2 or ""
                 return sqlite3.SQLITE_OK
             if not conn.in_transaction:
                 denied.append(TRANSACTION_ENDED)
@@ -391,6 +407,20 @@ class SQLiteBackend:
             return sqlite3.SQLITE_OK
 
         conn.set_authorizer(authorizer)
+
+    def ignored_pragmas(self, conn: sqlite3.Connection, requested: dict[str, str]) -> list[str]:
+        """Which of the ``requested`` :data:`VACUUM_PRAGMAS` values the database does not have.
+
+        Each as ``"PRAGMA page_size = 8192 (the database's is 4096)"``.
+        """
+        ignored = []
+        for name, value in requested.items():
+            text = value.strip().strip("'\"").lower()
+            want = _AUTO_VACUUM.get(text) if name == "auto_vacuum" else int(text) if text.isdigit() else None
+            actual = conn.execute(f"PRAGMA {name}").fetchone()[0]
+            if actual != want:
+                ignored.append(f"PRAGMA {name} = {value} (the database's is {actual})")
+        return ignored
 
     def unguard(self, conn: sqlite3.Connection) -> None:
         """Lift :meth:`guard_transaction` (nothing to lift on a closed connection)."""
