@@ -330,6 +330,24 @@ def test_down_going_on_after_sqlite_rolled_back_its_transaction_stays_applied(
     assert versions(db_path) == [1, 2]
 
 
+@pytest.mark.parametrize("authorizer", ["None", "lambda *args: 0"], ids=["removed", "replaced"])
+def test_migration_removing_the_guard_is_not_recorded(
+    make_migrations: MigrationsFactory, db_path: Path, authorizer: str
+) -> None:
+    up = f"""
+def up(conn):
+    conn.set_authorizer({authorizer})
+    conn.execute("INSERT INTO item (name) VALUES ('unguarded')")
+"""
+    location = make_migrations({"0001_init.sql": TRIGGER, "0002_unguarded.py": up})
+    selfmigrate.migrate(db_path, location, target=1)
+    before = dump(db_path)
+    with pytest.raises(selfmigrate.MigrationError, match=r"conn\.set_authorizer\(\)"):
+        selfmigrate.migrate(db_path, location)
+    assert dump(db_path) == before
+    assert versions(db_path) == [1]
+
+
 # --- 7. the disk fills up at COMMIT (a real, small file system) -------------------------------
 
 

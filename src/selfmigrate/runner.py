@@ -69,6 +69,7 @@ _NEEDS_NO_TRANSACTION = re.compile(
 #: Why a migration is said to have ended its transaction, by what happened.
 _CLOSED = "closed"
 _IGNORED = "ignored"
+_UNGUARDED = "unguarded"
 
 
 class Runner:
@@ -780,13 +781,19 @@ class Runner:
         and text factories are restored.
         """
         factories = (conn.row_factory, conn.text_factory)
-        self.backend.guard_transaction(conn, denied)
+        still_guarded = self.backend.guard_transaction(conn, denied)
         try:
             if script is not None:
                 self.backend.run_script(conn, script)
             else:
                 assert function is not None
                 function(conn)
+            if not is_closed(conn) and conn.in_transaction and not still_guarded():
+                # Without the authorizer nothing stopped a COMMIT, or statements after
+                # SQLite ended the transaction: what is in the transaction now is not
+                # known to be the migration's whole work.
+                denied.insert(0, _UNGUARDED)
+                raise sqlite3.DatabaseError("the migration removed or replaced selfmigrate's authorizer")
         finally:
             self.backend.unguard(conn)
             if not is_closed(conn):
@@ -893,6 +900,12 @@ def _failure(
             + (" rolled back its transaction, so nothing of it is kept." if transactional else ".")
             + " Remove conn.close() (and 'with contextlib.closing(conn)') from the migration:"
             " selfmigrate opens and closes each migration's connection itself."
+        )
+    elif denied and denied[0] == _UNGUARDED:
+        lines.append(
+            "  The migration called conn.set_authorizer(), which removes the authorizer that keeps"
+            " it inside selfmigrate's transaction. Remove that call; to restrict what SQL may do,"
+            " check it in the migration's own code."
         )
     elif denied and denied[0] == _IGNORED:
         lines.append(

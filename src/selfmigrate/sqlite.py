@@ -39,6 +39,9 @@ _AUTO_VACUUM = {"0": 0, "none": 0, "1": 1, "full": 1, "2": 2, "incremental": 2}
 #: What :meth:`SQLiteBackend.guard_transaction` appends to its ``denied`` list for a
 #: statement issued after SQLite ended the migration's transaction on its own.
 TRANSACTION_ENDED = "transaction ended"
+#: An unknown pragma (SQLite ignores those) that the guard's authorizer recognises:
+#: preparing it tells whether the authorizer is still installed.
+_GUARD_PROBE = "selfmigrate_guard_probe"
 #: Appended to the database's file name to name its migration lock file.
 LOCK_SUFFIX = "-selfmigrate.lock"
 # sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
@@ -363,7 +366,7 @@ class SQLiteBackend:
         *,
         transactional: bool = True,
         requested: dict[str, str] | None = None,
-    ) -> None:
+    ) -> t.Callable[[], bool]:
         """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
 
         A migration runs inside the transaction selfmigrate opened; a COMMIT in
@@ -384,9 +387,15 @@ class SQLiteBackend:
             database with content (:data:`EMPTY_DATABASE_PRAGMAS`) are refused.
         :param requested: filled with the values set for :data:`VACUUM_PRAGMAS`,
             for :meth:`ignored_pragmas` to check afterwards.
+        :returns: a function that says whether this authorizer is still the
+            connection's (a migration may have called ``conn.set_authorizer``).
         """
+        probes: list[None] = []
 
         def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+            if action == sqlite3.SQLITE_PRAGMA and arg1 == _GUARD_PROBE:
+                probes.append(None)
+                return sqlite3.SQLITE_OK
             pragma = (arg1 or "").lower() if action == sqlite3.SQLITE_PRAGMA and arg2 is not None else None
             if pragma in EMPTY_DATABASE_PRAGMAS:
                 denied.append(f"PRAGMA {pragma}")
@@ -406,7 +415,16 @@ class SQLiteBackend:
                 return sqlite3.SQLITE_DENY
             return sqlite3.SQLITE_OK
 
+        def still_guarded() -> bool:
+            seen = len(probes)
+            try:
+                conn.execute(f"PRAGMA {_GUARD_PROBE}").fetchall()
+            except sqlite3.DatabaseError:
+                return False  # another authorizer refused it
+            return len(probes) > seen
+
         conn.set_authorizer(authorizer)
+        return still_guarded
 
     def ignored_pragmas(self, conn: sqlite3.Connection, requested: dict[str, str]) -> list[str]:
         """Which of the ``requested`` :data:`VACUUM_PRAGMAS` values the database does not have.
