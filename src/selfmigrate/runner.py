@@ -66,7 +66,9 @@ _MTIME_MARGIN = 0.05
 _NEEDS_NO_TRANSACTION = re.compile(
     r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
 )
-#: Why a migration is said to have ended its transaction, by what happened.
+#: Put first in a migration's ``denied`` list to say why it failed (worded by
+#: :func:`_failure`): it closed its connection, SQLite ignored a pragma it set,
+#: it removed the guard's authorizer.
 _CLOSED = "closed"
 _IGNORED = "ignored"
 _UNGUARDED = "unguarded"
@@ -411,10 +413,10 @@ class Runner:
     def apply(self, *, target: int | None = None, waited: float = 0.0) -> MigrationReport:
         """Apply every pending migration (up to ``target``, if given), in order.
 
-        Every migration runs on a connection of its own, opened as
-        the backend opens every connection: whatever one
-        migration sets on its connection (a pragma such as ``foreign_keys``, a
-        function, a row factory) never reaches the next.
+        Every migration runs on a connection of its own, opened as the backend
+        opens every connection: whatever one migration sets on its connection
+        (a pragma such as ``foreign_keys``, a function, a row factory) never
+        reaches the next.
 
         :param waited: seconds this start already waited for the database (the
             quick check of :func:`selfmigrate.migrate`); every wait of the run
