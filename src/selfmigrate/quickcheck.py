@@ -166,6 +166,10 @@ def up_to_date(
     not exist, is not SQLite, has no fingerprint yet, something changed, or a
     location is inside a zip file. The full run that follows finds and reports
     whatever is wrong. Nothing is written and no lock is taken.
+
+    A database held exclusively by another process is waited for at most
+    ``lock_timeout`` seconds; :func:`selfmigrate.migrate` charges that wait to
+    the full run's budget, so that one start waits ``lock_timeout`` in all.
     """
     if isinstance(locations, (str, os.PathLike)):
         locations = [locations]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import time
 import typing as t
@@ -28,6 +29,7 @@ from .errors import (
     ChecksumMismatch,
     ConfigError,
     DatabaseError,
+    LockTimeout,
     MigrationError,
     OutOfOrderError,
     SelfMigrateError,
@@ -36,7 +38,15 @@ from .errors import (
 from .migration import line_in
 from .registry import LocationsSpec, MigrationRegistry
 from .report import AppliedResult, MigrationReport
-from .sqlite import MigrationLock, SQLiteBackend, StatementError, database_path
+from .sqlite import (
+    EMPTY_DATABASE_PRAGMAS,
+    TRANSACTION_ENDED,
+    MigrationLock,
+    SQLiteBackend,
+    StatementError,
+    database_path,
+    is_closed,
+)
 from .status import Status, compare
 from .tracker import STARTED, AppliedMigration, Tracker
 
@@ -48,7 +58,20 @@ logger = logging.getLogger(__name__)
 #: Seconds by which a database file must predate a snapshot for the snapshot to
 #: count as current: file systems stamp times from a coarse clock.
 _MTIME_MARGIN = 0.05
-
+#: A database error that says the statement cannot run inside a transaction
+#: ("cannot ATTACH database within transaction", "cannot VACUUM from within a
+#: transaction", "... may not be changed inside a transaction").
+#: "database other is locked" is how SQLite refuses a DETACH of a database the
+#: transaction has used (ATTACH itself works inside one).
+_NEEDS_NO_TRANSACTION = re.compile(
+    r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
+)
+#: Put first in a migration's ``denied`` list to say why it failed (worded by
+#: :func:`_failure`): it closed its connection, SQLite ignored a pragma it set,
+#: it removed the guard's authorizer.
+_CLOSED = "closed"
+_IGNORED = "ignored"
+_UNGUARDED = "unguarded"
 
 
 class Runner:
@@ -58,7 +81,8 @@ class Runner:
     :param migrations: a :class:`MigrationRegistry`, or the locations to build
         one from (package names, directories).
     :param table: the tracker table's name.
-    :param lock_timeout: seconds to wait for the write lock.
+    :param lock_timeout: seconds one run may wait in total for a busy database,
+        the write lock and the migration lock.
     :param allow_out_of_order: apply a pending migration older than the newest
         applied one instead of raising :class:`OutOfOrderError`.
     :param backup: before the first change to a non-empty database, take a
@@ -164,29 +188,19 @@ class Runner:
         database = self.backend.describe()
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
+        self.backend.reset_wait()
         conn = self.backend.connect(create=False)
         try:
             todo = self._rollback_range(self.status(conn), target, steps)
             for body in todo:
                 migration = body.migration
-                self.backend.begin_locked(conn)
+                # Each down on a connection of its own: nothing a down set on its
+                # connection (a pragma, a function) reaches the next one.
+                step = self.backend.connect(create=False)
                 try:
-                    status = compare(migrations, self.tracker.read(conn))
-                    if status.current_version != migration.version:
-                        raise StateError(
-                            f"Database {database} changed during the rollback: its newest applied"
-                            f" version is {_version(status.current_version)}, not {migration.version}."
-                            " Nothing more was rolled back; check 'status' before going on."
-                        )
-                    self._take_snapshot(conn, status, report, since)
-                    t0 = time.perf_counter()
-                    self._run_down(conn, body, status)
-                    duration = _ms_since(t0)
-                    self.tracker.remove(conn, migration.version)
-                    self.backend.commit(conn)
-                except BaseException:
-                    self.backend.rollback(conn)
-                    raise
+                    duration = self._roll_back_one(step, body, migrations, report, since)
+                finally:
+                    step.close()
                 report.applied.append(AppliedResult(migration.version, migration.name, duration))
                 logger.info("Rolled back migration %s on %s in %.1f ms.", migration.id, database, duration)
             report.current_version = self.status(conn).current_version
@@ -199,6 +213,48 @@ class Runner:
             conn.close()
         report.duration_ms = _ms_since(started)
         return report
+
+    def _roll_back_one(
+        self,
+        conn: sqlite3.Connection,
+        body: LoadedMigration,
+        migrations: tuple[Migration, ...],
+        report: MigrationReport,
+        since: float,
+    ) -> float:
+        """Under the write lock, run ``body``'s down and remove its tracker row; return its duration."""
+        migration = body.migration
+        database = self.backend.describe()
+        self.backend.begin_locked(conn)
+        try:
+            status = compare(migrations, self.tracker.read(conn))
+            if status.current_version != migration.version:
+                raise StateError(
+                    f"Database {database} changed during the rollback: its newest applied"
+                    f" version is {_version(status.current_version)}, not {migration.version}."
+                    " Nothing more was rolled back; check 'status' before going on."
+                )
+            self._take_snapshot(conn, status, report, since)
+            t0 = time.perf_counter()
+            self._run_down(conn, body, status)
+            duration = _ms_since(t0)
+            try:
+                self.tracker.remove(conn, migration.version)
+                self.backend.commit(conn)
+            except sqlite3.Error as e:
+                raise _failure(
+                    migration,
+                    e,
+                    [],
+                    status,
+                    database,
+                    what=f"Rolling back migration {migration.id} (its down)",
+                    outcome="at its commit, and was rolled back; the database is as it was before the rollback",
+                ) from e
+        except BaseException:
+            self.backend.rollback(conn)
+            raise
+        return duration
 
     def history(self) -> list[AppliedMigration]:
         """The tracker's rows, newest first (by time applied, then version).
@@ -225,6 +281,7 @@ class Runner:
         if migration is None:
             raise ConfigError(f"No migration file has version {version}. Give the version of an applied migration.")
         database = self.backend.describe()
+        self.backend.reset_wait()
         conn = self.backend.connect(create=False)
         try:
             self.backend.begin_locked(conn)
@@ -330,7 +387,10 @@ class Runner:
         denied: list[str] = []
         try:
             self._run_guarded(conn, body.down_sql, body.down_function, denied)
+            _check_transaction_kept(conn, denied)
         except Exception as e:
+            if is_closed(conn):
+                denied.insert(0, _CLOSED)
             cause = e.error if isinstance(e, StatementError) else e
             raise _failure(
                 migration,
@@ -341,7 +401,7 @@ class Runner:
                 what=f"Rolling back migration {migration.id} (its down)",
                 outcome="and was rolled back; the database is as it was before the rollback",
             ) from cause
-        if denied:
+        if denied and denied[0] != TRANSACTION_ENDED:
             raise MigrationError(
                 f"Rolling back migration {migration.id} tried to {denied[0] or 'end'} the transaction"
                 " selfmigrate runs it in, and was undone. Remove BEGIN/COMMIT/ROLLBACK from its down.",
@@ -350,9 +410,17 @@ class Runner:
                 path=migration.location,
             )
 
-    def apply(self, *, target: int | None = None) -> MigrationReport:
+    def apply(self, *, target: int | None = None, waited: float = 0.0) -> MigrationReport:
         """Apply every pending migration (up to ``target``, if given), in order.
 
+        Every migration runs on a connection of its own, opened as the backend
+        opens every connection: whatever one migration sets on its connection
+        (a pragma such as ``foreign_keys``, a function, a row factory) never
+        reaches the next.
+
+        :param waited: seconds this start already waited for the database (the
+            quick check of :func:`selfmigrate.migrate`); every wait of the run
+            draws on what is left of ``lock_timeout``.
         :raises MigrationError: a migration failed; it was rolled back and no
             later migration was attempted. ``error.report`` says what was applied.
         :raises SelfMigrateError: discovery, state or lock problems, before any
@@ -362,6 +430,7 @@ class Runner:
         database = self.backend.describe()
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
+        self.backend.reset_wait(waited)
         conn = self.backend.connect()
         lock: MigrationLock | None = None
         try:
@@ -378,7 +447,7 @@ class Runner:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
                 lock = self.backend.migration_lock()
-                lock.acquire(self.backend.lock_timeout)
+                self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
             for row in status.missing:
                 logger.warning(
@@ -412,12 +481,16 @@ class Runner:
             if lock is None and not all(body.transactional for body in loaded.values()):
                 # Taken before any write lock, never while holding one (no deadlock).
                 lock = self.backend.migration_lock()
-                lock.acquire(self.backend.lock_timeout)
+                self.backend.acquire(lock)
             final: Status | None = None
             while final is None:
-                final = self._apply_next(
-                    conn, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
-                )
+                step = self.backend.connect()
+                try:
+                    final = self._apply_next(
+                        step, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
+                    )
+                finally:
+                    step.close()
             status = final
         except MigrationError as e:
             done = {r.version for r in report.applied}
@@ -487,8 +560,26 @@ class Runner:
             t0 = time.perf_counter()
             self._run_up(conn, body, report, status)
             duration = _ms_since(t0)
-            self.tracker.record(conn, migration, duration)
-            self.backend.commit(conn)
+            try:
+                self.tracker.record(conn, migration, duration)
+                self.backend.commit(conn)
+            except sqlite3.Error as e:
+                # A full disk, an I/O error at COMMIT: the migration did not take effect,
+                # and it is this migration's failure.
+                raise _failure(
+                    migration,
+                    e,
+                    [],
+                    status,
+                    self.backend.describe(),
+                    outcome="at its commit, and was rolled back; the database is as it was before it",
+                ) from e
+            except LockTimeout as e:
+                # Readers kept the commit waiting: a lock timeout (as the startup contract
+                # says), worded for the migration it held back.
+                raise LockTimeout(f"Migration {migration.id} ({migration.location}) was not applied: {e}") from (
+                    e.__cause__
+                )
         except BaseException:
             self.backend.rollback(conn)
             raise
@@ -589,7 +680,8 @@ class Runner:
         Called inside the write transaction with the migration lock held. The
         'started' row is committed before the migration runs; if the process dies
         before the 'applied' row, the next start finds the row, sees the
-        migration lock free, and refuses to guess (see :meth:`_check`).
+        migration lock free, and refuses to guess (see :meth:`_check`). ``conn``
+        is closed once the migration has run.
         """
         migration = body.migration
         if lock is None or not lock.held:
@@ -603,9 +695,30 @@ class Runner:
         t0 = time.perf_counter()
         self._run_outside(conn, body, status, report)
         duration = _ms_since(t0)
-        self.backend.begin_locked(conn)
-        self.tracker.finish(conn, migration.version, duration)
-        self.backend.commit(conn)
+        # Recorded through a new connection: the migration's one carries whatever the
+        # migration set on it, and is closed first so that none of its locks (PRAGMA
+        # locking_mode = EXCLUSIVE keeps them) stands in the way.
+        conn.close()
+        finish = self.backend.connect()
+        try:
+            self.backend.begin_locked(finish)
+            self.tracker.finish(finish, migration.version, duration)
+            self.backend.commit(finish)
+        except (sqlite3.Error, LockTimeout) as e:
+            self.backend.rollback(finish)
+            raise _failure(
+                migration,
+                e,
+                [],
+                status,
+                report.database,
+                outcome="outside a transaction; it ran, but recording it as finished failed",
+                advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
+                f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
+                " if its change is complete.",
+            ) from e
+        finally:
+            finish.close()
         report.applied.append(AppliedResult(migration.version, migration.name, duration))
         logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
 
@@ -614,32 +727,46 @@ class Runner:
     ) -> None:
         migration = body.migration
         database = self.backend.describe()
-        factories = (conn.row_factory, conn.text_factory)
+        denied: list[str] = []
+        requested: dict[str, str] = {}
+        self.backend.guard_transaction(conn, denied, transactional=False, requested=requested)
         try:
-            if body.up_sql is not None:
-                self.backend.run_script(conn, body.up_sql)
-            else:
-                assert body.up_function is not None
-                body.up_function(conn)
+            try:
+                if body.up_sql is not None:
+                    self.backend.run_script(conn, body.up_sql)
+                else:
+                    assert body.up_function is not None
+                    body.up_function(conn)
+            finally:
+                self.backend.unguard(conn)
+            if is_closed(conn):
+                raise _ConnectionClosed
             if conn.in_transaction:
                 raise sqlite3.OperationalError("the migration left a transaction open (BEGIN without COMMIT)")
+            if denied:
+                raise sqlite3.DatabaseError(f"{denied[0]} not authorized")
+            ignored = self.backend.ignored_pragmas(conn, requested)
+            if ignored:
+                denied.append(_IGNORED)
+                raise sqlite3.OperationalError(f"SQLite ignored {', '.join(ignored)}")
         except Exception as e:
+            if is_closed(conn):
+                denied.insert(0, _CLOSED)
             self.backend.rollback(conn)
             cause = e.error if isinstance(e, StatementError) else e
             raise _failure(
                 migration,
                 e,
-                [],
+                denied,
                 status,
                 database,
                 outcome="outside a transaction; what it did before the error is NOT undone",
+                transactional=False,
                 advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
                 f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
                 " if its change is complete, or restore the snapshot and"
                 f" 'python -m selfmigrate resolve {migration.version} --retry'.",
             ) from cause
-        finally:
-            conn.row_factory, conn.text_factory = factories
 
     def _run_guarded(
         self,
@@ -656,26 +783,36 @@ class Runner:
         and text factories are restored.
         """
         factories = (conn.row_factory, conn.text_factory)
-        self.backend.guard_transaction(conn, denied)
+        still_guarded = self.backend.guard_transaction(conn, denied)
         try:
             if script is not None:
                 self.backend.run_script(conn, script)
             else:
                 assert function is not None
                 function(conn)
+            if not is_closed(conn) and conn.in_transaction and not still_guarded():
+                # Without the authorizer nothing stopped a COMMIT, or statements after
+                # SQLite ended the transaction: what is in the transaction now is not
+                # known to be the migration's whole work.
+                denied.insert(0, _UNGUARDED)
+                raise sqlite3.DatabaseError("the migration removed or replaced selfmigrate's authorizer")
         finally:
             self.backend.unguard(conn)
-            conn.row_factory, conn.text_factory = factories
+            if not is_closed(conn):
+                conn.row_factory, conn.text_factory = factories
 
     def _run_up(self, conn: sqlite3.Connection, body: LoadedMigration, report: MigrationReport, status: Status) -> None:
         denied: list[str] = []
         try:
             self._run_guarded(conn, body.up_sql, body.up_function, denied)
+            _check_transaction_kept(conn, denied)
         except Exception as e:
+            if is_closed(conn):
+                denied.insert(0, _CLOSED)
             # Chain the database error itself, not the wrapper that says which statement.
             cause = e.error if isinstance(e, StatementError) else e
             raise _failure(body.migration, e, denied, status, self.backend.describe()) from cause
-        if denied:
+        if denied and denied[0] != TRANSACTION_ENDED:
             # The migration caught the refusal of its COMMIT/BEGIN and carried on: what it
             # meant to do did not happen as written, so it must not be recorded as applied.
             refused = sqlite3.DatabaseError(f"{denied[0] or 'transaction control'} not authorized")
@@ -733,13 +870,14 @@ def _failure(
     what: str | None = None,
     outcome: str = "and was rolled back; the database is as it was before it",
     advice: str = "Fix the migration and start again; nothing needs undoing by hand.",
+    transactional: bool = True,
 ) -> MigrationError:
     """The :class:`MigrationError` for ``error`` raised by ``migration``: file, line,
     statement, database error, what was not attempted, and what to do.
 
     ``what`` (default ``"Migration <id>"``), ``outcome`` and ``advice`` word
     the first and last lines for a down or a migration run outside a
-    transaction.
+    transaction (``transactional=False`` for the latter).
     """
     line: int | None = None
     statement: str | None = None
@@ -758,7 +896,41 @@ def _failure(
     if statement is not None:
         lines.append(f"  statement: {_shorten(statement)}")
     lines.append(f"  error: {type(cause).__name__}: {cause}")
-    if denied and denied[0].startswith("PRAGMA "):
+    if denied and denied[0] == _CLOSED:
+        lines.append(
+            "  The migration closed the connection selfmigrate gave it (conn.close()); closing it"
+            + (" rolled back its transaction, so nothing of it is kept." if transactional else ".")
+            + " Remove conn.close() (and 'with contextlib.closing(conn)') from the migration:"
+            " selfmigrate opens and closes each migration's connection itself."
+        )
+    elif denied and denied[0] == _UNGUARDED:
+        lines.append(
+            "  The migration called conn.set_authorizer(), which removes the authorizer that keeps"
+            " it inside selfmigrate's transaction. Remove that call; to restrict what SQL may do,"
+            " check it in the migration's own code."
+        )
+    elif denied and denied[0] == _IGNORED:
+        lines.append(
+            "  On a database with content, page_size and auto_vacuum change only through a VACUUM"
+            " after them, in the same migration (and page_size never in WAL mode): add 'VACUUM;'"
+            " after the pragma, or remove it."
+        )
+    elif denied and denied[0] == TRANSACTION_ENDED:
+        lines.append(
+            "  SQLite ended the migration's transaction on its own and rolled it back (a trigger's"
+            " RAISE(ROLLBACK, ...), INSERT OR ROLLBACK, or an error such as a full disk), and the"
+            " migration went on: what it ran after that was refused, not committed statement by"
+            " statement, and it is not recorded. Let that error end the migration instead of catching"
+            " it, or use RAISE(ABORT, ...), which undoes only the statement."
+        )
+    elif denied and denied[0].removeprefix("PRAGMA ") in EMPTY_DATABASE_PRAGMAS:
+        lines.append(
+            f"  {denied[0]} takes effect only on an empty database, and when a migration runs the"
+            " database already holds selfmigrate's tracker table, so SQLite would ignore it. Remove"
+            " it; a database that must not be UTF-8 (SQLite's default) has to be created with its"
+            " encoding before the first start."
+        )
+    elif denied and denied[0].startswith("PRAGMA "):
         lines.append(
             f"  {denied[0]} has no effect inside a transaction, and selfmigrate runs this migration in"
             " one. Move it to a migration of its own that runs outside a transaction: a first line"
@@ -769,6 +941,18 @@ def _failure(
             f"  The migration tried to {denied[0] or 'end'} the transaction selfmigrate runs it in."
             " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"
             " selfmigrate commits each migration together with its tracker row."
+        )
+    elif transactional and isinstance(cause, sqlite3.Error) and _NEEDS_NO_TRANSACTION.search(str(cause)):
+        lines.append(
+            "  This statement is valid but cannot run inside a transaction, and selfmigrate runs this"
+            " migration in one. Move it to a migration of its own that runs outside a transaction: a"
+            " first line '-- migrate:no-transaction' (.sql) or 'transactional = False' (.py)."
+            + (
+                " (A DETACH can also simply go: selfmigrate closes each migration's connection after it,"
+                " which detaches every database the migration attached.)"
+                if str(cause).startswith("database ")
+                else ""
+            )
         )
     if isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorname", "") == "SQLITE_FULL":
         lines.append(
@@ -786,6 +970,27 @@ def _failure(
         line=line,
         statement=statement,
     )
+
+
+class _ConnectionClosed(Exception):
+    """A migration closed the connection selfmigrate gave it."""
+
+    def __init__(self) -> None:
+        super().__init__("the migration closed its connection (conn.close())")
+
+
+def _check_transaction_kept(conn: sqlite3.Connection, denied: list[str]) -> None:
+    """After a migration's up or down: raise if it closed its connection or its transaction is gone.
+
+    Either way nothing it did may be recorded: the tracker row written next would
+    otherwise commit on its own, as if the migration had run whole.
+    """
+    if is_closed(conn):
+        raise _ConnectionClosed
+    if not conn.in_transaction:
+        if TRANSACTION_ENDED not in denied:
+            denied.insert(0, TRANSACTION_ENDED)
+        raise sqlite3.OperationalError("the migration's transaction is gone: SQLite rolled it back")
 
 
 def _database_error(error: sqlite3.Error, database: str) -> SelfMigrateError:

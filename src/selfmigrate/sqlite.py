@@ -24,7 +24,24 @@ if t.TYPE_CHECKING:
 _URL_PREFIX = "sqlite:///"
 #: Pragmas that do nothing (or fail) when set inside a transaction; a migration
 #: that sets one must run outside a transaction (``-- migrate:no-transaction``).
-NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size", "auto_vacuum"})
+#: ``page_size`` and ``auto_vacuum`` take effect on a database with content only
+#: through a ``VACUUM``, which cannot run in a transaction either.
+NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size", "auto_vacuum", "synchronous"})
+#: Pragmas SQLite ignores once the database has content. Every migration runs on a
+#: database with content (selfmigrate's tracker table exists before the first one),
+#: so a migration that sets one is refused, transactional or not.
+EMPTY_DATABASE_PRAGMAS = frozenset({"encoding"})
+#: Pragmas that change a database with content only through a ``VACUUM`` after
+#: them (and ``page_size`` never in WAL mode); without one SQLite ignores them
+#: silently. A non-transactional migration that sets one is checked afterwards.
+VACUUM_PRAGMAS = frozenset({"page_size", "auto_vacuum"})
+_AUTO_VACUUM = {"0": 0, "none": 0, "1": 1, "full": 1, "2": 2, "incremental": 2}
+#: What :meth:`SQLiteBackend.guard_transaction` appends to its ``denied`` list for a
+#: statement issued after SQLite ended the migration's transaction on its own.
+TRANSACTION_ENDED = "transaction ended"
+#: An unknown pragma (SQLite ignores those) that the guard's authorizer recognises:
+#: preparing it tells whether the authorizer is still installed.
+_GUARD_PROBE = "selfmigrate_guard_probe"
 #: Appended to the database's file name to name its migration lock file.
 LOCK_SUFFIX = "-selfmigrate.lock"
 # sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
@@ -129,6 +146,15 @@ def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
     return Statement(text[begin:end].strip(), first_line + text.count("\n", 0, begin))
 
 
+def is_closed(conn: sqlite3.Connection) -> bool:
+    """Whether ``conn`` was closed."""
+    try:
+        conn.total_changes  # noqa: B018 - any attribute that needs the open database
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
 def _is_busy(error: sqlite3.Error) -> bool:
     """Whether ``error`` means another connection held a lock past the busy timeout."""
     name = getattr(error, "sqlite_errorname", "")
@@ -149,6 +175,45 @@ class SQLiteBackend:
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        #: Seconds waited so far for locks and busy databases, charged against
+        #: :attr:`lock_timeout` (see :meth:`reset_wait`).
+        self.waited = 0.0
+
+    def reset_wait(self, waited: float = 0.0) -> None:
+        """Start a new wait budget: :attr:`lock_timeout` is the total that every
+        wait from now on may take together (opening the database, the write lock,
+        the migration lock), ``waited`` seconds of it already spent elsewhere.
+        """
+        self.waited = max(waited, 0.0)
+
+    def charge(self, seconds: float) -> None:
+        """Count ``seconds`` of waiting against the budget."""
+        self.waited += max(seconds, 0.0)
+
+    def remaining(self) -> float:
+        """Seconds the budget still allows to wait."""
+        return max(self.lock_timeout - self.waited, 0.0)
+
+    def _limit(self) -> str:
+        return f"lock timeout {self.lock_timeout:g} s, the total one run waits"
+
+    def acquire(self, lock: MigrationLock) -> None:
+        """Take ``lock``, waiting as long as the budget allows, and charge the wait.
+
+        :raises LockTimeout: another process held it for the rest of the budget.
+        """
+        started = time.monotonic()
+        try:
+            lock.acquire(self.remaining())
+        except LockTimeout as e:
+            self.charge(time.monotonic() - started)
+            raise LockTimeout(
+                f"Timed out after {self.waited:.1f} s waiting for the migration lock {lock.path} of"
+                f" database {self.path} ({self._limit()}). Another process is running a migration"
+                " outside a transaction; wait for it to finish, or raise the lock timeout"
+                " (SELFMIGRATE_LOCK_TIMEOUT)."
+            ) from e
+        self.charge(time.monotonic() - started)
 
     def __repr__(self) -> str:
         return f"SQLiteBackend({str(self.path)!r})"
@@ -185,25 +250,30 @@ class SQLiteBackend:
                 " a database for a command that only reads."
             )
         target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
+        started = time.monotonic()
         try:
+            # No statement cache: every statement is prepared, so every one passes the
+            # authorizer of guard_transaction, including one run again after SQLite ended
+            # the transaction (a cached statement would skip it and autocommit).
             conn = sqlite3.connect(
                 target,
-                timeout=self.lock_timeout,
+                timeout=self.remaining(),
                 isolation_level=None,
                 uri=not create,
                 check_same_thread=False,
+                cached_statements=0,
             )
         except sqlite3.Error as e:
             raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
-        started = time.monotonic()
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as e:
             conn.close()
             if _is_busy(e):
+                self.charge(time.monotonic() - started)
                 raise LockTimeout(
-                    f"Timed out after {time.monotonic() - started:.1f} s waiting to read database"
-                    f" {path} (lock timeout {self.lock_timeout:g} s): another process holds it"
+                    f"Timed out after {self.waited:.1f} s waiting to read database"
+                    f" {path} ({self._limit()}): another process holds it"
                     " exclusively, usually while it writes a large migration. Raise the lock"
                     " timeout (SELFMIGRATE_LOCK_TIMEOUT) or find the process that holds it."
                 ) from e
@@ -211,29 +281,33 @@ class SQLiteBackend:
                 f"Cannot read database {path}: {e}. Is it a SQLite database file?"
                 " Restore it from a backup if it is corrupt."
             ) from e
+        self.charge(time.monotonic() - started)
         return conn
 
     def begin_locked(self, conn: sqlite3.Connection) -> None:
         """Begin a transaction holding the database's write lock (``BEGIN IMMEDIATE``).
 
-        Waits up to :attr:`lock_timeout` seconds for another writer to finish.
+        Waits for another writer to finish as long as the wait budget allows
+        (:meth:`remaining`), and charges the wait to it.
 
         :raises LockTimeout: the lock was not obtained in time.
         """
         started = time.monotonic()
+        conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
             if not _is_busy(e):
                 raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
-            waited = time.monotonic() - started
+            self.charge(time.monotonic() - started)
             raise LockTimeout(
-                f"Timed out after {waited:.1f} s waiting for the write lock on database"
-                f" {self.path} (lock timeout {self.lock_timeout:g} s). Another process is"
+                f"Timed out after {self.waited:.1f} s waiting for the write lock on database"
+                f" {self.path} ({self._limit()}). Another process is"
                 " migrating or writing to it; if a long migration is running, raise the"
                 " lock timeout (SELFMIGRATE_LOCK_TIMEOUT); otherwise find the process that"
                 " holds the database open."
             ) from e
+        self.charge(time.monotonic() - started)
 
     def commit(self, conn: sqlite3.Connection) -> None:
         """Commit the current transaction.
@@ -257,8 +331,12 @@ class SQLiteBackend:
             ) from e
 
     def rollback(self, conn: sqlite3.Connection) -> None:
-        """Roll back the current transaction, if one is open."""
-        if conn.in_transaction:
+        """Roll back the current transaction, if one is open.
+
+        A connection that is already closed (a migration closed it) has nothing
+        to roll back: closing it rolled its transaction back.
+        """
+        if not is_closed(conn) and conn.in_transaction:
             conn.execute("ROLLBACK")
 
     def table_columns(self, conn: sqlite3.Connection, table: str) -> list[str] | None:
@@ -281,31 +359,91 @@ class SQLiteBackend:
             except sqlite3.Error as e:
                 raise StatementError(statement, e) from e
 
-    def guard_transaction(self, conn: sqlite3.Connection, denied: list[str]) -> None:
+    def guard_transaction(
+        self,
+        conn: sqlite3.Connection,
+        denied: list[str],
+        *,
+        transactional: bool = True,
+        requested: dict[str, str] | None = None,
+    ) -> t.Callable[[], bool]:
         """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
 
         A migration runs inside the transaction selfmigrate opened; a COMMIT in
         it would make its first half permanent without its tracker row. Setting
         a pragma that SQLite silently ignores inside a transaction
         (:data:`NO_TRANSACTION_PRAGMAS`) is refused too, as ``"PRAGMA name"``:
-        such a migration must be marked non-transactional. Each refusal is
-        appended to ``denied`` so the caller can say why it failed.
+        such a migration must be marked non-transactional. Once SQLite has ended
+        the transaction on its own (a trigger's ``RAISE(ROLLBACK, ...)``, ``INSERT
+        OR ROLLBACK``, some I/O errors), every further statement is refused, as
+        :data:`TRANSACTION_ENDED`: it would otherwise autocommit. Each refusal
+        is appended to ``denied`` so the caller can say why it failed.
+
+        The checks run when a statement is prepared; :meth:`connect` turns the
+        statement cache off so that every statement is prepared.
+
+        :param transactional: ``False`` for a migration that runs outside a
+            transaction and manages its own: only the pragmas SQLite ignores on a
+            database with content (:data:`EMPTY_DATABASE_PRAGMAS`) are refused.
+        :param requested: filled with the values set for :data:`VACUUM_PRAGMAS`,
+            for :meth:`ignored_pragmas` to check afterwards.
+        :returns: a function that says whether this authorizer is still the
+            connection's (a migration may have called ``conn.set_authorizer``).
         """
+        probes: list[None] = []
 
         def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
+            if action == sqlite3.SQLITE_PRAGMA and arg1 == _GUARD_PROBE:
+                probes.append(None)
+                return sqlite3.SQLITE_OK
+            pragma = (arg1 or "").lower() if action == sqlite3.SQLITE_PRAGMA and arg2 is not None else None
+            if pragma in EMPTY_DATABASE_PRAGMAS:
+                denied.append(f"PRAGMA {pragma}")
+                return sqlite3.SQLITE_DENY
+            if not transactional:
+                if pragma in VACUUM_PRAGMAS and requested is not None and db in (None, "main"):
+                    requested[pragma] = arg2 or ""
+                return sqlite3.SQLITE_OK
+            if not conn.in_transaction:
+                denied.append(TRANSACTION_ENDED)
+                return sqlite3.SQLITE_DENY
             if action == _SQLITE_TRANSACTION:
                 denied.append(arg1 or "")
                 return sqlite3.SQLITE_DENY
-            if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() in NO_TRANSACTION_PRAGMAS:
-                denied.append(f"PRAGMA {(arg1 or '').lower()}")
+            if pragma in NO_TRANSACTION_PRAGMAS:
+                denied.append(f"PRAGMA {pragma}")
                 return sqlite3.SQLITE_DENY
             return sqlite3.SQLITE_OK
 
+        def still_guarded() -> bool:
+            seen = len(probes)
+            try:
+                conn.execute(f"PRAGMA {_GUARD_PROBE}").fetchall()
+            except sqlite3.DatabaseError:
+                return False  # another authorizer refused it
+            return len(probes) > seen
+
         conn.set_authorizer(authorizer)
+        return still_guarded
+
+    def ignored_pragmas(self, conn: sqlite3.Connection, requested: dict[str, str]) -> list[str]:
+        """Which of the ``requested`` :data:`VACUUM_PRAGMAS` values the database does not have.
+
+        Each as ``"PRAGMA page_size = 8192 (the database's is 4096)"``.
+        """
+        ignored = []
+        for name, value in requested.items():
+            text = value.strip().strip("'\"").lower()
+            want = _AUTO_VACUUM.get(text) if name == "auto_vacuum" else int(text) if text.isdigit() else None
+            actual = conn.execute(f"PRAGMA {name}").fetchone()[0]
+            if actual != want:
+                ignored.append(f"PRAGMA {name} = {value} (the database's is {actual})")
+        return ignored
 
     def unguard(self, conn: sqlite3.Connection) -> None:
-        """Lift :meth:`guard_transaction`."""
-        conn.set_authorizer(None)
+        """Lift :meth:`guard_transaction` (nothing to lift on a closed connection)."""
+        if not is_closed(conn):
+            conn.set_authorizer(None)
 
     def migration_lock(self) -> MigrationLock:
         """The lock that serialises migrations which run outside a transaction.
@@ -332,7 +470,7 @@ class SQLiteBackend:
                 " worker and container using it) and try again."
             ) from e
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
         conn.execute("ROLLBACK")
 
 

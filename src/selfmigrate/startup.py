@@ -45,7 +45,8 @@ def migrate(
     :param migrations: package name(s), directory path(s), or a
         :class:`MigrationRegistry`.
     :param table: the tracker table's name.
-    :param lock_timeout: seconds to wait for the write lock before
+    :param lock_timeout: seconds this start may wait, in total, for a busy
+        database, the write lock and the migration lock before
         :class:`LockTimeout`.
     :param allow_out_of_order: apply pending migrations older than the newest
         applied one instead of raising :class:`OutOfOrderError`.
@@ -67,9 +68,13 @@ def migrate(
 
         raise ConfigError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}.")
     locations = _plain_locations(migrations, table, lock_timeout)
+    # lock_timeout is the total this start waits: what the quick check waited for a
+    # busy database is charged to the full run that follows.
+    waited = 0.0
     if target is None and locations is not None:
         started = time.perf_counter()
         version = up_to_date(database, locations, table, lock_timeout)
+        waited = time.perf_counter() - started
         if version is not None:
             log_info("selfmigrate.runner", "Database %s is up to date at version %s.", os.fspath(database), version)
             from .report import MigrationReport
@@ -97,7 +102,7 @@ def migrate(
         backup_keep=backup_keep,
     )
     try:
-        return runner.apply(target=target)
+        return runner.apply(target=target, waited=waited)
     except ConfigError:
         raise
     except SelfMigrateError as e:
