@@ -388,7 +388,69 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
             " True or False.",
             paths=[location],
         )
-    return LoadedMigration(migration, up_function=up, down_function=down, transactional=transactional)
+    checked_down = None if down is None else _checked(down, location, "down")
+    return LoadedMigration(
+        migration, up_function=_checked(up, location, "up"), down_function=checked_down, transactional=transactional
+    )
+
+
+def _checked(function: MigrationFunction, location: str, name: str) -> MigrationFunction:
+    """Refuse an ``up``/``down`` that would not run its body when called with the connection.
+
+    An ``async def``, a generator or an async generator returns an object when
+    called and runs nothing: recorded as applied, it would change nothing. A
+    function that cannot take exactly one argument fails only when it is its
+    turn, after the migrations before it ran. Both are found here, when the
+    pending files are loaded, before the first change. What is returned also
+    refuses, when called, a result that is a coroutine, generator or other
+    awaitable (a decorator can hide an ``async def``).
+    """
+    import inspect  # here, not at the top: a start with nothing pending never needs it
+
+    line = getattr(getattr(function, "__code__", None), "co_firstlineno", None)
+    where = f"{location}, line {line}" if line is not None else location
+    kind = None
+    if inspect.isasyncgenfunction(function):
+        kind = "an async generator (async def with yield)"
+    elif inspect.iscoroutinefunction(function):
+        kind = "an async function (async def)"
+    elif inspect.isgeneratorfunction(function):
+        kind = "a generator (it contains yield)"
+    if kind is not None:
+        raise DiscoveryError(
+            f"Migration file {where}: {name}() is {kind}. Calling it would only create an object and"
+            f" run none of its body, yet the migration would be recorded as applied. Make it a plain"
+            f" 'def {name}(conn):' (no async, no yield); run any async code inside it with"
+            " asyncio.run(...).",
+            paths=[location],
+        )
+    try:
+        signature: inspect.Signature | None = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(None)
+        except TypeError as e:
+            raise DiscoveryError(
+                f"Migration file {where}: {name}{signature} cannot be called with the connection as"
+                f" its one argument ({e}). Define it as 'def {name}(conn):'.",
+                paths=[location],
+            ) from e
+
+    def call(conn: sqlite3.Connection) -> object:
+        result = function(conn)
+        if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()  # an unstarted coroutine: no "never awaited" warning
+            raise TypeError(
+                f"{name}(conn) of {location} returned {type(result).__name__} {result!r} instead of"
+                f" running: its body did not run. Make {name} a plain function (no async, no yield)."
+            )
+        return result
+
+    return functools.update_wrapper(call, function)
 
 
 def line_in(error: BaseException, filename: str) -> int | None:
