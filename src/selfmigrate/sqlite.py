@@ -86,13 +86,14 @@ SQL_WHITESPACE = " \t\n\f\r"
 
 #: One token of SQL as SQLite's tokenizer cuts it, as far as splitting needs:
 #: white space, a ``--`` comment (to the next ``\n``: SQLite knows no other line
-#: end), a ``/* */`` comment (unterminated: to the end), a quoted string or
+#: end), a ``/* */`` comment (unterminated: to the end; a bare ``/*`` ending the
+#: text is two characters of code, as in SQLite), a quoted string or
 #: identifier (a doubled quote inside is an escaped one; ``[…]`` has no escape;
 #: unterminated: to the end), a semicolon, or anything else.
 _TOKEN = re.compile(
     r"""(?P<space>[ \t\n\f\r]+)
     |(?P<line>--[^\n]*)
-    |(?P<block>/\*.*?\*/|/\*.*)
+    |(?P<block>/\*.*?\*/|/\*.+)
     |(?P<quoted>'(?:[^']+|'')*'?|"(?:[^"]+|"")*"?|`(?:[^`]+|``)*`?|\[[^\]]*\]?)
     |(?P<semicolon>;)
     |(?P<other>[^ \t\n\f\r;'"`\[/-]+|.)""",
@@ -137,8 +138,12 @@ def split_statements(script: SQLScript) -> list[Statement]:
     statements: list[Statement] = []
     start = 0  # where the current statement's text begins
     first_code: int | None = None  # start of its first token that is not comment/space
+    last_end = 0  # end of its last token that is not space (a comment ending the text is kept whole)
     for kind, begin, end in sql_tokens(text):
-        if kind in ("space", "line", "block"):
+        if kind == "space":
+            continue
+        last_end = end
+        if kind in ("line", "block"):
             continue
         if first_code is None:
             first_code = begin
@@ -147,12 +152,12 @@ def split_statements(script: SQLScript) -> list[Statement]:
                 statements.append(_statement(text, first_code, end, script.first_line))
             start, first_code = end, None
     if first_code is not None:
-        statements.append(_statement(text, first_code, len(text), script.first_line))
+        statements.append(_statement(text, first_code, last_end, script.first_line))
     return statements
 
 
 def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
-    return Statement(text[begin:end].rstrip(SQL_WHITESPACE), first_line - 1 + line_of(text, begin))
+    return Statement(text[begin:end], first_line - 1 + line_of(text, begin))
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
