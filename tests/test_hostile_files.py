@@ -126,7 +126,12 @@ def test_functions_that_take_one_argument_are_accepted(database: Path, folder: P
     write(folder, "0002_a.py", "def up(conn, extra=1):\n    conn.execute('CREATE TABLE a (x)')\n")
     write(folder, "0003_b.py", "up = lambda conn: conn.execute('CREATE TABLE b (x)')\n")
     write(folder, "0004_c.py", "def up(*args):\n    args[0].execute('CREATE TABLE c (x)')\n")
-    write(folder, "0005_d.py", "import functools\n\ndef _make(conn, name):\n    conn.execute(f'CREATE TABLE {name} (x)')\n\nup = functools.partial(_make, name='d')\n")
+    write(
+        folder,
+        "0005_d.py",
+        "import functools\n\ndef _make(conn, name):\n    conn.execute(f'CREATE TABLE {name} (x)')\n\n"
+        "up = functools.partial(_make, name='d')\n",
+    )
     assert selfmigrate.migrate(database, folder).current_version == 5
     conn = sqlite3.connect(database)
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -184,16 +189,18 @@ def test_down_marker_in_any_case_is_understood(database: Path, folder: Path, mar
     write(folder, "0002_tag.sql", f"{NEXT}{marker}\nDROP TABLE tag;\nDROP TABLE note;\n")
     before = user_data(database)
     assert selfmigrate.migrate(database, folder).current_version == 2
-    assert [line for line in user_data(database) if line not in before] == ['CREATE TABLE tag (name TEXT);']
+    assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]
     Runner(database, folder).rollback()
-    assert not any(line.startswith("CREATE TABLE note") for line in user_data(database))  # the down ran, on the way down
+    assert not any(
+        line.startswith("CREATE TABLE note") for line in user_data(database)
+    )  # the down ran, on the way down
 
 
 def test_dbmate_file_is_understood(database: Path, folder: Path) -> None:
     write(folder, "0002_tag.sql", f"-- migrate:up\n{NEXT}\n-- migrate:down\nDROP TABLE tag;\n")
     before = user_data(database)
     selfmigrate.migrate(database, folder)
-    assert [line for line in user_data(database) if line not in before] == ['CREATE TABLE tag (name TEXT);']
+    assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]
     Runner(database, folder).rollback()
     assert user_data(database) == before
 
@@ -236,7 +243,10 @@ def test_two_down_markers_are_refused(database: Path, folder: Path) -> None:
 
 
 def test_marker_inside_a_string_or_block_comment_is_text(database: Path, folder: Path) -> None:
-    text = "CREATE TABLE tag (name TEXT);\n/*\n-- migrate:down\nDROP TABLE note;\n*/\nINSERT INTO tag VALUES ('\n-- migrate:down\n');\n"
+    text = (
+        "CREATE TABLE tag (name TEXT);\n/*\n-- migrate:down\nDROP TABLE note;\n*/\n"
+        "INSERT INTO tag VALUES ('\n-- migrate:down\n');\n"
+    )
     write(folder, "0002_text.sql", text)
     before = user_data(database)
     selfmigrate.migrate(database, folder)
@@ -247,7 +257,10 @@ def test_marker_inside_a_string_or_block_comment_is_text(database: Path, folder:
 
 
 def test_ordinary_comments_about_migrating_stay_comments(database: Path, folder: Path) -> None:
-    text = "-- Migrate existing rows to the new table.\n-- migrated by hand in 2024\n-- migrates: see ticket 12\nCREATE TABLE tag (name TEXT);\n"
+    text = (
+        "-- Migrate existing rows to the new table.\n-- migrated by hand in 2024\n-- migrates: see ticket 12\n"
+        "CREATE TABLE tag (name TEXT);\n"
+    )
     write(folder, "0002_text.sql", text)
     assert selfmigrate.migrate(database, folder).current_version == 2
 
@@ -296,7 +309,7 @@ def test_entry_named_like_a_migration_that_is_not_a_file(database: Path, folder:
     path = make(folder)
     refused(database, folder, str(path), "remove")
     with pytest.raises(DiscoveryError, match="0002_tag.sql"):
-        MigrationRegistry(folder).migrations
+        _ = MigrationRegistry(folder).migrations
     line = one_error_line(cli(database, folder, "apply"))
     assert str(path) in line
     assert str(path) in one_error_line(cli(database, folder, "status"))
@@ -366,7 +379,11 @@ def test_unreadable_file_or_folder_is_named(what: str, fragment: str) -> None:
         ("CREATE TABLE a (x);\n\r\rINSERT INTO nope VALUES (1);\n", 4),
         # Not line ends (for editors, grep -n and Python's compiler): characters in a line.
         ("CREATE TABLE a (x); \x0c\nINSERT INTO nope VALUES (1);\n", 2),
-        ("-- a\x0bb\x1cc\x1dd\x1ee\x85f\u2028g\u2029h\nCREATE TABLE a ('\x0c\x85\u2028');\nINSERT INTO nope VALUES (1);\n", 3),
+        (
+            "-- a\x0bb\x1cc\x1dd\x1ee\x85f\u2028g\u2029h\n"
+            "CREATE TABLE a ('\x0c\x85\u2028');\nINSERT INTO nope VALUES (1);\n",
+            3,
+        ),
     ],
 )
 def test_error_line_for_every_line_end(database: Path, folder: Path, text: str, line: int) -> None:
@@ -385,7 +402,9 @@ def test_down_section_line_after_a_form_feed(database: Path, folder: Path) -> No
 
 def test_comment_in_a_cr_only_file_hides_no_statement(database: Path, folder: Path) -> None:
     # SQLite ends a "--" comment only at \n: unnormalised, the second CREATE would be comment.
-    (folder / "0002_cr.sql").write_bytes(b"CREATE TABLE a (x);\r-- and b\rCREATE TABLE b (x);\r-- migrate:down\rDROP TABLE b;\rDROP TABLE a;\r")
+    (folder / "0002_cr.sql").write_bytes(
+        b"CREATE TABLE a (x);\r-- and b\rCREATE TABLE b (x);\r-- migrate:down\rDROP TABLE b;\rDROP TABLE a;\r"
+    )
     before = user_data(database)
     selfmigrate.migrate(database, folder)
     conn = sqlite3.connect(database)
@@ -414,7 +433,11 @@ def test_rollback_to_0_undoes_all(folder: Path, tmp_path: Path) -> None:
     before = user_data(database)
     (folder / "0001_init.sql").write_text(f"{INIT}-- migrate:down\nDROP TABLE note;\n")
     write(folder, "0002_tag.sql", f"{NEXT}-- migrate:down\nDROP TABLE tag;\n")
-    write(folder, "0003_py.py", "def up(conn):\n    conn.execute('CREATE TABLE p (x)')\n\ndef down(conn):\n    conn.execute('DROP TABLE p')\n")
+    write(
+        folder,
+        "0003_py.py",
+        "def up(conn):\n    conn.execute('CREATE TABLE p (x)')\n\ndef down(conn):\n    conn.execute('DROP TABLE p')\n",
+    )
     selfmigrate.migrate(database, folder, backup=False)
     done = cli(database, folder, "rollback", "--to", "0", "--yes")
     assert done.returncode == 0, done.stderr

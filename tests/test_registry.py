@@ -56,7 +56,7 @@ def test_helpers_init_and_hidden_files_are_skipped(make_migrations: MigrationsFa
     folder = Path(MigrationRegistry(location).locations[0].root)  # type: ignore[arg-type]
     (folder / "0003_subfolder.sql").mkdir()
     with pytest.raises(DiscoveryError, match="0003_subfolder.sql is named like a migration but is a directory"):
-        MigrationRegistry(location).migrations
+        _ = MigrationRegistry(location).migrations
 
 
 def test_versions_need_not_have_four_digits(make_migrations: MigrationsFactory) -> None:

@@ -150,7 +150,7 @@ def test_pieces_are_sqlites_statements_with_the_line_of_their_first_token(
     text, firsts = generated
     pieces = split_statements(SQLScript(text, first))
     assert [p.line for p in pieces] == [first - 1 + expected_line(text, offset) for offset, _ in firsts]
-    assert all(p.sql.startswith(token) for p, (_, token) in zip(pieces, firsts))
+    assert all(p.sql.startswith(token) for p, (_, token) in zip(pieces, firsts, strict=True))
     for piece in pieces[:-1]:
         assert sqlite3.complete_statement(piece.sql)
     ran, dumped = run_script(text)
@@ -214,7 +214,9 @@ marker_line = st.builds(
     st.sampled_from(["", "+"]),
     st.sampled_from(["migrate", "Migrate", "MIGRATE", "migration", "migrations", "goose", "mig rate"]),
     st.sampled_from(["", ":", " :", ": ", " ", "_", "-", "=", "::"]),
-    st.sampled_from(["down", "Down", "DOWN", "up", "no-transaction", "notransaction", "no transaction", "transaction", "", "x"]),
+    st.sampled_from(
+        ["down", "Down", "DOWN", "up", "no-transaction", "notransaction", "no transaction", "transaction", "", "x"]
+    ),
     st.sampled_from(["", " transaction:false", " transaction:true", " now", "s", ";"]),
     spaces,
 )
@@ -250,7 +252,12 @@ def test_a_comment_line_is_a_marker_an_error_or_plainly_a_comment(line: str) -> 
 
 
 @EXAMPLES
-@given(spaces, st.sampled_from(["migrate", "MIGRATE", "Migrate", "mIgRaTe"]), spaces, st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]), max_size=20))
+@given(
+    spaces,
+    st.sampled_from(["migrate", "MIGRATE", "Migrate", "mIgRaTe"]),
+    spaces,
+    st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]), max_size=20),
+)
 def test_migrate_colon_is_never_a_plain_comment(gap1: str, word: str, gap2: str, rest: str) -> None:
     line = f"--{gap1}{word}{gap2}:{rest}"
     result = outcome(f"CREATE TABLE a (x);\n{line}\nDROP TABLE a;\n")

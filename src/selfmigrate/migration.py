@@ -292,7 +292,7 @@ def parse_markers(text: str, location: str) -> Markers:
         if not looks_like_marker(comment[2:]):
             continue
         if code_on_line or text[line_start:begin].strip(SQL_WHITESPACE):
-            raise _marker_error(location, text, begin, "follows something else on its line; a marker is a line of its own")
+            raise _marker_error(location, text, begin, "follows something else on its line")
         spelt = comment.strip(SQL_WHITESPACE).lower()
         if spelt not in _EXACT:
             raise _marker_error(location, text, begin, "is not spelt exactly as a marker")
