@@ -5,7 +5,7 @@ ends, and running the pieces one by one against :meth:`sqlite3.Connection.execut
 on scratch databases for what they do. Scripts are generated from strings with
 doubled quotes and semicolons, quoted identifiers (``""``, ``[]``, `````),
 ``--`` and ``/* */`` comments (unterminated at the end too), trigger bodies and
-every line end :meth:`str.splitlines` knows.
+every line end ``str.splitlines()`` knows.
 """
 
 from __future__ import annotations

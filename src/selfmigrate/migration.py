@@ -141,8 +141,11 @@ class Migration:
         executed as a fresh module (never cached in :data:`sys.modules`, so what
         runs is exactly what was checksummed) and must define ``up(conn)``.
 
-        :raises DiscoveryError: the file is empty, has no ``up``, or cannot be
-            imported.
+        :raises DiscoveryError: the file is empty, has no ``up``, cannot be
+            imported, has an ``up``/``down`` that would not run its body
+            (``async``, a generator, a signature that does not take the
+            connection), or a line that looks like a marker and is not one
+            (see ``parse_markers``).
         """
         text = self.read_text()
         if not text.strip():

@@ -117,7 +117,7 @@ def line_of(text: str, offset: int) -> int:
 
     A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r``: the line ends an editor
     shows, Python's universal newlines and :func:`~selfmigrate.migration.checksum`
-    know. The other characters :meth:`str.splitlines` splits at (``\\x0b``,
+    know. The other characters ``str.splitlines()`` splits at (``\\x0b``,
     ``\\x0c``, ``\\x1c``–``\\x1e``, ``\\x85``, ``\\u2028``, ``\\u2029``) are
     characters within a line, as for editors, ``grep -n`` and Python's compiler.
     """
