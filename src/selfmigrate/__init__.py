@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .backup import restore as restore
     from .backup import take_snapshot as take_snapshot
     from .create import create as create
+    from .errors import AheadError as AheadError
     from .errors import BackupError as BackupError
     from .errors import ChecksumMismatch as ChecksumMismatch
     from .errors import ConfigError as ConfigError
@@ -57,6 +58,7 @@ _EXPORTS = {
     "restore": "backup",
     "take_snapshot": "backup",
     "create": "create",
+    "AheadError": "errors",
     "BackupError": "errors",
     "ChecksumMismatch": "errors",
     "ConfigError": "errors",

@@ -152,7 +152,7 @@ def check_round_trips(
     """
     runner = Runner(database, migrations, table=table, backup=False)
     report = RoundTripReport()
-    exclude = (table, f"{table}_fingerprint")  # selfmigrate's own tables
+    exclude = runner.tracker.own_tables
     for migration in runner.registry.migrations:
         before = _schema_of(runner, exclude)
         problem = _up(runner, migration, "applying it")

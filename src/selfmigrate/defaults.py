@@ -21,3 +21,15 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_TABLE = "schema_migrations"
 #: How many snapshots of a database are kept by default; older ones are pruned.
 DEFAULT_BACKUP_KEEP = 5
+#: The tracker's layout version (see :mod:`selfmigrate.tracker`); here because the
+#: quick check's fingerprint format includes it and must not import the tracker.
+TRACKER_LAYOUT = 2
+
+if TYPE_CHECKING:
+    #: What a start does when the database has an incompatible migration this code lacks.
+    AheadPolicy = t.Literal["warn", "refuse", "rollback"]
+
+#: The ``ahead`` policies (``SELFMIGRATE_AHEAD``).
+AHEAD_POLICIES: tuple[AheadPolicy, ...] = ("warn", "refuse", "rollback")
+#: The default ``ahead`` policy: log a warning and start, as before the policy existed.
+DEFAULT_AHEAD: AheadPolicy = "warn"

@@ -266,7 +266,8 @@ def looks_like_marker(comment: str) -> bool:
 
 
 _MARKER_LIKE = re.compile(
-    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)",
+    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*"
+    r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)",
     re.IGNORECASE,
 )
 #: dbmate's marker for the up script, accepted (and needed by nothing) at the top of a file.

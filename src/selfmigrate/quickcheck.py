@@ -21,6 +21,8 @@ import sqlite3
 import sys
 from stat import S_ISDIR, S_ISREG
 
+from .defaults import TRACKER_LAYOUT
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
@@ -30,8 +32,10 @@ if TYPE_CHECKING:
     #: A tracker row as the fingerprint sees it: version, checksum, state.
     Row = tuple[int, str, str]
 
-#: Changes whenever what the fingerprint covers changes.
-FORMAT = "selfmigrate fingerprint 4"
+#: Changes whenever what the fingerprint covers changes. It names the tracker's
+#: layout: a database certified under an older layout takes the full run, which
+#: upgrades its tracker.
+FORMAT = f"selfmigrate fingerprint 4, tracker layout {TRACKER_LAYOUT}"
 
 
 def is_candidate(filename: str) -> bool:

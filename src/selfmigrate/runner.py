@@ -22,8 +22,9 @@ import sqlite3
 import time
 import typing as t
 
+from . import ahead as ahead_rules
 from .backup import Snapshot, list_snapshots, take_snapshot
-from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
+from .defaults import AHEAD_POLICIES, DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from .errors import (
     BackupError,
     ChecksumMismatch,
@@ -35,7 +36,7 @@ from .errors import (
     SelfMigrateError,
     StateError,
 )
-from .migration import line_in
+from .migration import LoadedMigration, line_in
 from .registry import LocationsSpec, MigrationRegistry
 from .report import AppliedResult, MigrationReport
 from .sqlite import (
@@ -48,10 +49,11 @@ from .sqlite import (
     is_closed,
 )
 from .status import Status, compare
-from .tracker import STARTED, AppliedMigration, Tracker
+from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 
 if t.TYPE_CHECKING:
-    from .migration import LoadedMigration, Migration, MigrationFunction, SQLScript
+    from .defaults import AheadPolicy
+    from .migration import Migration, MigrationFunction, SQLScript
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ _NEEDS_NO_TRANSACTION = re.compile(
 #: :func:`_failure`): it closed its connection, SQLite ignored a pragma it set,
 #: it removed the guard's authorizer.
 _CLOSED = "closed"
+#: Said of a migration rolled back with the down stored in the tracker.
+_FROM_TRACKER = " with the down stored in the tracker (its file is not in the migrations)"
 _IGNORED = "ignored"
 _UNGUARDED = "unguarded"
 
@@ -89,6 +93,11 @@ class Runner:
         snapshot of it (see :mod:`selfmigrate.backup`).
     :param backup_dir: where snapshots go (default: the database's folder).
     :param backup_keep: how many snapshots of the database to keep (``None``: all).
+    :param ahead: what a start does when the database has migrations this code
+        lacks and not all of them are compatible: ``"warn"`` (log and start),
+        ``"refuse"`` (raise :class:`~selfmigrate.AheadError`), ``"rollback"`` (undo them from
+        the downs stored in the tracker, newest first, after a snapshot; needs
+        ``backup``).
     """
 
     def __init__(
@@ -102,7 +111,18 @@ class Runner:
         backup: bool = True,
         backup_dir: str | os.PathLike[str] | None = None,
         backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+        ahead: AheadPolicy = DEFAULT_AHEAD,
     ) -> None:
+        if ahead not in AHEAD_POLICIES:
+            raise ConfigError(
+                f"ahead (SELFMIGRATE_AHEAD) must be one of {', '.join(AHEAD_POLICIES)}, not {ahead!r}."
+            )
+        if ahead == "rollback" and not backup:
+            raise ConfigError(
+                'ahead="rollback" (SELFMIGRATE_AHEAD) undoes migrations at start after a snapshot, and'
+                ' snapshots are off (backup=False, SELFMIGRATE_BACKUP). Turn them on, or use "refuse".'
+            )
+        self.ahead = ahead
         if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or lock_timeout < 0:
             raise ConfigError(f"lock_timeout must be a number of seconds, 0 or more, not {lock_timeout!r}.")
         self.backend = SQLiteBackend(database_path(database), lock_timeout=float(lock_timeout))
@@ -166,7 +186,12 @@ class Runner:
         :raises StateError: a migration in the range is edited, interrupted, or
             its file is missing.
         """
-        return self._rollback_range(self.status(), target, steps)
+        conn = self.backend.connect(create=False)
+        try:
+            status = self.status(conn)
+            return self._rollback_range(status, target, steps, self._stored_downs(conn, status))
+        finally:
+            conn.close()
 
     def rollback(self, *, target: int | None = None, steps: int | None = None) -> MigrationReport:
         """Undo the newest applied migrations: run each one's down, newest first.
@@ -191,7 +216,8 @@ class Runner:
         self.backend.reset_wait()
         conn = self.backend.connect(create=False)
         try:
-            todo = self._rollback_range(self.status(conn), target, steps)
+            status = self.status(conn)
+            todo = self._rollback_range(status, target, steps, self._stored_downs(conn, status))
             for body in todo:
                 migration = body.migration
                 # Each down on a connection of its own: nothing a down set on its
@@ -202,7 +228,13 @@ class Runner:
                 finally:
                     step.close()
                 report.applied.append(AppliedResult(migration.version, migration.name, duration))
-                logger.info("Rolled back migration %s on %s in %.1f ms.", migration.id, database, duration)
+                logger.info(
+                    "Rolled back migration %s on %s in %.1f ms%s.",
+                    migration.id,
+                    database,
+                    duration,
+                    _FROM_TRACKER if body.from_tracker else "",
+                )
             report.current_version = self.status(conn).current_version
         except MigrationError as e:
             report.current_version = self.status(conn).current_version
@@ -314,8 +346,17 @@ class Runner:
             )
         return row.checksum, migration.checksum
 
+    def _stored_downs(self, conn: sqlite3.Connection, status: Status) -> dict[int, str]:
+        """The stored downs of the migrations whose file is missing, by version."""
+        found: dict[int, str] = {}
+        for row in status.missing:
+            source = self.tracker.stored_down(conn, row)
+            if source is not None:
+                found[row.version] = source
+        return found
+
     def _rollback_range(
-        self, status: Status, target: int | None, steps: int | None
+        self, status: Status, target: int | None, steps: int | None, stored: t.Mapping[int, str]
     ) -> tuple[LoadedMigration, ...]:
         database = self.backend.describe()
         if target is not None and steps is not None:
@@ -346,7 +387,7 @@ class Runner:
             versions = newest_first[:count]
         files = {m.version: m for m in status.migrations}
         edited = {m.version for m, _ in status.edited}
-        todo: list[Migration] = []
+        todo: list[Migration | LoadedMigration] = []
         for version in versions:
             row = status.applied[version]
             if row.state == STARTED:
@@ -356,9 +397,26 @@ class Runner:
                 )
             migration = files.get(version)
             if migration is None:
+                why = ahead_rules.cannot_undo(row, stored)
+                if why is None:
+                    # The older image's case: the file is gone, its down is in the tracker.
+                    todo.append(
+                        ahead_rules.load_from_tracker(
+                            row, stored[version], table=self.tracker.rollback_table, database=database
+                        )
+                    )
+                    continue
+                if row.down == "none":
+                    raise ConfigError(
+                        f"Cannot roll back past {row.id}: it has no down (it had none when it was applied"
+                        f" to database {database}, and its file is not in the migrations). Nothing was"
+                        " rolled back."
+                        + (f" Roll back only what is after it (--to {version})." if version != versions[0] else "")
+                    )
                 raise StateError(
                     f"Migration {row.id} is applied to database {database} but its file is not in the"
-                    " migrations, so its down cannot run. Restore the file, or roll back less."
+                    f" migrations, and it {why}, so its down cannot run. Restore the file (the release"
+                    " that has it can roll it back), restore a snapshot, or roll back less."
                     " Nothing was rolled back."
                 )
             if version in edited:
@@ -368,7 +426,7 @@ class Runner:
                     " if it is cosmetic) first. Nothing was rolled back."
                 )
             todo.append(migration)
-        loaded = tuple(m.load() for m in todo)
+        loaded = tuple(m if isinstance(m, LoadedMigration) else m.load() for m in todo)
         without_down = [body.migration for body in loaded if not body.has_down]
         if without_down:
             names = ", ".join(f"{m.id} ({m.location})" for m in without_down)
@@ -449,28 +507,27 @@ class Runner:
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
-            for row in status.missing:
-                logger.warning(
-                    "Database %s has migration %s applied (%s) but its file is not in the"
-                    " migrations; the database is ahead of this code (a rolled-back deploy?).",
-                    database,
-                    row.id,
-                    row.applied_at,
-                )
+            rolled_back = self._handle_ahead(conn, status, report, started)
+            if rolled_back:
+                status = compare(migrations, self.tracker.read(conn))
             self._check(status, target)
             todo = _up_to(status.pending, target)
-            if not todo:
+            # A tracker of an older layout is upgraded by the first start that sees it,
+            # in a locked transaction of its own (the loop below), pending or not.
+            upgrade = 0 < self.tracker.layout(conn) < LAYOUT
+            if not todo and not upgrade and not rolled_back:
                 report.current_version = status.current_version
                 report.duration_ms = _ms_since(started)
                 logger.info("Database %s is up to date at version %s.", database, _version(status.current_version))
                 return report
-            logger.info(
-                "Database %s is at version %s; %d migration(s) pending: %s.",
-                database,
-                _version(status.current_version),
-                len(todo),
-                ", ".join(m.id for m in todo),
-            )
+            if todo:
+                logger.info(
+                    "Database %s is at version %s; %d migration(s) pending: %s.",
+                    database,
+                    _version(status.current_version),
+                    len(todo),
+                    ", ".join(m.id for m in todo),
+                )
             loaded = {m.version: m.load() for m in todo}
             # Snapshot only a database that held something when this run looked at it
             # first: a fresh database gets none, even from a worker that applies its
@@ -515,7 +572,7 @@ class Runner:
                 lock.release()
         report.current_version = status.current_version
         report.duration_ms = _ms_since(started)
-        if not report.applied:
+        if not report.applied and todo:
             logger.info(
                 "Database %s was migrated to version %s by another process while this one waited.",
                 database,
@@ -537,7 +594,15 @@ class Runner:
         """Under the lock, apply the oldest pending migration; return the status when none is left."""
         self.backend.begin_locked(conn)
         try:
-            self.tracker.ensure(conn)
+            upgraded = self.tracker.ensure(conn)
+            if upgraded is not None:
+                logger.info(
+                    "Upgraded the tracker of database %s from layout %d to %d (it stores each migration's"
+                    " down from now on; migrations applied before show 'down not stored').",
+                    self.backend.describe(),
+                    upgraded,
+                    LAYOUT,
+                )
             status = compare(migrations, self.tracker.read(conn))
             self._check(status, target)
             todo = _up_to(status.pending, target)
@@ -561,7 +626,7 @@ class Runner:
             self._run_up(conn, body, report, status)
             duration = _ms_since(t0)
             try:
-                self.tracker.record(conn, migration, duration)
+                self.tracker.record(conn, migration, duration, body=body)
                 self.backend.commit(conn)
             except sqlite3.Error as e:
                 # A full disk, an I/O error at COMMIT: the migration did not take effect,
@@ -586,6 +651,89 @@ class Runner:
         report.applied.append(AppliedResult(migration.version, migration.name, duration))
         logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
         return None
+
+    def _handle_ahead(
+        self, conn: sqlite3.Connection, status: Status, report: MigrationReport, started: float
+    ) -> bool:
+        """Apply the ``ahead`` policy to the migrations the database has and this code lacks.
+
+        Logs (compatible ones: INFO; ``"warn"``: WARNING), raises
+        :class:`AheadError` (``"refuse"``, or ``"rollback"`` when one of them
+        cannot be undone from the tracker) or undoes them; returns whether it
+        undid any.
+        """
+        database = self.backend.describe()
+        for row in status.missing:
+            if row not in status.ahead:
+                logger.warning("%s", ahead_rules.warning_line(row, database))
+        if not status.ahead:
+            return False
+        if not status.ahead_incompatible:
+            logger.info("%s", ahead_rules.compatible_line(status, database))
+            return False
+        if self.ahead == "warn":
+            for row in status.ahead:
+                logger.warning("%s", ahead_rules.warning_line(row, database))
+            return False
+        stored = self._stored_downs(conn, status)
+        undo = ahead_rules.to_undo(status)
+        if self.ahead == "refuse" or any(ahead_rules.cannot_undo(row, stored) for row in undo):
+            raise ahead_rules.refusal(status, database, self.ahead, stored)
+        # Every stored down is checked before the first change.
+        for row in undo:
+            ahead_rules.load_from_tracker(
+                row, stored[row.version], table=self.tracker.rollback_table, database=database
+            )
+        since = time.time() - (time.perf_counter() - started)
+        while True:
+            step = self.backend.connect()
+            try:
+                if not self._undo_newest_ahead(step, report, since):
+                    break
+            finally:
+                step.close()
+        return True
+
+    def _undo_newest_ahead(self, conn: sqlite3.Connection, report: MigrationReport, since: float) -> bool:
+        """Under the write lock, undo the newest migration the ``"rollback"`` policy undoes.
+
+        Re-reads inside the lock: another worker of the same start may have
+        undone it already. Returns ``False`` when nothing is left to undo.
+        """
+        database = self.backend.describe()
+        self.backend.begin_locked(conn)
+        try:
+            status = compare(self.registry.migrations, self.tracker.read(conn))
+            undo = ahead_rules.to_undo(status)
+            if not undo:
+                self.backend.commit(conn)
+                return False
+            row = undo[0]
+            stored = self._stored_downs(conn, status)
+            if ahead_rules.cannot_undo(row, stored) is not None:
+                raise ahead_rules.refusal(status, database, self.ahead, stored)
+            body = ahead_rules.load_from_tracker(
+                row, stored[row.version], table=self.tracker.rollback_table, database=database
+            )
+            self._take_snapshot(conn, status, report, since)
+            t0 = time.perf_counter()
+            self._run_down(conn, body, status)
+            duration = _ms_since(t0)
+            self.tracker.remove(conn, row.version)
+            self.backend.commit(conn)
+        except BaseException:
+            self.backend.rollback(conn)
+            raise
+        report.rolled_back.append(AppliedResult(row.version, row.name, duration))
+        logger.warning(
+            "Rolled back migration %s on %s in %.1f ms%s: this code does not have it and it is not"
+            ' compatible (SELFMIGRATE_AHEAD = "rollback").',
+            row.id,
+            database,
+            duration,
+            _FROM_TRACKER,
+        )
+        return True
 
     def _check_integrity(self, conn: sqlite3.Connection, report: MigrationReport) -> None:
         """Before a run's first change, refuse to migrate a damaged database (``PRAGMA quick_check``).
@@ -620,11 +768,11 @@ class Runner:
         second connection, which sees only committed data) is exactly the data
         from before this run's first migration.
         """
-        if not self.backup or report.snapshot is not None or report.applied:
+        if not self.backup or report.snapshot is not None or report.applied or report.rolled_back:
             return  # off, or not this run's first change
+        own = self.tracker.own_tables
         others = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name NOT IN (?, ?)",
-            (self.tracker.table, self.tracker.fingerprint_table),
+            f"SELECT count(*) FROM sqlite_master WHERE name NOT IN ({', '.join('?' * len(own))})", own
         ).fetchone()[0]
         if not others:
             return
@@ -689,7 +837,7 @@ class Runner:
                 f"Migration {migration.id} runs outside a transaction and needs the migration lock,"
                 " which this run does not hold. Start again."
             )
-        self.tracker.record(conn, migration, 0.0, state=STARTED)
+        self.tracker.record(conn, migration, 0.0, state=STARTED, body=body)
         self.backend.commit(conn)
         logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
         t0 = time.perf_counter()
