@@ -12,13 +12,21 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
+from .defaults import (
+    AHEAD_POLICIES,
+    DEFAULT_AHEAD,
+    DEFAULT_BACKUP_KEEP,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    FAILURE_POLICIES,
+)
 from .errors import ConfigError
 from .startup import migrate
 
 if t.TYPE_CHECKING:
     from flask import Flask
 
+    from .defaults import AheadPolicy
     from .registry import LocationSpec, LocationsSpec
     from .report import MigrationReport
 
@@ -51,6 +59,8 @@ class FlaskState:
     backup_dir: str | None = None
     #: How many snapshots to keep (``None``: all).
     backup_keep: int | None = DEFAULT_BACKUP_KEEP
+    #: What a start does when the database is ahead of the code (``SELFMIGRATE_AHEAD``).
+    ahead: AheadPolicy = DEFAULT_AHEAD
 
 
 def apply(app: Flask) -> MigrationReport:
@@ -80,6 +90,10 @@ def apply(app: Flask) -> MigrationReport:
     config.setdefault("SELFMIGRATE_BACKUP_DIR", None)
     config.setdefault("SELFMIGRATE_BACKUP_KEEP", DEFAULT_BACKUP_KEEP)
     config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
+    config.setdefault("SELFMIGRATE_AHEAD", DEFAULT_AHEAD)
+    ahead = config["SELFMIGRATE_AHEAD"]
+    if ahead not in AHEAD_POLICIES:
+        raise ConfigError(f"SELFMIGRATE_AHEAD must be one of {', '.join(AHEAD_POLICIES)}, not {ahead!r}.")
     on_failure = config["SELFMIGRATE_ON_FAILURE"]
     if on_failure not in FAILURE_POLICIES:
         raise ConfigError(
@@ -94,6 +108,7 @@ def apply(app: Flask) -> MigrationReport:
         backup=bool(config["SELFMIGRATE_BACKUP"]),
         backup_dir=_backup_dir_for(app),
         backup_keep=config["SELFMIGRATE_BACKUP_KEEP"],
+        ahead=ahead,
     )
     app.extensions[EXTENSION_KEY] = state
     _register_commands(app, config["SELFMIGRATE_CLI_GROUP"])
@@ -107,6 +122,7 @@ def apply(app: Flask) -> MigrationReport:
         backup=state.backup,
         backup_dir=state.backup_dir,
         backup_keep=state.backup_keep,
+        ahead=state.ahead,
     )
     return state.report
 

@@ -12,12 +12,19 @@ from __future__ import annotations
 import os
 import time
 
-from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
+from .defaults import (
+    AHEAD_POLICIES,
+    DEFAULT_AHEAD,
+    DEFAULT_BACKUP_KEEP,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    FAILURE_POLICIES,
+)
 from .quickcheck import log_info, up_to_date
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .defaults import FailurePolicy
+    from .defaults import AheadPolicy, FailurePolicy
     from .registry import LocationsSpec, MigrationRegistry
     from .report import MigrationReport
 
@@ -34,6 +41,7 @@ def migrate(
     backup: bool = True,
     backup_dir: str | os.PathLike[str] | None = None,
     backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+    ahead: AheadPolicy = DEFAULT_AHEAD,
 ) -> MigrationReport:
     """Bring ``database`` up to date with ``migrations``; the framework-free twin of
     :func:`selfmigrate.apply`.
@@ -61,12 +69,23 @@ def migrate(
     :param backup_dir: where snapshots go (default: the database's folder).
     :param backup_keep: how many snapshots of the database to keep, oldest
         pruned first (``None``: keep all).
+    :param ahead: what to do when the database has migrations this code does not
+        have (an older image on a newer database) and not all of them are marked
+        compatible: ``"warn"`` (default: log a warning and go on), ``"refuse"``
+        (raise :class:`~selfmigrate.AheadError`, which says how to roll back) or
+        ``"rollback"`` (undo them with the downs stored in the tracker, newest
+        first, after a snapshot; refused if one has no stored down). An
+        :class:`~selfmigrate.AheadError` is raised whatever ``on_failure`` says.
     :returns: what was applied, with durations.
     """
     if on_failure not in FAILURE_POLICIES:
         from .errors import ConfigError
 
         raise ConfigError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}.")
+    if ahead not in AHEAD_POLICIES:
+        from .errors import ConfigError
+
+        raise ConfigError(f"ahead must be one of {', '.join(AHEAD_POLICIES)}, not {ahead!r}.")
     locations = _plain_locations(migrations, table, lock_timeout)
     # lock_timeout is the total this start waits: what the quick check waited for a
     # busy database is charged to the full run that follows.
@@ -87,7 +106,7 @@ def migrate(
     # Something may be pending, or changed: the full run (discover, compare, lock, apply).
     import logging
 
-    from .errors import ConfigError, SelfMigrateError
+    from .errors import AheadError, ConfigError, SelfMigrateError
     from .report import MigrationReport
     from .runner import Runner
 
@@ -100,10 +119,11 @@ def migrate(
         backup=backup,
         backup_dir=backup_dir,
         backup_keep=backup_keep,
+        ahead=ahead,
     )
     try:
         return runner.apply(target=target, waited=waited)
-    except ConfigError:
+    except (ConfigError, AheadError):
         raise
     except SelfMigrateError as e:
         if on_failure == "raise":
