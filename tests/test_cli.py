@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import os
+import re
 import sqlite3
 import subprocess
 import sys

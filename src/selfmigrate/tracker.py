@@ -289,9 +289,11 @@ class Tracker:
         if not self.check_layout(conn):
             return {}
         columns = ", ".join(f"t.{c}" for c in COLUMNS)
-        if self.backend.table_columns(conn, self.rollback_table) is None:
+        rollback_columns = self.backend.table_columns(conn, self.rollback_table)
+        if rollback_columns is None:
             rows = conn.execute(f"SELECT {columns} FROM {self.table} t ORDER BY t.version")
             return {row[0]: AppliedMigration(*row) for row in rows}
+        self._check_companion(self.rollback_table, rollback_columns, _ROLLBACK_COLUMNS)
         # A rollback row counts only for the migration it was written with: an older
         # release that rolled back and re-applied a version left it behind.
         rows = conn.execute(
