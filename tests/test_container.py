@@ -200,6 +200,8 @@ class Images:
     def __init__(self, podman: Podman, base: str, wheels: Path, workdir: Path) -> None:
         self.podman, self.base, self.wheels, self.workdir = podman, base, wheels, workdir
         self.built: list[str] = []
+        # Tags of this run only: another run of the test on the machine builds its own.
+        self.suffix = uuid.uuid4().hex[:8]
 
     def build(self, version: str, migrations: dict[str, str]) -> str:
         """Build the image with ``migrations`` added to the example's; return its tag."""
@@ -213,7 +215,7 @@ class Images:
         shutil.copytree(self.wheels, context / "wheelhouse")
         for name, text in migrations.items():
             (context / "examples" / "flask_app" / "flask_app" / "migrations" / name).write_text(text)
-        tag = f"{APP_IMAGE}:{version}"
+        tag = f"{APP_IMAGE}:{version}-{self.suffix}"
         self.podman(
             "build",
             "--pull=never",
