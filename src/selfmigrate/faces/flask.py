@@ -1,32 +1,31 @@
-"""The Flask face: :func:`apply` in an app factory.
+"""The Flask face: :func:`apply` in an app factory, and the ``flask`` command group.
 
-This module never imports Flask at import time (``import selfmigrate`` must stay
-cheap and work without Flask); it only uses the app object it is given.
+Holds the translation of an app's config (``SELFMIGRATE_*`` keys) into
+:class:`~selfmigrate.config.Options` and the group that runs the CLI's commands with it.
+Must not import Flask or click at import time, nor know an engine or the runner.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
-from .errors import ConfigError
-from .startup import migrate
+from ..config import DEFAULT_CLI_GROUP, FAILURE_POLICIES, FLASK_KEYS, Options
+from ..core.locations import default_location, from_base
+from ..errors import ConfigError
+from ..startup import migrate_with
 
 if t.TYPE_CHECKING:
+    import click
     from flask import Flask
 
-    from .registry import LocationSpec, LocationsSpec
-    from .report import MigrationReport
+    from ..core.locations import LocationsSpec
+    from ..report import MigrationReport
 
 #: The key of :attr:`flask.Flask.extensions` that holds :class:`FlaskState`.
 EXTENSION_KEY = "selfmigrate"
-#: The default name of the ``flask`` command group (``SELFMIGRATE_CLI_GROUP``);
-#: Flask-Migrate's is ``db``.
-DEFAULT_CLI_GROUP = "selfmigrate"
 
 
 @dataclass
@@ -34,23 +33,67 @@ class FlaskState:
     """What :func:`apply` resolved and did, kept in ``app.extensions["selfmigrate"]``."""
 
     #: The database file.
-    database: Path
+    database: Path | str
     #: The migrations locations.
     migrations: LocationsSpec
-    #: The tracker table.
-    table: str
-    #: Seconds to wait for the write lock.
-    lock_timeout: float
-    #: Whether out-of-order migrations are applied.
-    allow_out_of_order: bool
+    #: Every other setting, read from the app's config.
+    options: Options
     #: What :func:`apply` did at startup.
     report: MigrationReport | None = None
-    #: Whether a snapshot is taken before migrating a non-empty database.
-    backup: bool = True
-    #: Where snapshots go (``None``: the database's folder).
-    backup_dir: str | None = None
-    #: How many snapshots to keep (``None``: all).
-    backup_keep: int | None = DEFAULT_BACKUP_KEEP
+
+    @property
+    def table(self) -> str:
+        """The tracker table."""
+        return self.options.table
+
+    @table.setter
+    def table(self, value: str) -> None:
+        self.options.table = value
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds to wait for the write lock."""
+        return self.options.lock_timeout
+
+    @lock_timeout.setter
+    def lock_timeout(self, value: float) -> None:
+        self.options.lock_timeout = value
+
+    @property
+    def allow_out_of_order(self) -> bool:
+        """Whether out-of-order migrations are applied."""
+        return self.options.allow_out_of_order
+
+    @allow_out_of_order.setter
+    def allow_out_of_order(self, value: bool) -> None:
+        self.options.allow_out_of_order = value
+
+    @property
+    def backup(self) -> bool:
+        """Whether a snapshot is taken before migrating a non-empty database."""
+        return self.options.backup
+
+    @backup.setter
+    def backup(self, value: bool) -> None:
+        self.options.backup = value
+
+    @property
+    def backup_dir(self) -> str | os.PathLike[str] | None:
+        """Where snapshots go (``None``: the database's folder)."""
+        return self.options.backup_dir
+
+    @backup_dir.setter
+    def backup_dir(self, value: str | os.PathLike[str] | None) -> None:
+        self.options.backup_dir = value
+
+    @property
+    def backup_keep(self) -> int | None:
+        """How many snapshots to keep (``None``: all)."""
+        return self.options.backup_keep
+
+    @backup_keep.setter
+    def backup_keep(self, value: int | None) -> None:
+        self.options.backup_keep = value
 
 
 def apply(app: Flask) -> MigrationReport:
@@ -71,44 +114,34 @@ def apply(app: Flask) -> MigrationReport:
             f"selfmigrate.apply() was already called for app {app.import_name!r}. Call it once,"
             " in the app factory."
         )
-    config = app.config
-    config.setdefault("SELFMIGRATE_TABLE", DEFAULT_TABLE)
-    config.setdefault("SELFMIGRATE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
-    config.setdefault("SELFMIGRATE_ON_FAILURE", "raise")
-    config.setdefault("SELFMIGRATE_ALLOW_OUT_OF_ORDER", False)
-    config.setdefault("SELFMIGRATE_BACKUP", True)
-    config.setdefault("SELFMIGRATE_BACKUP_DIR", None)
-    config.setdefault("SELFMIGRATE_BACKUP_KEEP", DEFAULT_BACKUP_KEEP)
-    config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
-    on_failure = config["SELFMIGRATE_ON_FAILURE"]
-    if on_failure not in FAILURE_POLICIES:
-        raise ConfigError(
-            f"SELFMIGRATE_ON_FAILURE must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}."
-        )
-    state = FlaskState(
-        database=database_for(app),
-        migrations=migrations_for(app),
-        table=config["SELFMIGRATE_TABLE"],
-        lock_timeout=config["SELFMIGRATE_LOCK_TIMEOUT"],
-        allow_out_of_order=bool(config["SELFMIGRATE_ALLOW_OUT_OF_ORDER"]),
-        backup=bool(config["SELFMIGRATE_BACKUP"]),
-        backup_dir=_backup_dir_for(app),
-        backup_keep=config["SELFMIGRATE_BACKUP_KEEP"],
-    )
+    options = options_for(app)
+    state = FlaskState(database=database_for(app), migrations=migrations_for(app), options=options)
     app.extensions[EXTENSION_KEY] = state
-    _register_commands(app, config["SELFMIGRATE_CLI_GROUP"])
-    state.report = migrate(
-        state.database,
-        state.migrations,
-        table=state.table,
-        lock_timeout=state.lock_timeout,
-        allow_out_of_order=state.allow_out_of_order,
-        on_failure=on_failure,
-        backup=state.backup,
-        backup_dir=state.backup_dir,
-        backup_keep=state.backup_keep,
-    )
+    _register_commands(app, app.config["SELFMIGRATE_CLI_GROUP"])
+    state.report = migrate_with(state.database, state.migrations, options)
     return state.report
+
+
+def options_for(app: Flask) -> Options:
+    """The :class:`~selfmigrate.config.Options` from the app's ``SELFMIGRATE_*`` keys.
+
+    Each key missing from the config is set to its default (``app.config.setdefault``),
+    so that the app's config shows what was used.
+    """
+    config = app.config
+    defaults = Options()
+    for key, field in FLASK_KEYS.items():
+        config.setdefault(key, getattr(defaults, field))
+    config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
+    options = Options(**{field: config[key] for key, field in FLASK_KEYS.items()})
+    options.allow_out_of_order = bool(options.allow_out_of_order)
+    options.backup = bool(options.backup)
+    options.backup_dir = _backup_dir_for(app)
+    if options.on_failure not in FAILURE_POLICIES:
+        raise ConfigError(
+            f"SELFMIGRATE_ON_FAILURE must be one of {', '.join(FAILURE_POLICIES)}, not {options.on_failure!r}."
+        )
+    return options
 
 
 def _backup_dir_for(app: Flask) -> str | None:
@@ -128,19 +161,59 @@ def _register_commands(app: Flask, name: str | None) -> None:
             f"App {app.import_name!r} already has a command named {name!r}; set"
             " SELFMIGRATE_CLI_GROUP to another name for selfmigrate's commands (or to None for none)."
         )
-    from .cli import flask_group
-
     app.cli.add_command(flask_group(name))
 
 
-def database_for(app: Flask) -> Path:
+def flask_group(name: str) -> click.Group:
+    """A ``flask`` command group named ``name`` running the same commands as ``python -m selfmigrate``.
+
+    The database, migrations and every setting come from the app's
+    ``app.extensions["selfmigrate"]``, which :func:`apply` filled in. Registered
+    by :func:`apply`.
+    """
+    import click
+    from flask import current_app
+    from flask.cli import with_appcontext
+
+    from .cli.main import cli
+    from .cli.settings import SelfMigrateGroup, Settings
+
+    class FlaskCommandGroup(SelfMigrateGroup):
+        """The commands of the CLI's group as a ``flask`` command group, set up from the app.
+
+        It shares the group's table of commands (the same dict), so a command
+        added there is a ``flask`` command too.
+        """
+
+        def __init__(self, name: str, **attrs: t.Any) -> None:
+            super().__init__(name, **attrs)
+            self.commands = cli.commands
+
+    @with_appcontext
+    @click.pass_context
+    def settings_from_app(ctx: click.Context) -> None:
+        state = current_app.extensions.get(EXTENSION_KEY)
+        if not isinstance(state, FlaskState):
+            raise ConfigError("The app has no selfmigrate settings; call selfmigrate.apply(app) in its factory.")
+        migrations = state.migrations
+        locations = (migrations,) if isinstance(migrations, (str, os.PathLike)) else tuple(migrations)
+        ctx.obj = Settings(database=str(state.database), migrations=locations, options=state.options)
+
+    return FlaskCommandGroup(
+        name=name,
+        callback=settings_from_app,
+        help="Apply and manage selfmigrate migrations of this app's database (settings from the app's config).",
+    )
+
+
+def database_for(app: Flask) -> Path | str:
     """The database file from the app's config.
 
     ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
     ``SQLALCHEMY_DATABASE_URI``. A relative path is taken from
     ``app.instance_path``, whose folder is created if missing.
     """
-    from .sqlite import database_path
+    from ..backends.select import database_location, handles
 
     config = app.config
     keys = ("SELFMIGRATE_DATABASE", "DATABASE", "SQLALCHEMY_DATABASE_URI")
@@ -148,12 +221,14 @@ def database_for(app: Flask) -> Path:
         value = config.get(key)
         if not value:
             continue
-        if key == "SQLALCHEMY_DATABASE_URI" and not str(value).startswith(("sqlite:", "sqlite+")):
+        if key == "SQLALCHEMY_DATABASE_URI" and not handles(str(value)):
             continue
         try:
-            path = database_path(value, app.instance_path)
+            path = database_location(value, app.instance_path)
         except ConfigError as e:
             raise ConfigError(f"{key}: {e}") from e
+        if isinstance(path, str):
+            return path  # a server's URL
         if path.parent == Path(app.instance_path) or Path(app.instance_path) in path.parents:
             os.makedirs(app.instance_path, exist_ok=True)
         return path
@@ -176,27 +251,15 @@ def migrations_for(app: Flask) -> LocationsSpec:
     configured = app.config.get("SELFMIGRATE_MIGRATIONS")
     if configured:
         if isinstance(configured, (str, os.PathLike)):
-            return _from_root(app, configured)
-        return [_from_root(app, location) for location in configured]
+            return from_base(configured, app.root_path)
+        return [from_base(location, app.root_path) for location in configured]
     package = f"{app.import_name}.migrations"
-    try:
-        if importlib.util.find_spec(package) is not None:
-            return package
-    except (ImportError, ValueError):
-        pass
     folder = Path(app.root_path) / "migrations"
-    if folder.is_dir():
-        return folder
+    found = default_location(package, folder)
+    if found is not None:
+        return found
     raise ConfigError(
         f"No migrations found for app {app.import_name!r}: there is no package {package} and no"
         f" folder {folder}. Create one of them, or set SELFMIGRATE_MIGRATIONS to a package name"
         " or a directory."
     )
-
-
-def _from_root(app: Flask, location: LocationSpec) -> LocationSpec:
-    """A relative directory path taken from ``app.root_path``; package names as given."""
-    if isinstance(location, str) and "/" not in location and os.sep not in location:
-        return location
-    path = Path(location)
-    return path if path.is_absolute() else Path(app.root_path) / path

@@ -1,138 +1,49 @@
-"""The SQLite backend: opening the database, the write lock, running SQL scripts.
+"""The SQLite backend: :class:`SQLiteBackend`, the :class:`~selfmigrate.backends.base.Backend` for one file.
 
-Everything that is specific to SQLite lives here, behind the small surface the
-runner and the tracker use (:class:`SQLiteBackend`), so that a PostgreSQL backend
-can sit beside it: connect, take the write lock, commit, roll back, run a script
-statement by statement, describe a table.
+Holds every decision SQLite makes for selfmigrate: ``BEGIN IMMEDIATE``, the authorizer
+that guards a migration's transaction, ``PRAGMA`` probes, its error names. Must not know
+the runner, the registry or the faces; it gets scripts and functions, never migrations.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import sqlite3
 import time
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError, DatabaseError, LockTimeout
+from ...errors import DatabaseError, LockTimeout, SelfMigrateError
+from ..base import Refused, SQLScript, StatementError
+from .connection import connect, database_path, is_busy
+from .lock import MigrationLock, lock_for
+from .sqltext import split_statements
 
 if t.TYPE_CHECKING:
-    from .migration import SQLScript
+    from ..base import Connection, Schema, Snapshot, Step
 
-_URL_PREFIX = "sqlite:///"
 #: Pragmas that do nothing (or fail) when set inside a transaction; a migration
 #: that sets one must run outside a transaction (``-- migrate:no-transaction``).
 NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size", "auto_vacuum"})
-#: Appended to the database's file name to name its migration lock file.
-LOCK_SUFFIX = "-selfmigrate.lock"
 # sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
 _SQLITE_TRANSACTION = 22
 
 
-def database_path(value: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
-    """Return the file path of a SQLite database given as a path or ``sqlite:///`` URL.
-
-    ``sqlite:///relative.db`` is relative, ``sqlite:////abs/path.db`` absolute (as
-    in SQLAlchemy, whose ``sqlite+pysqlite:///`` form is accepted too). A relative
-    path is taken from ``base`` when given. In-memory databases are refused: a
-    migrated database that vanishes with its connection is never what a caller
-    wants.
-    """
-    text = os.fspath(value)
-    if text.startswith("sqlite+"):  # SQLAlchemy's form with a driver: sqlite+pysqlite:///app.db
-        text = "sqlite:" + text.partition(":")[2]
-    if text.startswith("sqlite:"):
-        if not text.startswith(_URL_PREFIX) or text == _URL_PREFIX:
-            raise ConfigError(
-                f"Database URL {text!r} does not name a SQLite file. Use"
-                " sqlite:///relative/path.db or sqlite:////absolute/path.db."
-            )
-        text = text[len(_URL_PREFIX) :].split("?", 1)[0]
-    if text in ("", ":memory:") or text.startswith("file::memory:"):
-        raise ConfigError(
-            f"Database {os.fspath(value)!r} is in memory; selfmigrate migrates database"
-            " files. Give a file path."
-        )
-    path = Path(text)
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return path
+def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> SQLiteBackend:
+    """The backend for a SQLite path or ``sqlite:///`` URL (what :mod:`..select` calls)."""
+    return SQLiteBackend(database_path(database), lock_timeout=lock_timeout)
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement of a script, and the line of its file it starts on."""
-
-    sql: str
-    line: int
+def database_location(database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
+    """The file of a SQLite path or URL; a relative one taken from ``base``."""
+    return database_path(database, base)
 
 
-class StatementError(Exception):
-    """A statement of a script failed; carries which one and the database error."""
-
-    def __init__(self, statement: Statement, error: sqlite3.Error) -> None:
-        super().__init__(str(error))
-        self.statement = statement
-        self.error = error
-
-
-def split_statements(script: SQLScript) -> list[Statement]:
-    """Split SQL text into statements, with the file line each one starts on.
-
-    Quotes (``'…'``, ``"…"``, ``[…]``, `````…`````) and comments (``--``, ``/* */``) are
-    understood, and a semicolon ends a statement only where
-    :func:`sqlite3.complete_statement` agrees, so ``CREATE TRIGGER … BEGIN …; END;``
-    stays whole. Comment-only pieces and lone semicolons are dropped; a last statement without a
-    semicolon is kept.
-    """
-    text = script.text
-    statements: list[Statement] = []
-    start = 0  # where the current statement's text begins
-    first_code: int | None = None  # index of its first character that is not comment/space
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "-" and text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end == -1 else end + 1
-            continue
-        if c == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end == -1 else end + 2
-            continue
-        if c.isspace():
-            i += 1
-            continue
-        if first_code is None:
-            first_code = i
-        if c in "'\"`[":
-            close = "]" if c == "[" else c
-            end = text.find(close, i + 1)
-            # A doubled quote inside a string is an escaped quote: keep scanning.
-            while end != -1 and close != "]" and text.startswith(close * 2, end):
-                end = text.find(close, end + 2)
-            i = n if end == -1 else end + 1
-            continue
-        if c == ";" and sqlite3.complete_statement(text[start : i + 1]):
-            if first_code != i:  # a lone ";" is an empty statement: nothing to run
-                statements.append(_statement(text, first_code, i + 1, script.first_line))
-            start, first_code = i + 1, None
-        i += 1
-    if first_code is not None:
-        statements.append(_statement(text, first_code, n, script.first_line))
-    return statements
-
-
-def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
-    return Statement(text[begin:end].strip(), first_line + text.count("\n", 0, begin))
-
-
-def _is_busy(error: sqlite3.Error) -> bool:
-    """Whether ``error`` means another connection held a lock past the busy timeout."""
-    name = getattr(error, "sqlite_errorname", "")
-    return name in ("SQLITE_BUSY", "SQLITE_LOCKED") or (not name and "locked" in str(error))
+def _sqlite(conn: Connection) -> sqlite3.Connection:
+    """The connection as the :class:`sqlite3.Connection` :meth:`SQLiteBackend.connect` made."""
+    assert isinstance(conn, sqlite3.Connection), conn
+    return conn
 
 
 class SQLiteBackend:
@@ -145,13 +56,14 @@ class SQLiteBackend:
 
     name = "sqlite"
     placeholder = "?"
+    engine_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
 
     def __repr__(self) -> str:
-        return f"SQLiteBackend({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"
 
     def describe(self) -> str:
         """The database, for messages."""
@@ -160,6 +72,10 @@ class SQLiteBackend:
     def exists(self) -> bool:
         """Whether the database file exists."""
         return self.path.is_file()
+
+    def missing(self) -> bool:
+        """Whether there is no file (nor folder) at the database's path."""
+        return not self.path.is_file() and not self.path.is_dir()
 
     def connect(self, *, create: bool = True) -> sqlite3.Connection:
         """Open the database in autocommit mode; transactions are explicit.
@@ -171,49 +87,20 @@ class SQLiteBackend:
             directory, the file is missing (``create=False``), or it is not a
             SQLite database.
         """
-        path = self.path
-        if path.is_dir():
-            raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
-        if not path.parent.is_dir():
-            raise DatabaseError(
-                f"Cannot open database {path}: the folder {path.parent} does not exist."
-                " Create it, or fix the database setting."
-            )
-        if not create and not path.exists():
-            raise DatabaseError(
-                f"Database {path} does not exist. Check the path; selfmigrate does not create"
-                " a database for a command that only reads."
-            )
-        target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
-        try:
-            conn = sqlite3.connect(
-                target,
-                timeout=self.lock_timeout,
-                isolation_level=None,
-                uri=not create,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as e:
-            raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
-        started = time.monotonic()
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            if _is_busy(e):
-                raise LockTimeout(
-                    f"Timed out after {time.monotonic() - started:.1f} s waiting to read database"
-                    f" {path} (lock timeout {self.lock_timeout:g} s): another process holds it"
-                    " exclusively, usually while it writes a large migration. Raise the lock"
-                    " timeout (SELFMIGRATE_LOCK_TIMEOUT) or find the process that holds it."
-                ) from e
-            raise DatabaseError(
-                f"Cannot read database {path}: {e}. Is it a SQLite database file?"
-                " Restore it from a backup if it is corrupt."
-            ) from e
-        return conn
+        return connect(self.path, lock_timeout=self.lock_timeout, create=create)
 
-    def begin_locked(self, conn: sqlite3.Connection) -> None:
+    @contextlib.contextmanager
+    def locked_transaction(self, conn: Connection) -> t.Iterator[None]:
+        """A transaction holding the write lock: committed at the end of the block, rolled back if it raises."""
+        self.begin_locked(conn)
+        try:
+            yield
+            self.commit(conn)
+        except BaseException:
+            self.rollback(conn)
+            raise
+
+    def begin_locked(self, conn: Connection) -> None:
         """Begin a transaction holding the database's write lock (``BEGIN IMMEDIATE``).
 
         Waits up to :attr:`lock_timeout` seconds for another writer to finish.
@@ -224,7 +111,7 @@ class SQLiteBackend:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            if not _is_busy(e):
+            if not is_busy(e):
                 raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
             waited = time.monotonic() - started
             raise LockTimeout(
@@ -235,7 +122,7 @@ class SQLiteBackend:
                 " holds the database open."
             ) from e
 
-    def commit(self, conn: sqlite3.Connection) -> None:
+    def commit(self, conn: Connection) -> None:
         """Commit the current transaction.
 
         :raises LockTimeout: other connections kept reading the database for
@@ -246,7 +133,7 @@ class SQLiteBackend:
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as e:
-            if not _is_busy(e):
+            if not is_busy(e):
                 raise
             raise LockTimeout(
                 f"Timed out after {time.monotonic() - started:.1f} s committing to database"
@@ -256,21 +143,25 @@ class SQLiteBackend:
                 " long read transactions (WAL mode lets readers and a writer overlap)."
             ) from e
 
-    def rollback(self, conn: sqlite3.Connection) -> None:
+    def rollback(self, conn: Connection) -> None:
         """Roll back the current transaction, if one is open."""
-        if conn.in_transaction:
+        if _sqlite(conn).in_transaction:
             conn.execute("ROLLBACK")
 
-    def table_columns(self, conn: sqlite3.Connection, table: str) -> list[str] | None:
+    def table_columns(self, conn: Connection, table: str) -> list[str] | None:
         """Return the column names of ``table``, or ``None`` if there is no such table."""
-        row = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone()
+        row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
         if row is None:
             return None
         return [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
 
-    def run_script(self, conn: sqlite3.Connection, script: SQLScript) -> None:
+    def has_objects(self, conn: Connection, *, exclude: t.Collection[str] = ()) -> bool:
+        """Whether ``sqlite_master`` lists anything but ``exclude``."""
+        names = tuple(exclude)
+        where = f" WHERE name NOT IN ({', '.join('?' * len(names))})" if names else ""
+        return bool(conn.execute(f"SELECT count(*) FROM sqlite_master{where}", names).fetchone()[0])
+
+    def run_script(self, conn: Connection, script: SQLScript) -> None:
         """Run every statement of ``script`` in the current transaction.
 
         :raises StatementError: a statement failed (the caller rolls back).
@@ -280,6 +171,118 @@ class SQLiteBackend:
                 conn.execute(statement.sql).fetchall()
             except sqlite3.Error as e:
                 raise StatementError(statement, e) from e
+
+    def _run(self, conn: sqlite3.Connection, step: Step) -> None:
+        # A migration may change how the connection hands back rows; the tracker
+        # reads through the same connection right after it.
+        factories = (conn.row_factory, conn.text_factory)
+        try:
+            if isinstance(step, SQLScript):
+                self.run_script(conn, step)
+            else:
+                step(conn)
+        finally:
+            conn.row_factory, conn.text_factory = factories
+
+    def run_in_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
+        """Run one direction of a migration in the open transaction, guarded.
+
+        BEGIN/COMMIT/ROLLBACK and the pragmas SQLite ignores inside a transaction
+        are refused meanwhile (see :meth:`guard_transaction`), each refusal
+        appended to ``refused``. A migration that caught a refusal and carried on
+        did not do what it was written to do: that raises too.
+        """
+        sqlite_conn = _sqlite(conn)
+        self.guard_transaction(sqlite_conn, refused)
+        try:
+            self._run(sqlite_conn, step)
+        finally:
+            self.unguard(sqlite_conn)
+        if refused:
+            raise Refused(f"{refused[0] or 'transaction control'} not authorized")
+
+    def run_outside_transaction(self, conn: Connection, step: Step) -> None:
+        """Run a non-transactional migration's step; roll back what it leaves open if it fails."""
+        sqlite_conn = _sqlite(conn)
+        try:
+            self._run(sqlite_conn, step)
+            if sqlite_conn.in_transaction:
+                raise sqlite3.OperationalError("the migration left a transaction open (BEGIN without COMMIT)")
+        except Exception:
+            self.rollback(conn)
+            raise
+
+    def refusal_advice(self, refused: str) -> str:
+        """Why a statement was refused, and what to do instead."""
+        if refused.startswith("PRAGMA "):
+            return (
+                f"{refused} has no effect inside a transaction, and selfmigrate runs this migration in"
+                " one. Move it to a migration of its own that runs outside a transaction: a first line"
+                " '-- migrate:no-transaction' (.sql) or 'transactional = False' (.py)."
+            )
+        return (
+            f"The migration tried to {refused or 'end'} the transaction selfmigrate runs it in."
+            " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"
+            " selfmigrate commits each migration together with its tracker row."
+        )
+
+    def failure_hint(self, error: BaseException) -> str | None:
+        """A line for a full disk (``SQLITE_FULL``), else ``None``."""
+        if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
+            return (
+                "The disk is full, or the database reached its size limit (PRAGMA max_page_count):"
+                " free space (or raise the limit) before starting again."
+            )
+        return None
+
+    def database_error(self, error: Exception) -> SelfMigrateError:
+        """A clear error for a database error met outside a migration (tracker, lock, commit)."""
+        database = self.describe()
+        name = getattr(error, "sqlite_errorname", "")
+        text = str(error)
+        if name.startswith("SQLITE_READONLY") or "readonly" in text:
+            fix = (
+                "The database file is read-only for this process: let the app's user write the file and"
+                " its folder (SQLite writes a journal beside it), or mount the volume read-write."
+            )
+        elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+            fix = (
+                "SQLite could not create its journal file beside the database: let the app's user write"
+                " the database's folder."
+            )
+        elif name == "SQLITE_FULL":
+            fix = "The disk is full: free space and start again."
+        elif name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB" or "malformed" in text:
+            fix = (
+                "The database is damaged: restore it from a snapshot ('python -m selfmigrate snapshots')"
+                " or another backup."
+            )
+        else:
+            fix = "Check the database file, its folder and the disk."
+        return DatabaseError(
+            f"Cannot migrate database {database}: {type(error).__name__}: {error}. {fix} No migration"
+            " is half-applied (each one is a transaction); start again once this is fixed."
+        )
+
+    def check_integrity(self, conn: Connection) -> None:
+        """Refuse to migrate a damaged database (``PRAGMA quick_check``) or a read-only one.
+
+        A migration on top of a damaged file can only make it worse, and a
+        snapshot of it would not help.
+        """
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            listed = "\n  ".join(problems)
+            raise DatabaseError(
+                f"Database {self.describe()} is damaged (SQLite's quick_check found:\n  {listed}\n)."
+                " selfmigrate does not migrate a damaged database; nothing was changed. Restore it from a"
+                " snapshot ('python -m selfmigrate snapshots' lists them) or another backup, or salvage"
+                " it with the sqlite3 shell's '.recover' command."
+            )
+        # Rewrite user_version with its own value: fails here, as a DatabaseError naming
+        # the read-only file, instead of in the first migration's first statement.
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {int(user_version)}")
 
     def guard_transaction(self, conn: sqlite3.Connection, denied: list[str]) -> None:
         """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
@@ -314,139 +317,53 @@ class SQLiteBackend:
         :func:`fcntl.flock`: the kernel releases it when its process ends, however
         it ends, so it never goes stale the way a row in a table would.
         """
-        return MigrationLock(Path(str(self.path) + LOCK_SUFFIX), self.path)
+        return lock_for(self.path)
 
-    def check_idle(self, conn: sqlite3.Connection, wait: float = 0.5) -> None:
-        """Raise :class:`LockTimeout` if another process is reading or writing the database.
+    def snapshot_before_change(
+        self,
+        *,
+        since: float,
+        version: int | None,
+        directory: str | os.PathLike[str] | None,
+        keep: int | None,
+    ) -> Snapshot:
+        """A snapshot of the file (see :func:`.snapshots.snapshot_for_run`)."""
+        from .snapshots import snapshot_for_run
 
-        Takes ``BEGIN EXCLUSIVE`` on ``conn`` for a moment (waiting at most
-        ``wait`` seconds) and releases it. A process that merely keeps the file
-        open without a transaction is not seen; stop the app before restoring.
-        """
-        conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-        try:
-            conn.execute("BEGIN EXCLUSIVE")
-        except sqlite3.OperationalError as e:
-            raise LockTimeout(
-                f"Database {self.path} is in use by another process ({e}). Stop the app (every"
-                " worker and container using it) and try again."
-            ) from e
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-        conn.execute("ROLLBACK")
+        return snapshot_for_run(self.path, since=since, version=version, directory=directory, keep=keep)
 
+    def list_snapshots(self, *, directory: str | os.PathLike[str] | None = None) -> list[Snapshot]:
+        """The snapshots of the file, newest first."""
+        from .snapshots import list_snapshots
 
-class MigrationLock:
-    """An exclusive :func:`fcntl.flock` on a lock file beside the database.
+        return list_snapshots(self.path, directory=directory)
 
-    Held by one process (one open file) at a time; released by :meth:`release`,
-    by leaving the ``with`` block, or by the kernel when the process dies.
+    def find_snapshot(
+        self, name: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None
+    ) -> Snapshot:
+        """The snapshot of the file named ``name``."""
+        from .snapshots import find_snapshot
 
-    :param path: the lock file; created (empty) if missing.
-    :param database: the database it guards, for messages.
-    """
+        return find_snapshot(self.path, name, directory=directory)
 
-    def __init__(self, path: Path, database: Path) -> None:
-        self.path = path
-        self.database = database
-        self._fd: int | None = None
+    def restore(
+        self, snapshot: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None, wait: float = 0.5
+    ) -> Snapshot:
+        """Put a snapshot's data back into the file (see :func:`.snapshots.restore`)."""
+        from .snapshots import restore
 
-    def __repr__(self) -> str:
-        return f"MigrationLock({str(self.path)!r})"
+        return restore(self.path, snapshot, directory=directory, wait=wait)
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
+    def read_schema(self, *, exclude: t.Collection[str] = ()) -> Schema:
+        """The file's schema (see :func:`.schema.read_schema`); empty if there is no file."""
+        if not self.exists():
+            return {}
+        from .schema import read_schema
 
-    def acquire(self, timeout: float) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds for its holder to finish.
+        return read_schema(self.path, exclude=exclude)
 
-        :raises LockTimeout: another process held it for the whole wait.
-        :raises DatabaseError: the lock file cannot be created (a read-only folder).
-        """
-        if self._fd is not None:
-            return
-        fd = self._open()
-        started = time.monotonic()
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= timeout:
-                    os.close(fd)
-                    raise LockTimeout(
-                        f"Timed out after {waited:.1f} s waiting for the migration lock {self.path}"
-                        f" of database {self.database} (lock timeout {timeout:g} s). Another process"
-                        " is running a migration outside a transaction; wait for it to finish, or"
-                        " raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT)."
-                    ) from None
-                time.sleep(min(delay, max(timeout - waited, 0.001)))
-                delay = min(delay * 2, 0.1)
-                continue
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-            return
+    def check_idle(self, conn: Connection, wait: float = 0.5) -> None:
+        """Raise :class:`LockTimeout` if another process is reading or writing the database."""
+        from .connection import check_idle
 
-    def try_acquire(self) -> bool:
-        """Take the lock if it is free, without waiting; return whether it was taken."""
-        try:
-            self.acquire(0)
-        except LockTimeout:
-            return False
-        return True
-
-    def held_elsewhere(self) -> bool:
-        """Whether another process (or open file) holds the lock right now.
-
-        Writes nothing: a missing lock file means nobody holds it. For
-        read-only commands, which must tell a migration that is running from
-        one whose process died.
-        """
-        if self._fd is not None:
-            return False
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # also releases the lock if it was taken
-        return False
-
-    def release(self) -> None:
-        """Release the lock (closing the file releases it)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> MigrationLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def _open(self) -> int:
-        # The lock file gets the database's permission bits (never world-writable),
-        # so every user that may migrate the database may take the lock.
-        try:
-            mode = self.database.stat().st_mode & 0o660 or 0o600
-        except OSError:
-            mode = 0o600
-        try:
-            # Read-only is enough for flock, and lets a user who may only read the
-            # lock file (group bits r--) wait for it too.
-            return os.open(self.path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
-        except OSError as e:
-            raise DatabaseError(
-                f"Cannot open the migration lock file {self.path} of database {self.database}: {e}."
-                " The database's folder must be writable by the app (SQLite needs that too, for"
-                " its journal)."
-            ) from e
+        check_idle(_sqlite(conn), self.path, wait=wait, lock_timeout=self.lock_timeout)
