@@ -86,7 +86,7 @@ def migrate_with(
         version = up_to_date(database, locations, options.table, options.lock_timeout)
         if version is not None:
             where = os.fspath(database)
-            log_info("selfmigrate.core.runner", "Database %s is up to date at version %s.", where, version)
+            log_info("selfmigrate.runner", "Database %s is up to date at version %s.", where, version)
             from .report import MigrationReport
 
             return MigrationReport(
@@ -109,7 +109,7 @@ def migrate_with(
     except SelfMigrateError as e:
         if options.on_failure == "raise":
             raise
-        logging.getLogger("selfmigrate.core.runner").error(
+        logging.getLogger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
         )
         report = getattr(e, "report", None) or MigrationReport(database=runner.backend.describe())

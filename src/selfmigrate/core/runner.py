@@ -27,7 +27,8 @@ if t.TYPE_CHECKING:
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.runner")
 
 
 class Runner:
