@@ -1,11 +1,12 @@
-# The two set-up commands of the README, and the pieces they are built from.
-# Everything is installed into .venv by the project's own files.
+# The two set-up commands of the README (example, test), the documentation
+# build (docs), and the pieces they are built from. Everything is installed
+# into .venv by the project's own files.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test
+.PHONY: example test docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,3 +21,10 @@ example: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]' -e examples/flask_app
 	$(BIN)/python -m pytest
+
+# Build the user's guide as HTML into docs/_build/html, strictly: a warning or a
+# broken reference fails the build (as in tests/test_docs.py).
+docs: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
+	@echo "Open docs/_build/html/index.html"

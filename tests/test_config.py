@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from helpers import dump
 
 import selfmigrate
-from helpers import dump
 from selfmigrate import ConfigError, Runner
 from selfmigrate.backends.select import engine_of, handles, open_backend
 from selfmigrate.backends.sqlite.backend import SQLiteBackend

@@ -4,23 +4,36 @@
   outside the table of contents or a missing included file fails it.
 - Python samples are ``literalinclude`` of files that tests run, or
   ``doctest`` blocks run here by ``sphinx-build -b doctest``; a hand-written
-  ``code-block:: python`` is refused.
+  ``code-block:: python`` is refused, except on the quickstart, whose files
+  are written out and run as shown (below).
 - Every ``$ command`` of a ``code-block:: console`` is checked against the real
   command line: the ``python -m selfmigrate`` / ``flask`` commands and options
   it names must exist and take that many arguments, gunicorn must accept its
   options, make targets must exist, and so on.
 - The cookbook's migrations (docs/samples/cookbook) are applied to a real
   database with data in it.
+- The quickstart page and the README's Quickstart are pasted into a new folder
+  and run: files, commands, the app served and asked, the page's tests.
+- The HTML shows the version on every page and each command of the command
+  line as an entry of the navigation (the browser checks are in
+  tests/test_docs_screens.py).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import os
+import queue
 import re
 import shlex
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import textwrap
+import threading
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +59,46 @@ def sphinx(builder: str, out: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_guide_builds_with_warnings_as_errors(tmp_path: Path) -> None:
-    result = sphinx("html", tmp_path)
+@functools.cache
+def html_build(out: Path) -> subprocess.CompletedProcess[str]:
+    """The HTML build into ``out``, run once per session (tests/test_docs_screens.py uses it too)."""
+    return sphinx("html", out)
+
+
+@pytest.fixture(scope="session")
+def docs_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the guide built as HTML (``-W --keep-going``); the build must succeed."""
+    out = tmp_path_factory.getbasetemp() / "docs-build"
+    result = html_build(out)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "html" / "index.html").is_file()
+    return out / "html"
+
+
+def test_guide_builds_with_warnings_as_errors(docs_html: Path) -> None:
+    assert (docs_html / "index.html").is_file()
+
+
+def test_every_page_shows_the_version(docs_html: Path) -> None:
+    pages = sorted(docs_html.glob("*.html"))
+    assert len(pages) > 10
+    for page in pages:
+        brand = re.search(r'<span class="sidebar-brand-text">(.*?)</span>', page.read_text(encoding="utf-8"), re.S)
+        assert brand and brand[1].strip() == f"selfmigrate {selfmigrate.__version__}", page.name
+
+
+def test_every_command_is_an_entry_of_the_navigation(docs_html: Path) -> None:
+    """Each command of the command line has a sidebar entry, on every page, linking to its section."""
+    commands = sorted(group_commands(selfmigrate_cli()))
+    cli_page = (docs_html / "cli.html").read_text(encoding="utf-8")
+    for page in ("index.html", "cli.html", "quickstart.html"):
+        html = (docs_html / page).read_text(encoding="utf-8")
+        tree = html[html.index('<div class="sidebar-tree">') :]
+        tree = tree[: tree.index("</div>")]
+        prefix = "#" if page == "cli.html" else "cli.html#"
+        entries = set(re.findall(rf'href="{re.escape(prefix)}([\w-]+)"', tree))
+        assert set(commands) <= entries, f"{page}: no sidebar entry for {sorted(set(commands) - entries)}"
+        for command in commands:
+            assert f'<section id="{command}">' in cli_page, f"cli.html has no section {command!r}"
 
 
 def test_guide_doctests_pass(tmp_path: Path) -> None:
@@ -119,6 +168,8 @@ def test_python_samples_are_included_files_or_doctests() -> None:
     hand_written = [
         f"{page.name}:{line}: code-block:: {language}"
         for page in PAGES
+        # The quickstart's files are run as written (test_the_quickstart_works_when_pasted_into_a_new_folder).
+        if page.name != "quickstart.rst"
         for language, line, _ in code_blocks(page)
         if language in ("python", "python3", "py", "pycon", "bash", "sh", "shell")
     ]
@@ -155,7 +206,9 @@ def simple_commands(command: str) -> list[list[str]]:
 
 
 # Programs whose use in a sample needs no further check (ordinary shell tools).
-PLAIN = {"cd", "export", "cp", "mv", "ls", "cat", "mkdir", "rm", "echo", "sqlite3", "git", "grep", "tail", "sudo"}
+PLAIN = {
+    "cd", "export", "cp", "mv", "ls", "cat", "mkdir", "touch", "rm", "echo", "sqlite3", "git", "grep", "tail", "sudo",
+}  # fmt: skip
 PIP_COMMANDS = {"install", "uninstall", "wheel", "download", "show", "freeze", "list"}
 CONTAINER_COMMANDS = {
     "build", "run", "stop", "start", "restart", "rm", "rmi", "logs", "ps", "exec", "inspect", "pull", "push",
@@ -516,3 +569,243 @@ def test_api_reference_documents_every_public_name() -> None:
     api = (DOCS / "api.rst").read_text()
     documented = set(re.findall(r"^\.\. auto(?:function|class|exception):: (\w+)", api, re.MULTILINE))
     assert documented == set(selfmigrate.__all__)
+
+
+# --- the quickstart and the README, pasted into a new folder ---------------------
+#
+# Every file and command of docs/quickstart.rst and of the README's Quickstart
+# section is run as shown, in order, in an empty folder, with this environment's
+# python, flask and pytest: files are written, commands run, output shown under
+# a command must be in what it printed ("…" stands for anything). Only three
+# things differ from a person at a terminal, each because the test cannot do it:
+# ``pip install`` lines are checked as already satisfied (no index here),
+# ``flask run`` serves on a free port instead of 5000 (curl follows it), and a
+# second ``flask run`` stops the first (the person's Control-C).
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Command:
+    line: int
+    command: str
+    output: tuple[str, ...]
+
+
+Step = File | Command
+
+
+def rst_steps(path: Path) -> list[Step]:
+    """The files (code blocks with a ``:caption:`` path) and console commands of a page, in order."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    steps: list[Step] = []
+    for number, text in enumerate(lines):
+        match = DIRECTIVE.match(text)
+        if not match:
+            continue
+        indent, options, later = len(match["indent"]), {}, number + 1
+        while later < len(lines) and (option := re.match(r"\s+:(\w[\w-]*):\s*(.*)", lines[later])):
+            options[option[1]] = option[2]
+            later += 1
+        body: list[str] = []
+        for line in lines[later:]:
+            if line.strip() and len(line) - len(line.lstrip()) <= indent:
+                break
+            body.append(line)
+        block = textwrap.dedent("\n".join(body)).strip("\n") + "\n"
+        if match["language"] == "console":
+            steps.extend(console_steps(number + 1, block))
+        else:
+            assert "caption" in options, f"{path.name}:{number + 1}: a file needs ':caption: its/path'"
+            steps.append(File(options["caption"], block))
+    return steps
+
+
+def markdown_steps(text: str) -> list[Step]:
+    """The same for Markdown: a fenced file starts with a comment naming its path."""
+    steps: list[Step] = []
+    for fence in re.finditer(r"^```(\w*)\n(.*?)^```$", text, re.MULTILINE | re.DOTALL):
+        language, block = fence[1], fence[2]
+        line = text[: fence.start()].count("\n") + 1
+        if language == "console":
+            steps.extend(console_steps(line, block))
+            continue
+        first, _, rest = block.partition("\n")
+        named = re.fullmatch(r"(?:#|--) (\S+)", first)
+        assert named, f"README.md:{line}: a file starts with '# its/path' (or '-- its/path' in SQL)"
+        steps.append(File(named[1], rest))
+    return steps
+
+
+def console_steps(line: int, block: str) -> list[Command]:
+    commands: list[Command] = []
+    for offset, text in enumerate(block.splitlines()):
+        if text.startswith("$ "):
+            commands.append(Command(line + offset, text[2:], ()))
+        elif text.strip():
+            assert commands, f"line {line + offset}: output before any command"
+            last = commands[-1]
+            commands[-1] = Command(last.line, last.command, (*last.output, text))
+    return commands
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``flask run`` in the background; its output is read by a thread."""
+
+    def __init__(self, words: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            words, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def output_until_serving(self) -> list[str]:
+        seen: list[str] = []
+        while True:
+            try:
+                line = self.lines.get(timeout=60)
+            except queue.Empty:
+                raise AssertionError("flask run did not start serving within 60 s:\n" + "\n".join(seen)) from None
+            if line is None:
+                raise AssertionError("flask run exited:\n" + "\n".join(seen))
+            seen.append(line)
+            if "Running on http://" in line:
+                return seen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def shown_in(shown: tuple[str, ...], printed: list[str]) -> bool:
+    """Each shown line matches a printed one, in order; "…" stands for anything."""
+    patterns = [re.compile(".*".join(map(re.escape, line.strip().split("…")))) for line in shown]
+    remaining = iter(line.strip() for line in printed)
+    return all(any(pattern.fullmatch(line) for line in remaining) for pattern in patterns)
+
+
+def run_steps(steps: list[Step], folder: Path, source: str) -> None:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "SELFMIGRATE_"))}
+    env.update(PATH=bin_dir + os.pathsep + env.get("PATH", ""), PYTHONUNBUFFERED="1")
+    env.pop("PYTHONPATH", None)
+    server: Server | None = None
+    port = free_port()
+    try:
+        for step in steps:
+            if isinstance(step, File):
+                target = folder / step.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(step.text, encoding="utf-8")
+                continue
+            where = f"{source}:{step.line}: $ {step.command}"
+            words = shlex.split(step.command)
+            if words[:2] == ["pip", "install"]:
+                for requirement in words[2:]:
+                    name = re.split(r"[\[<>=]", requirement, maxsplit=1)[0]
+                    try:
+                        importlib.metadata.distribution(name)
+                    except importlib.metadata.PackageNotFoundError:
+                        raise AssertionError(f"{where}: {name} is not installed here") from None
+                continue
+            if words[0] == "flask" and words[-1] == "run":
+                if server is not None:
+                    server.stop()
+                server = Server([*words, "--port", str(port)], folder, env)
+                printed = server.output_until_serving()
+                shown = tuple(line.replace(":5000", f":{port}") for line in step.output)
+                assert shown_in(shown, printed), f"{where}\nshown: {shown}\nprinted: {printed}"
+                continue
+            command = step.command.replace("127.0.0.1:5000", f"127.0.0.1:{port}")
+            result = subprocess.run(
+                ["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+            )
+            printed = (result.stdout + result.stderr).splitlines()
+            assert result.returncode == 0, f"{where}\n{result.stdout}{result.stderr}"
+            assert shown_in(step.output, printed), f"{where}\nshown: {step.output}\nprinted: {printed}"
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def test_the_quickstart_works_when_pasted_into_a_new_folder(tmp_path: Path) -> None:
+    steps = rst_steps(DOCS / "quickstart.rst")
+    commands = [step.command for step in steps if isinstance(step, Command)]
+    assert any(command.startswith("flask --app myapp run") for command in commands), commands
+    assert "pytest" in commands and any(command.startswith("curl") for command in commands), commands
+
+    run_steps(steps, tmp_path, "quickstart.rst")
+
+    conn = sqlite3.connect(tmp_path / "instance" / "app.sqlite")
+    try:
+        assert conn.execute("SELECT id, text, done FROM note").fetchall() == [(1, "milk", 0)]
+    finally:
+        conn.close()
+
+
+def test_the_readme_quickstart_works_when_pasted_into_a_new_folder(tmp_path: Path) -> None:
+    steps = markdown_steps(readme_section("Quickstart"))
+    files = [step.path for step in steps if isinstance(step, File)]
+    assert "myapp/__init__.py" in files, files
+    init = next(step.text for step in steps if isinstance(step, File) and step.path == "myapp/__init__.py")
+    # The startup lines are shown: the app (not the library) sets up logging.
+    assert "logging.basicConfig(level=logging.INFO)" in init
+
+    run_steps(steps, tmp_path, "README.md")
+
+    assert (tmp_path / "instance" / "app.sqlite").is_file()
+
+
+@pytest.mark.parametrize(
+    "shown, printed, expected",
+    [
+        (("Applied migration 0001 in … ms.",), ["x", "Applied migration 0001 in 0.1 ms."], True),
+        (("Applied migration 0001 in … ms.",), ["Applied migration 0002 in 0.1 ms."], False),
+        (("b", "a"), ["a", "b"], False),
+    ],
+)
+def test_shown_output_is_compared_in_order(shown: tuple[str, ...], printed: list[str], expected: bool) -> None:
+    assert shown_in(shown, printed) is expected
+
+
+def readme_section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md has no '## {title}' section"
+    return match[1]
+
+
+def test_the_readme_sets_up_with_two_commands_and_builds_the_docs_with_make_docs() -> None:
+    set_up = [step.command for step in markdown_steps(readme_section("Set up")) if isinstance(step, Command)]
+    assert set_up == ["make example", "make test"]
+    assert "`make docs`" in readme_section("Documentation")
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe, "the Makefile has no docs target"
+    assert "pip install --quiet -e '.[docs]'" in recipe[1] and "sphinx -W --keep-going" in recipe[1], recipe[1]
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    assert len(links) > 10
+    assert [link for link in links if "://" not in link and not (ROOT / link).exists()] == []
+    assert len(re.findall(r"^- \[", readme_section("Next steps"), re.MULTILINE)) == 3

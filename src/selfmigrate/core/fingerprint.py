@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     Row = tuple[int, str, str]
 
 #: Changes whenever what the fingerprint covers changes.
-FORMAT = "selfmigrate fingerprint 3"
+FORMAT = "selfmigrate fingerprint 4"
 
 
 def fingerprint(folders: t.Sequence[str]) -> str:
