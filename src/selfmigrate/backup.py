@@ -312,10 +312,9 @@ def find_snapshot(
 ) -> Snapshot:
     """The snapshot of ``database`` named ``snapshot`` (a file name or a path).
 
-    A file name is looked up among :func:`list_snapshots`. A path may also name
-    a snapshot that the listing does not show because the database has moved
-    since (its key has the old path), if the lineage inside the file is the
-    database's own.
+    Only one that :func:`list_snapshots` lists (in ``directory``, or in the
+    folder of the path given) is accepted: a snapshot of another database, or
+    one taken of this file while it was at another path, is refused.
 
     :raises BackupError: there is no such snapshot of this database; the
         message lists those there are.
@@ -328,19 +327,17 @@ def find_snapshot(
         if candidate.name == wanted.name:
             _check_taken_of(db, candidate, table)
             return candidate
-    if len(wanted.parts) > 1 and wanted.is_file():
-        found = _lineage_of_file(wanted, table)
-        moved = _scan(wanted.parent, lambda entry: entry.name == wanted.name)
-        if moved and found is not None and found == _lineage_of_file(db, table):
-            return moved[0]
+    if (snapshot_folder(db, folder) / wanted.name).is_file() and re.search(_NAME_TAIL + "$", wanted.name):
         raise BackupError(
-            f"Snapshot {snapshot} was not taken of database {database} (its name or the history"
-            " of migrations inside it belongs to another database). selfmigrate restores a"
-            " database only from its own snapshots ('python -m selfmigrate snapshots' lists them)."
+            f"Snapshot {snapshot} was not taken of database {database}: it is another database's,"
+            " or was taken of this file at another path (a snapshot names the path it was taken at)."
+            " selfmigrate restores a database only from its own snapshots ('python -m selfmigrate"
+            " snapshots' lists them); to use this one anyway, copy it over the database by hand"
+            " with the app stopped."
         )
-    names = "\\n  ".join(s.name for s in snapshots) or "(none)"
+    names = "\n  ".join(s.name for s in snapshots) or "(none)"
     raise BackupError(
-        f"No snapshot named {snapshot} of database {database}. The snapshots there are:\\n  {names}\\n"
+        f"No snapshot named {snapshot} of database {database}. The snapshots there are:\n  {names}\n"
         "Give one of these names ('python -m selfmigrate snapshots' lists them)."
     )
 
