@@ -51,7 +51,7 @@ _PARTIAL = ".partial"
 _NAME_TAIL = r"\.(?P<stamp>[0-9]{8}T[0-9]{12}Z)\.v(?P<version>[0-9]+)" + re.escape(SUFFIX)
 _KEY_LENGTH = 16
 # <any name>.<key>.<stamp>.v<version>.bak; a file of the older format has no key.
-_KEYED_NAME = re.compile(r".+\.(?P<key>[0-9a-f]{%d})" % _KEY_LENGTH + _NAME_TAIL)
+_KEYED_NAME = re.compile(rf".+\.(?P<key>[0-9a-f]{{{_KEY_LENGTH}}})" + _NAME_TAIL)
 PathArg = t.Union[str, "os.PathLike[str]"]
 
 
