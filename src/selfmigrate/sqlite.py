@@ -112,6 +112,9 @@ def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None
     if database is None or database in ("", ":memory:"):
         raise _in_memory(text)
     if flask_sqlalchemy and base is not None and driver in ("sqlite", "sqlite+pysqlite"):
+        # An in-memory URI stays refused, although Flask-SQLAlchemy would turn
+        # sqlite:///file::memory:?uri=true into a file named ":memory:".
+        _url_path(text, url, None, False)
         # Flask-SQLAlchemy 3 (SQLAlchemy._apply_driver_defaults) rewrites the URL before
         # SQLAlchemy sees it: a relative path goes into the instance folder; with uri=true
         # it drops the first five characters (meant to be "file:") and puts them back as "file:".
