@@ -297,10 +297,12 @@ def prune(
 
 def _prune(db: Path, folder: Path, key: str, keep: int) -> list[Path]:
     deleted = [s.path for s in keyed_snapshots(folder, {key})[keep:]]
-    prefix = f".{db.name}.{key}."
+    # A snapshot cut short while the database had no lineage yet (killed during its
+    # first migration) is this database's too.
+    prefixes = (f".{db.name}.{key}.", f".{db.name}.{identity_key(db, None)}.")
     with contextlib.suppress(OSError):
         # The partial file, and the -journal/-wal/-shm files SQLite may have left beside it.
-        deleted += [p for p in folder.iterdir() if p.name.startswith(prefix) and f"{SUFFIX}{_PARTIAL}" in p.name]
+        deleted += [p for p in folder.iterdir() if p.name.startswith(prefixes) and f"{SUFFIX}{_PARTIAL}" in p.name]
     for path in deleted:
         _unlink(path)
         logger.info("Deleted old snapshot %s.", path)
