@@ -67,7 +67,7 @@ class Snapshot:
     version: int
     #: Its size in bytes.
     size: int
-    #: The identity key of the database it was taken of (see :func:`identity_key`);
+    #: The identity key of the database it was taken of (see ``identity_key``);
     #: ``None`` for a snapshot in the older format, whose name has no key.
     key: str | None = None
 
@@ -85,7 +85,7 @@ def snapshot_folder(database: str | os.PathLike[str], directory: str | os.PathLi
 
 
 def lineage(version: int, applied_at: str, applied_by: str) -> str:
-    """The lineage of a database whose oldest tracker row is this one (see :func:`identity_key`)."""
+    """The lineage of a database whose oldest tracker row is this one (see ``identity_key``)."""
     return f"{version}|{applied_at}|{applied_by}"
 
 
@@ -141,7 +141,7 @@ def take_snapshot(
     The copy is written under a temporary name and renamed when complete, so a
     process killed half-way never leaves something that looks like a snapshot.
     Its name carries the database's identity key, computed from the copy itself
-    (see :func:`identity_key`). Afterwards the oldest snapshots with that key
+    (see ``identity_key``). Afterwards the oldest snapshots with that key
     beyond ``keep`` are deleted; other databases' snapshots are never touched.
 
     :param directory: where to write (default: the database's folder); created,
@@ -373,7 +373,7 @@ def restore(
 
     :raises LockTimeout: another process holds the database or its migration lock.
     :raises BackupError: no such snapshot of this database (see
-        :func:`find_snapshot`), or the snapshot is damaged.
+        ``find_snapshot``), or the snapshot is damaged.
     """
     from .sqlite import SQLiteBackend
 

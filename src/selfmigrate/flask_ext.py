@@ -138,8 +138,8 @@ def database_for(app: Flask) -> Path:
 
     ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
     ``SQLALCHEMY_DATABASE_URI``. Each may be a path or a SQLAlchemy URL
-    (a string or a :class:`sqlalchemy.engine.URL`), resolved to the file
-    SQLAlchemy opens for it (see :func:`selfmigrate.sqlite.database_path`). A
+    (a string or a ``sqlalchemy.engine.URL``), resolved to the file
+    SQLAlchemy opens for it (see ``selfmigrate.sqlite.database_path``). A
     relative path is taken from ``app.instance_path``, whose folder is created
     if missing, as Flask-SQLAlchemy does for ``SQLALCHEMY_DATABASE_URI``.
     """
