@@ -205,3 +205,18 @@ def test_urls_resolve_without_sqlalchemy_being_imported_by_selfmigrate() -> None
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "value", ["file:plain.db", "file:my%20plain.db?mode=rwc", "file:sub/x%3Fy.db#frag", "file:///{abs}/p.db"]
+)
+def test_a_plain_file_uri_is_the_file_sqlite_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    _, cwd, absolute = _folders(tmp_path)
+    monkeypatch.chdir(cwd)
+    value = _fill(value, absolute)
+    conn = sqlite3.connect(value, uri=True)
+    try:
+        [main] = [row for row in conn.execute("PRAGMA database_list") if row[1] == "main"]
+    finally:
+        conn.close()
+    assert Path(main[2]) == database_path(value).resolve()

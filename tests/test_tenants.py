@@ -170,9 +170,7 @@ def test_databases_at_one_path_on_different_volumes_are_told_apart(
     taken = {}
     for name in ("acme", "globex"):
         os.replace(volumes[name], mount)
-        assert selfmigrate.list_snapshots(mount, directory=backups) == [
-            s for s in selfmigrate.list_snapshots(mount, directory=backups) if s.path in taken.values()
-        ]
+        assert selfmigrate.list_snapshots(mount, directory=backups) == []  # not the other volume's
         report = selfmigrate.migrate(mount, second, backup_dir=backups, backup_keep=1)
         assert report.snapshot is not None and Path(report.snapshot) not in taken.values()
         taken[name] = Path(report.snapshot)
