@@ -134,6 +134,8 @@ def test_cli_snapshots_and_restore_see_only_the_databases_own(
         assert result.exit_code == 0, result.output
         assert names[name] in result.output
         assert all(names[other] not in result.output for other in TENANTS if other != name)
+        as_url = runner.invoke(cli, ["-d", f"sqlite:///{path}", "--backup-dir", str(backups), "snapshots"])
+        assert as_url.exit_code == 0 and as_url.output == result.output, as_url.output
     # Restoring another tenant's snapshot into acme is refused; acme's data is untouched.
     acme = tenants["acme"]
     before = dump(acme)

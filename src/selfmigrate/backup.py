@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_TABLE
 from .errors import BackupError, ConfigError, DatabaseError, LockTimeout
+from .sqlite import database_path
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -154,7 +155,7 @@ def take_snapshot(
         permission); nothing was changed.
     """
     _check_keep(keep)
-    db = Path(database)
+    db = database_path(database)
     folder = snapshot_folder(db, directory)
     try:
         mode = db.stat().st_mode & 0o660
@@ -222,7 +223,7 @@ def list_snapshots(
     the database's or none; in any other folder, only a lineage that is the
     database's own.
     """
-    db = Path(database)
+    db = database_path(database)
     folder = snapshot_folder(db, directory)
     own_lineage, keys = _keys_of(db, table)
     in_own_folder = _same_folder(folder, db.absolute().parent)
@@ -290,7 +291,7 @@ def prune(
     of this database's interrupted snapshots (a killed process) are deleted too.
     """
     _check_keep(keep)
-    db = Path(database)
+    db = database_path(database)
     own_lineage, _ = _keys_of(db, table)
     return _prune(db, snapshot_folder(db, directory), identity_key(db, own_lineage), keep)
 
@@ -321,7 +322,7 @@ def find_snapshot(
     :raises BackupError: there is no such snapshot of this database; the
         message lists those there are.
     """
-    db = Path(database)
+    db = database_path(database)
     wanted = Path(snapshot)
     folder = directory if len(wanted.parts) == 1 else wanted.parent
     snapshots = list_snapshots(db, directory=folder, table=table)
@@ -377,6 +378,7 @@ def restore(
     """
     from .sqlite import SQLiteBackend
 
+    database = database_path(database)
     chosen = find_snapshot(database, snapshot, directory=directory, table=table)
     _verify(chosen.path)
     backend = SQLiteBackend(database, lock_timeout=wait)
