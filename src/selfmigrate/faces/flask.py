@@ -210,8 +210,11 @@ def database_for(app: Flask) -> Path | str:
     """The database file from the app's config.
 
     ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
-    ``SQLALCHEMY_DATABASE_URI``. A relative path is taken from
-    ``app.instance_path``, whose folder is created if missing.
+    ``SQLALCHEMY_DATABASE_URI``. Each may be a path or a SQLAlchemy URL
+    (a string or a ``sqlalchemy.engine.URL``), resolved to the file
+    SQLAlchemy opens for it (see ``selfmigrate.sqlite.database_path``). A
+    relative path is taken from ``app.instance_path``, whose folder is created
+    if missing, as Flask-SQLAlchemy does for ``SQLALCHEMY_DATABASE_URI``.
     """
     from ..backends.select import database_location, handles
 
@@ -221,10 +224,14 @@ def database_for(app: Flask) -> Path | str:
         value = config.get(key)
         if not value:
             continue
+        if not isinstance(value, (str, os.PathLike)):
+            # A sqlalchemy.engine.URL (never imported here): its text form parses back to it.
+            render = getattr(value, "render_as_string", None)
+            value = render(hide_password=False) if callable(render) else str(value)
         if key == "SQLALCHEMY_DATABASE_URI" and not handles(str(value)):
             continue
         try:
-            path = database_location(value, app.instance_path)
+            path = database_location(value, app.instance_path, flask_sqlalchemy=key == "SQLALCHEMY_DATABASE_URI")
         except ConfigError as e:
             raise ConfigError(f"{key}: {e}") from e
         if isinstance(path, str):
