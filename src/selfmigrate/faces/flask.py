@@ -12,7 +12,7 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DEFAULT_CLI_GROUP, FAILURE_POLICIES, FLASK_KEYS, Options
+from ..config import DEFAULT_CLI_GROUP, DEFAULT_MIGRATIONS_DIR, FAILURE_POLICIES, FLASK_KEYS, Options
 from ..core.locations import default_location, from_base
 from ..errors import ConfigError
 from ..startup import migrate_with
@@ -261,7 +261,7 @@ def migrations_for(app: Flask) -> LocationsSpec:
             return from_base(configured, app.root_path)
         return [from_base(location, app.root_path) for location in configured]
     package = f"{app.import_name}.migrations"
-    folder = Path(app.root_path) / "migrations"
+    folder = Path(app.root_path) / DEFAULT_MIGRATIONS_DIR
     found = default_location(package, folder)
     if found is not None:
         return found

@@ -15,7 +15,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from ...config import DEFAULT_TABLE
+from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import Refused, SQLScript, StatementError
 from .connection import connect, database_path, is_busy, is_closed
@@ -94,7 +94,7 @@ class SQLiteBackend:
     placeholder = "?"
     engine_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         #: Seconds waited so far for locks and busy databases, charged against

@@ -17,7 +17,7 @@ import sqlite3
 import typing as t
 from pathlib import Path
 
-from ...config import DEFAULT_BACKUP_KEEP, DEFAULT_TABLE
+from ...config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...errors import BackupError, ConfigError, DatabaseError, LockTimeout
 from ..base import Snapshot
 from .connection import check_idle, connect, database_path
@@ -432,7 +432,7 @@ def unchanged_since(database: Path, snapshot: Snapshot, version: int | None) -> 
 
 
 def _copy(database: Path, target: Path) -> None:
-    source = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+    source = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=DEFAULT_LOCK_TIMEOUT)
     try:
         copy = sqlite3.connect(str(target), isolation_level=None)
         try:
