@@ -15,8 +15,8 @@ import sqlite3
 import typing as t
 
 import pytest
-from hypothesis import example, HealthCheck, given, settings
-from hypothesis import example, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from selfmigrate import DiscoveryError
 from selfmigrate.migration import DOWN_MARKER, Migration, SQLScript, looks_like_marker, parse_markers
