@@ -249,6 +249,34 @@ conn.execute("ROLLBACK")
 """
 
 
+#: Wraps a command so that it reports its own peak RSS (VmHWM) when it exits, however it exits.
+#: ``os.wait4``'s ``ru_maxrss`` cannot be used: it carries the parent's peak over the fork and exec.
+RSS_WRAPPER = """\
+try:
+{code}
+finally:
+    import sys as _sys
+    try:
+        with open("/proc/self/status") as _status:
+            _sys.stderr.write("".join("\\nVMHWM " + _l.split()[1] for _l in _status if _l.startswith("VmHWM:")))
+    except OSError:
+        pass
+"""
+
+
+def with_rss(code: str) -> str:
+    """``code`` wrapped to report its peak RSS in kB on stderr (Linux; elsewhere nothing)."""
+    return RSS_WRAPPER.format(code=textwrap.indent(code, "    "))
+
+
+def peak_rss_kb(result: Result) -> float | None:
+    """The peak RSS a command wrapped by :func:`with_rss` reported, in kB."""
+    for line in reversed(result.stderr.splitlines()):
+        if line.startswith("VMHWM "):
+            return float(line.split()[1])
+    return None
+
+
 # --- running processes ------------------------------------------------------------------------
 
 
@@ -293,9 +321,13 @@ def run(argv: list[str], env: dict[str, str], cwd: str, timeout: float | None = 
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
-        rss = usage.ru_maxrss / 1024.0 if sys.platform == "darwin" else float(usage.ru_maxrss)
-        return Result(elapsed * 1000.0, rss, process.returncode, out.read().decode(), err.read().decode())
+        stdout, stderr = out.read().decode(), err.read().decode()
+    result = Result(elapsed * 1000.0, 0.0, process.returncode, stdout, stderr)
+    # ru_maxrss (kB on Linux, bytes on macOS) is only an upper bound: it includes the
+    # parent's peak carried over the fork; a command wrapped by with_rss() reports its own.
+    own = peak_rss_kb(result)
+    result.maxrss_kb = own if own is not None else usage.ru_maxrss / (1024.0 if sys.platform == "darwin" else 1.0)
+    return result
 
 
 def python(code: str, *args: object) -> list[str]:
@@ -901,8 +933,9 @@ class Bench:
             p = self.project(count)
             p.ensure_sm()
             cmds = [
-                Cmd("selfmigrate.migrate() no-op", python(SM_NOOP, p.sm_db, SPEC), p.env, str(p.root)),
-                Cmd("stdlib runner", python(STD_NOOP, p.sm_db, p.folder), p.env, str(p.root)),
+                Cmd("selfmigrate.migrate() no-op", python(with_rss(SM_NOOP), p.sm_db, SPEC), p.env, str(p.root)),
+                Cmd("stdlib runner", python(with_rss(STD_NOOP), p.sm_db, p.folder), p.env, str(p.root)),
+                Cmd("python -c pass (interpreter start)", python(with_rss("pass")), p.env, str(p.root)),
             ]
             results = measure(cmds, min(self.rounds, 5), self.budget, warmup=1)
             medians = self.table(
