@@ -637,3 +637,11 @@ def _check_transaction_kept(conn: sqlite3.Connection, denied: list[str]) -> None
         if TRANSACTION_ENDED not in denied:
             denied.insert(0, TRANSACTION_ENDED)
         raise sqlite3.OperationalError("the migration's transaction is gone: SQLite rolled it back")
+
+
+if t.TYPE_CHECKING:
+    from ..base import Backend
+
+    def _is_a_backend(backend: SQLiteBackend) -> Backend:
+        # The type checker proves here that SQLiteBackend has every member of the protocol.
+        return backend
