@@ -174,6 +174,9 @@ class Backend(t.Protocol):
     name: str
     #: The DB-API parameter marker of the engine's driver (``"?"``, ``"%s"``).
     placeholder: str
+    #: The column type of a version in the tracker: a signed 64-bit integer
+    #: (``"INTEGER"`` in SQLite, ``"BIGINT"`` in PostgreSQL).
+    integer_type: str
     #: Seconds to wait for the write lock and for a busy database.
     lock_timeout: float
     #: The driver's error classes, for :meth:`database_error`.

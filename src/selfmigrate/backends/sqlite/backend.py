@@ -92,6 +92,7 @@ class SQLiteBackend:
 
     name = "sqlite"
     placeholder = "?"
+    integer_type = "INTEGER"
     engine_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
