@@ -22,15 +22,13 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from . import quickcheck
-from .defaults import TRACKER_LAYOUT
-from .errors import ConfigError, TrackerError
+from ..config import DEFAULT_TABLE, TRACKER_LAYOUT
+from ..errors import ConfigError, TrackerError
+from . import fingerprint
 
 if t.TYPE_CHECKING:
-    import sqlite3
-
+    from ..backends.base import Backend, Connection
     from .migration import LoadedMigration, Migration
-    from .sqlite import SQLiteBackend
 
 #: The tracker's columns, in order.
 COLUMNS = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state")
@@ -129,7 +127,7 @@ class Tracker:
     :param table: the table's name; letters, digits and underscores only.
     """
 
-    def __init__(self, backend: SQLiteBackend, table: str = "schema_migrations") -> None:
+    def __init__(self, backend: Backend, table: str = DEFAULT_TABLE) -> None:
         if not _IDENTIFIER.fullmatch(table):
             raise ConfigError(
                 f"Tracker table name {table!r} is not a plain SQL identifier. Use letters,"
@@ -153,7 +151,7 @@ class Tracker:
         """The table of what a rollback needs (compatible, stored downs): ``<table>_rollback``."""
         return f"{self.table}_rollback"
 
-    def layout(self, conn: sqlite3.Connection) -> int:
+    def layout(self, conn: Connection) -> int:
         """The tracker's layout version: 0 when there is no tracker, 1 for selfmigrate 0.1.0's.
 
         :raises TrackerError: a tracker made by a newer selfmigrate that this code
@@ -187,7 +185,7 @@ class Tracker:
                 " another tracker table name (SELFMIGRATE_TABLE)."
             )
 
-    def upgrade(self, conn: sqlite3.Connection) -> int | None:
+    def upgrade(self, conn: Connection) -> int | None:
         """Bring an older tracker layout up to :data:`LAYOUT`; return the layout it had.
 
         Called inside the caller's locked transaction, so that it commits with it
@@ -207,14 +205,14 @@ class Tracker:
             conn.execute(f"DELETE FROM {self.fingerprint_table}")
         return layout
 
-    def _create_rollback_table(self, conn: sqlite3.Connection) -> None:
+    def _create_rollback_table(self, conn: Connection) -> None:
         columns = self.backend.table_columns(conn, self.rollback_table)
         if columns is not None:
             self._check_companion(self.rollback_table, columns, _ROLLBACK_COLUMNS)
             return
         conn.execute(
             f"CREATE TABLE {self.rollback_table} ("
-            " version INTEGER PRIMARY KEY,"
+            f" version {self.backend.integer_type} PRIMARY KEY,"
             " checksum TEXT NOT NULL,"
             " kind TEXT NOT NULL,"
             " compatible INTEGER NOT NULL,"
@@ -223,12 +221,12 @@ class Tracker:
             ")"
         )
 
-    def _write_layout(self, conn: sqlite3.Connection) -> None:
+    def _write_layout(self, conn: Connection) -> None:
         columns = self.backend.table_columns(conn, self.layout_table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {self.layout_table} (id INTEGER PRIMARY KEY, layout INTEGER NOT NULL,"
-                " readable_by INTEGER NOT NULL, upgraded_at TEXT NOT NULL)"
+                f"CREATE TABLE {self.layout_table} (id {self.backend.integer_type} PRIMARY KEY,"
+                " layout INTEGER NOT NULL, readable_by INTEGER NOT NULL, upgraded_at TEXT NOT NULL)"
             )
         else:
             self._check_companion(self.layout_table, columns, _LAYOUT_COLUMNS)
@@ -239,7 +237,7 @@ class Tracker:
             (LAYOUT, READABLE_BY, utc_now()),
         )
 
-    def check_layout(self, conn: sqlite3.Connection) -> bool:
+    def check_layout(self, conn: Connection) -> bool:
         """Return whether the table exists, checking that it is ours if it does.
 
         :raises TrackerError: a table of that name has another layout.
@@ -257,7 +255,7 @@ class Tracker:
             )
         return True
 
-    def ensure(self, conn: sqlite3.Connection) -> int | None:
+    def ensure(self, conn: Connection) -> int | None:
         """Create the tracker if it does not exist, or upgrade an older layout
         (inside the caller's locked transaction; see :meth:`upgrade`).
 
@@ -267,7 +265,7 @@ class Tracker:
             return self.upgrade(conn)
         conn.execute(
             f"CREATE TABLE {self.table} ("
-            " version INTEGER PRIMARY KEY,"
+            f" version {self.backend.integer_type} PRIMARY KEY,"
             " name TEXT NOT NULL,"
             " checksum TEXT NOT NULL,"
             " applied_at TEXT NOT NULL,"
@@ -280,7 +278,7 @@ class Tracker:
         self._write_layout(conn)
         return None
 
-    def read(self, conn: sqlite3.Connection) -> dict[int, AppliedMigration]:
+    def read(self, conn: Connection) -> dict[int, AppliedMigration]:
         """Return the applied migrations by version (empty when there is no table).
 
         Reads every layout this code knows; the stored downs themselves are not
@@ -303,7 +301,7 @@ class Tracker:
         )
         return {row[0]: _with_rollback(row) for row in rows}
 
-    def stored_down(self, conn: sqlite3.Connection, row: AppliedMigration) -> str | None:
+    def stored_down(self, conn: Connection, row: AppliedMigration) -> str | None:
         """The down stored with ``row`` (see :attr:`LoadedMigration.down_source`), or ``None``."""
         if row.down_checksum is None:
             return None
@@ -316,7 +314,7 @@ class Tracker:
 
     def record(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         migration: Migration,
         duration_ms: float,
         *,
@@ -365,7 +363,7 @@ class Tracker:
             **{**row.__dict__, "kind": migration.kind, "compatible": body.compatible, "down_checksum": down_checksum}
         )
 
-    def finish(self, conn: sqlite3.Connection, version: int, duration_ms: float) -> None:
+    def finish(self, conn: Connection, version: int, duration_ms: float) -> None:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""
         p = self.backend.placeholder
         conn.execute(
@@ -373,7 +371,7 @@ class Tracker:
             (APPLIED, round(duration_ms, 3), version, STARTED),
         )
 
-    def remove(self, conn: sqlite3.Connection, version: int) -> None:
+    def remove(self, conn: Connection, version: int) -> None:
         """Delete the row of ``version`` (and what was stored with it)."""
         conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
         if self.backend.table_columns(conn, self.rollback_table) is not None:
@@ -387,17 +385,17 @@ class Tracker:
     @staticmethod
     def fingerprint_key(files: str, applied: dict[int, AppliedMigration]) -> str:
         """Combine a files fingerprint with the tracker rows it was checked against
-        (see :func:`selfmigrate.quickcheck.fingerprint_key`)."""
-        return quickcheck.fingerprint_key(files, ((r.version, r.checksum, r.state) for r in applied.values()))
+        (see :func:`selfmigrate.core.fingerprint.fingerprint_key`)."""
+        return fingerprint.fingerprint_key(files, ((r.version, r.checksum, r.state) for r in applied.values()))
 
-    def read_fingerprint(self, conn: sqlite3.Connection) -> str | None:
+    def read_fingerprint(self, conn: Connection) -> str | None:
         """The key stored by :meth:`store_fingerprint`, or ``None``."""
         if self.backend.table_columns(conn, self.fingerprint_table) != list(_FINGERPRINT_COLUMNS):
             return None
         row = conn.execute(f"SELECT fingerprint FROM {self.fingerprint_table} WHERE id = 1").fetchone()
         return None if row is None else str(row[0])
 
-    def store_fingerprint(self, conn: sqlite3.Connection, key: str) -> None:
+    def store_fingerprint(self, conn: Connection, key: str) -> None:
         """Remember ``key`` as verified (inside the caller's write transaction).
 
         A table of that name with another layout is left alone.
@@ -406,7 +404,8 @@ class Tracker:
         columns = self.backend.table_columns(conn, table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
+                f"CREATE TABLE {table} (id {self.backend.integer_type} PRIMARY KEY, fingerprint TEXT NOT NULL,"
+                " verified_at TEXT NOT NULL)"
             )
         elif columns != list(_FINGERPRINT_COLUMNS):
             return
@@ -414,7 +413,7 @@ class Tracker:
         conn.execute(f"DELETE FROM {table}")
         conn.execute(f"INSERT INTO {table} (id, fingerprint, verified_at) VALUES (1, {p}, {p})", (key, utc_now()))
 
-    def set_checksum(self, conn: sqlite3.Connection, version: int, checksum: str) -> None:
+    def set_checksum(self, conn: Connection, version: int, checksum: str) -> None:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
         p = self.backend.placeholder
         conn.execute(f"UPDATE {self.table} SET checksum = {p} WHERE version = {p}", (checksum, version))

@@ -1,23 +1,20 @@
 """A database ahead of the code: what a start does about it, and undoing from the tracker.
 
-An older image on a database a newer one migrated finds applied migrations it has
-no file for (:attr:`Status.ahead <selfmigrate.status.Status.ahead>`). If every one
-of them was declared compatible, the code starts normally. Otherwise the
-``ahead`` policy (``SELFMIGRATE_AHEAD``) decides: ``"warn"`` and start, ``"refuse"``
-to start, or ``"rollback"``: undo them from the downs the tracker stored.
-
-Pure: works on a :class:`~selfmigrate.status.Status` and the stored downs handed
-in; the runner takes the locks and runs the downs.
+Holds the ``ahead`` policy's decisions (``SELFMIGRATE_AHEAD``: ``"warn"``, ``"refuse"``,
+``"rollback"``) for applied migrations newer than every file
+(:attr:`Status.ahead <selfmigrate.core.status.Status.ahead>`), their messages, and the
+loading of a down from its copy stored in the tracker. Pure: must not know databases,
+locks or engines; the runner takes the locks and runs the downs.
 """
 
 from __future__ import annotations
 
 import typing as t
 
-from .errors import AheadError, ChecksumMismatch
+from ..errors import AheadError, ChecksumMismatch
 
 if t.TYPE_CHECKING:
-    from .defaults import AheadPolicy
+    from ..config import AheadPolicy
     from .migration import LoadedMigration
     from .status import Status
     from .tracker import AppliedMigration
