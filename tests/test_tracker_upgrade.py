@@ -21,9 +21,9 @@ from helpers import connected, dump
 
 import selfmigrate
 from selfmigrate.cli import cli
-from selfmigrate.errors import LockTimeout, StateError, TrackerError
 from selfmigrate.core.fingerprint import fingerprint, fingerprint_key
 from selfmigrate.core.tracker import COLUMNS, LAYOUT
+from selfmigrate.errors import LockTimeout, StateError, TrackerError
 
 DATA = Path(__file__).resolve().parent / "data" / "release_0_1_0"
 #: The commit whose code made the test database (tests/data/README.md).
