@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -184,10 +185,23 @@ class TestStatus:
         assert not python_face.db.exists()
 
     def test_missing_file_is_a_problem(self, face: Face) -> None:
-        (face.migrations / "0003_add_index.py").unlink()
+        (face.migrations / "0002_add_price.sql").unlink()
         result = face("status", "--json")
         assert result.exit_code == 3
-        assert json.loads(result.stdout)["migrations"][2]["state"] == "missing"
+        assert json.loads(result.stdout)["migrations"][1]["state"] == "missing"
+
+    def test_newest_file_gone_is_ahead_incompatible(self, face: Face) -> None:
+        (face.migrations / "0003_add_index.py").unlink()
+        result = face("status", "--json")
+        assert result.exit_code == 7
+        document = json.loads(result.stdout)
+        assert document["state"] == "ahead-incompatible" and document["ahead"] == [3]
+        assert document["migrations"][2]["state"] == "ahead"
+        assert document["migrations"][2]["compatible"] is False and document["migrations"][2]["down"] == "stored"
+        text = face("status")
+        assert text.exit_code == 7
+        assert re.search(r"0003_add_index +ahead, not compatible", text.stdout), text.stdout
+        assert "rollback --to 2" in text.stdout
 
     def test_out_of_order_is_a_problem(self, python_face: Face) -> None:
         (python_face.migrations / "0002_add_price.sql").rename(python_face.migrations / "0002_add_price.sql.off")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import time
 
-from .config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
+from .config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from .core.quick import log_info, up_to_date
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import FailurePolicy
+    from .config import AheadPolicy, FailurePolicy
     from .core.locations import LocationsSpec
     from .core.registry import MigrationRegistry
     from .report import MigrationReport
@@ -34,6 +34,7 @@ def migrate(
     backup: bool = True,
     backup_dir: str | os.PathLike[str] | None = None,
     backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+    ahead: AheadPolicy = DEFAULT_AHEAD,
 ) -> MigrationReport:
     """Bring ``database`` up to date with ``migrations``; the framework-free twin of
     :func:`selfmigrate.apply`.
@@ -61,6 +62,13 @@ def migrate(
     :param backup_dir: where snapshots go (default: the database's folder).
     :param backup_keep: how many snapshots of the database to keep, oldest
         pruned first (``None``: keep all).
+    :param ahead: what to do when the database has migrations this code does not
+        have (an older image on a newer database) and not all of them are marked
+        compatible: ``"warn"`` (default: log a warning and go on), ``"refuse"``
+        (raise :class:`~selfmigrate.AheadError`, which says how to roll back) or
+        ``"rollback"`` (undo them with the downs stored in the tracker, newest
+        first, after a snapshot; refused if one has no stored down). An
+        :class:`~selfmigrate.AheadError` is raised whatever ``on_failure`` says.
     :returns: what was applied, with durations.
     """
     options = Options(
@@ -72,6 +80,7 @@ def migrate(
         backup=backup,
         backup_dir=backup_dir,
         backup_keep=backup_keep,
+        ahead=ahead,
     )
     return migrate_with(database, migrations, options)
 
@@ -103,13 +112,13 @@ def migrate_with(
     import logging
 
     from .core.runner import Runner
-    from .errors import ConfigError, SelfMigrateError
+    from .errors import AheadError, ConfigError, SelfMigrateError
     from .report import MigrationReport
 
     runner = Runner.from_options(database, migrations, options)
     try:
         return runner.apply(target=options.target, waited=waited)
-    except ConfigError:
+    except (ConfigError, AheadError):
         raise
     except SelfMigrateError as e:
         if options.on_failure == "raise":

@@ -121,8 +121,11 @@ def rollback(settings: Settings, target: int | None, steps: int | None, yes: boo
     """Undo the newest applied migrations by running their down, newest first.
 
     Each one runs in its own transaction with the removal of its tracker row.
-    Refuses before changing anything when a migration in the range has no
-    down, is edited, or has no file. Shows what it will undo and asks for
+    A migration whose file is gone (an older image on a newer database) is
+    undone with the down the tracker stored when it was applied, and the output
+    says so. Refuses before changing anything when a migration in the range has
+    no down, is edited, or has neither a file nor a stored down (or a stored
+    down whose checksum does not match). Shows what it will undo and asks for
     confirmation unless --yes.
     """
     runner = settings.runner()
@@ -133,15 +136,22 @@ def rollback(settings: Settings, target: int | None, steps: int | None, yes: boo
         return
     remaining = runner.status().current_version
     click.echo(f"Database {database} is at version {remaining}. Rolling back will undo, newest first:")
+    stored = {body.migration.version for body in todo if body.from_tracker}
     for body in todo:
-        click.echo(f"  {body.migration.id}  ({body.migration.location})")
+        where = (
+            "its file is not in the migrations: the down stored in the tracker runs"
+            if body.from_tracker
+            else body.migration.location
+        )
+        click.echo(f"  {body.migration.id}  ({where})")
     if not yes:
         click.confirm(f"Roll back {len(todo)} migration(s)?", abort=True, err=True)
     report = runner.rollback(target=target, steps=steps)
     if report.snapshot is not None:
         click.echo(f"Snapshot of the data from before: {report.snapshot}")
     for result in report.applied:
-        click.echo(f"Rolled back {result.id} in {result.duration_ms:.1f} ms")
+        how = " with the down stored in the tracker" if result.version in stored else ""
+        click.echo(f"Rolled back {result.id}{how} in {result.duration_ms:.1f} ms")
     version = "none (no migrations applied)" if report.current_version is None else report.current_version
     click.echo(f"Database {database} is at version {version}.")
 
