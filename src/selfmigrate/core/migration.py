@@ -339,7 +339,8 @@ def parse_markers(text: str, location: str) -> Markers:
             raise DiscoveryError(
                 f"Migration file {location}, line {line}: '{comment.strip()}' must come before the"
                 " first statement of the file (among the comment lines at its top), where it applies"
-                " to the whole migration; here it does nothing. Move it to the top of the file.",
+                f" to the whole migration; here it does nothing. Move it to the top of the file, as"
+                f" '{spelt}'.",
                 paths=[location],
             )
         elif spelt == COMPATIBLE_MARKER:
