@@ -603,12 +603,13 @@ def snapshots(settings: Settings, backup_dir: str | None) -> None:
     """List the snapshots of the database taken before migrating, newest first.
 
     One line each: file name, when it was taken (UTC), the version it holds,
-    its size.
+    its size. Only this database's, even in a backup folder that several
+    databases share.
     """
     from .backup import list_snapshots
 
     database = settings.require_database()
-    found = list_snapshots(database, directory=backup_dir or settings.backup_dir)
+    found = list_snapshots(database, directory=backup_dir or settings.backup_dir, table=settings.table)
     if not found:
         click.echo(f"No snapshots of database {database}.", err=True)
         return
@@ -626,21 +627,24 @@ def restore(settings: Settings, snapshot: str, backup_dir: str | None, yes: bool
 
     Refuses while another process uses the database: stop the app first. The
     current contents are saved as a new snapshot before they are replaced.
-    Asks for confirmation unless --yes.
+    Only the database's own snapshots are accepted. Asks for confirmation
+    unless --yes.
     """
     from .backup import find_snapshot
     from .backup import restore as restore_snapshot
 
     database = settings.require_database()
     directory = backup_dir or settings.backup_dir
-    chosen = find_snapshot(database, snapshot, directory=directory)
+    chosen = find_snapshot(database, snapshot, directory=directory, table=settings.table)
     click.echo(
         f"Database {database} will get the contents of snapshot {chosen.path}"
         f" ({chosen.created:%Y-%m-%d %H:%M:%S} UTC, version {chosen.version})."
     )
     if not yes:
         click.confirm("Replace the database's current contents?", abort=True, err=True)
-    before = restore_snapshot(database, chosen.path, wait=min(settings.lock_timeout, 2.0))
+    before = restore_snapshot(
+        database, chosen.path, directory=directory, wait=min(settings.lock_timeout, 2.0), table=settings.table
+    )
     click.echo(f"Restored. The contents it replaced are in {before.path}.")
 
 

@@ -137,8 +137,11 @@ def database_for(app: Flask) -> Path:
     """The database file from the app's config.
 
     ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
-    ``SQLALCHEMY_DATABASE_URI``. A relative path is taken from
-    ``app.instance_path``, whose folder is created if missing.
+    ``SQLALCHEMY_DATABASE_URI``. Each may be a path or a SQLAlchemy URL
+    (a string or a ``sqlalchemy.engine.URL``), resolved to the file
+    SQLAlchemy opens for it (see ``selfmigrate.sqlite.database_path``). A
+    relative path is taken from ``app.instance_path``, whose folder is created
+    if missing, as Flask-SQLAlchemy does for ``SQLALCHEMY_DATABASE_URI``.
     """
     from .sqlite import database_path
 
@@ -148,10 +151,14 @@ def database_for(app: Flask) -> Path:
         value = config.get(key)
         if not value:
             continue
+        if not isinstance(value, (str, os.PathLike)):
+            # A sqlalchemy.engine.URL (never imported here): its text form parses back to it.
+            render = getattr(value, "render_as_string", None)
+            value = render(hide_password=False) if callable(render) else str(value)
         if key == "SQLALCHEMY_DATABASE_URI" and not str(value).startswith(("sqlite:", "sqlite+")):
             continue
         try:
-            path = database_path(value, app.instance_path)
+            path = database_path(value, app.instance_path, flask_sqlalchemy=key == "SQLALCHEMY_DATABASE_URI")
         except ConfigError as e:
             raise ConfigError(f"{key}: {e}") from e
         if path.parent == Path(app.instance_path) or Path(app.instance_path) in path.parents:

@@ -22,7 +22,7 @@ import sqlite3
 import time
 import typing as t
 
-from .backup import Snapshot, list_snapshots, take_snapshot
+from .backup import Snapshot, identity_key, keyed_snapshots, lineage, snapshot_folder, take_snapshot
 from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from .errors import (
     BackupError,
@@ -628,10 +628,17 @@ class Runner:
         ).fetchone()[0]
         if not others:
             return
+        # This database's key, from the tracker rows read inside the lock (the same
+        # committed rows the snapshot will hold): only its own snapshots are reused.
+        oldest = min(status.applied.values(), key=lambda row: row.version, default=None)
+        key = identity_key(
+            self.backend.path,
+            None if oldest is None else lineage(oldest.version, oldest.applied_at, oldest.applied_by),
+        )
         # Workers that start together apply the migrations between them; the first to
         # change the database took a snapshot of it, after this run began: use that one.
         try:
-            newest = list_snapshots(self.backend.path, directory=self.backup_dir)[:1]
+            newest = keyed_snapshots(snapshot_folder(self.backend.path, self.backup_dir), {key})[:1]
         except BackupError:
             newest = []  # take_snapshot says what is wrong with the folder
         if newest and (
@@ -644,6 +651,7 @@ class Runner:
             directory=self.backup_dir,
             keep=self.backup_keep,
             version=status.current_version,
+            table=self.tracker.table,
         )
         report.snapshot = str(snapshot.path)
 
