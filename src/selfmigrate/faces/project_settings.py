@@ -17,13 +17,21 @@ import tomllib
 import typing as t
 from pathlib import Path
 
-from ..defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
+from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ..errors import ConfigError
 
-#: Where a value came from, lowest precedence first.
-Source = t.Literal["default", "pyproject", "environment", "option"]
-#: The sources, lowest precedence first.
-SOURCES: tuple[Source, ...] = ("default", "pyproject", "environment", "option")
+#: Where a value came from (``app``: a Flask app's config, for the ``flask`` commands).
+Source = t.Literal["default", "pyproject", "environment", "option", "app"]
+#: The sources of the command line's settings, highest precedence first.
+PRECEDENCE: tuple[Source, ...] = ("option", "environment", "pyproject", "default")
+#: How ``config`` names each source.
+SOURCE_LABELS: dict[Source, str] = {
+    "option": "command-line option",
+    "environment": "environment variable (SELFMIGRATE_*)",
+    "pyproject": "pyproject.toml [tool.selfmigrate]",
+    "app": "the app's config",
+    "default": "default",
+}
 #: The file searched for, and its table.
 PYPROJECT = "pyproject.toml"
 TABLE = "tool.selfmigrate"
@@ -96,6 +104,15 @@ class ProjectSettings:
     pyproject: Path | None
     #: Every setting of :data:`SETTINGS` by name.
     values: dict[str, Value]
+    #: The sources, highest precedence first.
+    precedence: tuple[Source, ...] = PRECEDENCE
+    #: Where the settings were looked for, in words (``config`` prints it first).
+    label: str = ""
+
+    @property
+    def precedence_labels(self) -> list[str]:
+        """The sources in words, highest precedence first."""
+        return [SOURCE_LABELS[source] for source in self.precedence]
 
     def __getitem__(self, name: str) -> t.Any:
         return self.values[name].value
@@ -113,7 +130,7 @@ class ProjectSettings:
         """What ``config --json`` prints: the pyproject.toml and each value with its origin."""
         return {
             "pyproject": None if self.pyproject is None else str(self.pyproject),
-            "precedence": list(reversed(SOURCES)),
+            "precedence": list(self.precedence),
             "settings": {
                 name: {"value": _plain(v.value), "source": v.source, "origin": v.origin}
                 for name, v in self.values.items()
@@ -139,7 +156,11 @@ def load(cwd: str | os.PathLike[str] | None = None, environ: t.Mapping[str, str]
     if pyproject is not None:
         values.update(read_pyproject(pyproject))
     values.update(read_environ(environ))
-    return ProjectSettings(pyproject=pyproject, values=values)
+    if pyproject is None:
+        label = f"pyproject.toml: none with a [{TABLE}] table in {start.absolute()} or above."
+    else:
+        label = f"pyproject.toml: {pyproject}"
+    return ProjectSettings(pyproject=pyproject, values=values, label=label)
 
 
 def find_pyproject(start: str | os.PathLike[str]) -> Path | None:

@@ -12,6 +12,7 @@ import typing as t
 
 import click
 
+from ...core.plan import NO_VERSION, version_label
 from ...core.tracker import APPLIED as APPLIED_STATE
 from ...core.tracker import STARTED as STARTED_STATE
 from ...errors import SelfMigrateError
@@ -48,34 +49,68 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
         raise
     # A "started" row is a migration still running if its process holds the lock.
     running = bool(result.interrupted) and runner.backend.migration_lock().held_elsewhere()
-    code = status_exit_code(result, running=running)
+    problems = load_problems(result)
+    code = status_exit_code(result, running=running, problems=problems)
     if as_json:
-        document = status_document(result, runner.backend.describe(), running=running)
+        document = status_document(result, runner.backend.describe(), running=running, problems=problems)
         click.echo(json.dumps(document, indent=2))
     else:
-        _echo_status(result, runner.backend.describe(), ctx, running=running)
+        _echo_status(result, runner.backend.describe(), ctx, running=running, problems=problems)
     ctx.exit(code)
+
+
+def load_problems(result: Status) -> dict[int, str]:
+    """Why each pending migration that would fail before it runs cannot: version → reason.
+
+    Each pending file is loaded as ``apply`` would load it (a syntax error, an
+    unedited ``.sql`` template, a missing ``up``); an unedited ``.py`` template
+    loads, but its ``up()`` only raises. Applied files are not loaded.
+    """
+    from ...ops.create import PY_TEMPLATE_MARK
+
+    problems: dict[int, str] = {}
+    for migration in result.pending:
+        try:
+            text = migration.read_text()
+            migration.load()
+        except SelfMigrateError as e:
+            problems[migration.version] = str(e).splitlines()[0]
+            continue
+        if migration.filename.endswith(".py") and PY_TEMPLATE_MARK in text:
+            problems[migration.version] = (
+                f"Migration file {migration.location} is the unedited template: its up() only raises"
+                " NotImplementedError. Write the change it should make."
+            )
+    return problems
 
 
 #: ``status`` exit codes.
 UP_TO_DATE, PENDING, PROBLEM = 0, 1, 3
 
 
-def status_exit_code(result: Status, *, running: bool = False) -> int:
+def status_exit_code(result: Status, *, running: bool = False, problems: t.Mapping[int, str] | None = None) -> int:
     """0 up to date, 1 pending (or a migration running), 3 something needs a person.
 
     ``running``: the started rows belong to a migration whose process still
-    holds the migration lock, not to one that died.
+    holds the migration lock, not to one that died. ``problems``: pending
+    migrations that cannot load (:func:`load_problems`); they need a person too.
     """
-    if result.edited or result.out_of_order or result.missing or (result.interrupted and not running):
+    if result.edited or result.out_of_order or result.missing or (result.interrupted and not running) or problems:
         return PROBLEM
     if result.pending or result.interrupted:
         return PENDING
     return UP_TO_DATE
 
 
-def migration_states(result: Status, *, running: bool = False) -> list[dict[str, t.Any]]:
-    """One entry per version in the files or the tracker, oldest first."""
+def migration_states(
+    result: Status, *, running: bool = False, problems: t.Mapping[int, str] | None = None
+) -> list[dict[str, t.Any]]:
+    """One entry per version in the files or the tracker, oldest first.
+
+    ``problems`` gives the reason of a pending migration that cannot load: its
+    entry's ``cannot_load`` (``None`` for every other).
+    """
+    problems = problems or {}
     files = {m.version: m for m in result.migrations}
     edited = {m.version for m, _ in result.edited}
     out_of_order = {m.version for m in result.out_of_order}
@@ -101,14 +136,17 @@ def migration_states(result: Status, *, running: bool = False) -> list[dict[str,
                 "file": migration.location if migration is not None else None,
                 "applied_at": row.applied_at if row is not None else None,
                 "duration_ms": row.duration_ms if row is not None else None,
+                "cannot_load": problems.get(version) if row is None else None,
             }
         )
     return entries
 
 
-def status_document(result: Status, database: str, *, running: bool = False) -> dict[str, t.Any]:
+def status_document(
+    result: Status, database: str, *, running: bool = False, problems: t.Mapping[int, str] | None = None
+) -> dict[str, t.Any]:
     """The ``status --json`` object."""
-    code = status_exit_code(result, running=running)
+    code = status_exit_code(result, running=running, problems=problems)
     return {
         "database": database,
         "current_version": result.current_version,
@@ -116,35 +154,40 @@ def status_document(result: Status, database: str, *, running: bool = False) -> 
         "up_to_date": code == UP_TO_DATE,
         "state": {UP_TO_DATE: "up-to-date", PENDING: "pending", PROBLEM: "problem"}[code],
         "pending": [m.version for m in result.pending],
-        "migrations": migration_states(result, running=running),
+        "migrations": migration_states(result, running=running, problems=problems),
     }
 
 
-def _echo_status(result: Status, database: str, ctx: click.Context, *, running: bool = False) -> None:
+def _echo_status(
+    result: Status, database: str, ctx: click.Context, *, running: bool, problems: t.Mapping[int, str]
+) -> None:
     click.echo(f"Database: {database}")
-    entries = migration_states(result, running=running)
+    entries = migration_states(result, running=running, problems=problems)
     width = max((len(f"{e['version']:04d}_{e['name']}") for e in entries), default=0)
     for entry in entries:
         label = f"{entry['version']:04d}_{entry['name']}".ljust(width)
         detail = entry["state"]
         if entry["applied_at"] is not None:
             detail += f" {entry['applied_at']} ({entry['duration_ms']:g} ms)"
+        if entry["cannot_load"] is not None:
+            detail += f", cannot load: {entry['cannot_load']}"
         click.echo(f"  {label}  {detail}")
     if not entries:
         click.echo("  (no migrations)")
-    current = "none" if result.current_version is None else str(result.current_version)
+    current = version_label(result.current_version)
     head = "none" if result.head is None else str(result.head)
     click.echo(f"Current version: {current}; newest migration file: {head}.")
-    code = status_exit_code(result, running=running)
+    code = status_exit_code(result, running=running, problems=problems)
     if code == UP_TO_DATE:
         click.echo("Up to date.")
     elif running:
         click.echo("A migration is running outside a transaction (its process holds the migration lock).")
     elif code == PENDING:
         click.echo(f"{len(result.pending)} migration(s) pending. Run '{sibling(ctx, 'apply')}' or restart the app.")
+    elif problems and not (result.edited or result.out_of_order or result.missing or result.interrupted):
+        click.echo(f"{len(problems)} pending migration(s) cannot load: fix them before the next start (it would fail).")
     else:
         click.echo(f"Needs attention: see the states above. Run '{sibling(ctx, 'verify')}' for details.")
-
 
 
 @click.command(short_help="Show what was applied, when and by whom, newest first.")
@@ -164,7 +207,7 @@ def history(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
         return
     if not rows:
-        click.echo(f"Database {runner.backend.describe()} has no migrations applied.")
+        click.echo(f"Database {runner.backend.describe()} is at version {NO_VERSION}.")
         return
     width = max(len(row.id) for row in rows)
     for row in rows:
