@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import typing as t
 from pathlib import Path
 
@@ -251,6 +250,8 @@ def parse(setting: Setting, text: str, where: str) -> t.Any:
 
 
 def _table_of(path: Path) -> dict[str, t.Any] | None:
+    import tomllib  # only when there is a file to read: apply(app) builds the flask group without it
+
     try:
         with open(path, "rb") as f:
             document = tomllib.load(f)

@@ -14,12 +14,12 @@ import click
 
 from ...config import Options
 from ...errors import ConfigError, SelfMigrateError
-from ..project_settings import BY_NAME, ProjectSettings
 
 if t.TYPE_CHECKING:
     from ...backends.base import Backend
     from ...core.locations import LocationSpec
     from ...core.runner import Runner
+    from ..project_settings import ProjectSettings
 
 #: The settings that are not fields of :class:`~selfmigrate.config.Options`.
 _LOCATION_SETTINGS = ("database", "migrations")
@@ -43,6 +43,8 @@ class Settings:
     @classmethod
     def from_project(cls, project: ProjectSettings) -> Settings:
         """The settings of a project (pyproject.toml, environment, defaults)."""
+        from ..project_settings import BY_NAME
+
         options = Options(**{name: project[name] for name in BY_NAME if name not in _LOCATION_SETTINGS})
         return cls(
             database=project["database"], migrations=tuple(project["migrations"]), options=options, project=project
