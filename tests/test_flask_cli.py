@@ -184,3 +184,11 @@ def test_a_postgresql_uri_is_named_when_it_is_not_used(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "SQLALCHEMY_DATABASE_URI = 'postgresql://app:***@db.example/app'" in done.stderr
     assert "s3cret" not in done.stderr and "no backend for" in done.stderr
+
+
+def test_a_configuration_error_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    make_app(tmp_path, config="{'DATABASE': None}", migrations={"0001_items.sql": ITEMS})
+    done = flask(tmp_path, "selfmigrate", "status")
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: No SQLite database is configured for app 'myapp'")
+    assert len(done.stderr.splitlines()) == 1
