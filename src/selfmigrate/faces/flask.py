@@ -1,7 +1,8 @@
 """The Flask face: :func:`apply` in an app factory, and the ``flask`` command group.
 
 Holds the translation of an app's config (``SELFMIGRATE_*`` keys) into
-:class:`~selfmigrate.config.Options` and the group that runs the CLI's commands with it.
+:class:`~selfmigrate.config.Options` and the group that runs the CLI's commands with it,
+which loads the app itself so that :func:`apply` migrates nothing for those commands.
 Must not import Flask or click at import time, nor know an engine or the runner.
 """
 

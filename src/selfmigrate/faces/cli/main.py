@@ -1,6 +1,6 @@
 """The command line: ``python -m selfmigrate <command>``: the group, its options, :func:`main`.
 
-Holds the ``cli`` group (settings from options and the environment), the table of its
+Holds the ``cli`` group (settings from the options, the environment and pyproject.toml), the table of its
 commands, and :func:`main`, the only place that configures logging. Must not hold a
 command's work (commands, status, repair do) nor know Flask (faces.flask uses this).
 """
@@ -28,7 +28,8 @@ CONTEXT_SETTINGS: dict[str, t.Any] = {"help_option_names": ["-h", "--help"]}
     " nearest pyproject.toml, else the defaults; 'config' shows each one and where it came from.",
     epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, or a confirmation"
     " declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
-    " missing or interrupted migrations); 4 the write lock was not obtained in time; 5 a migration"
+    " missing or interrupted migrations, a pending file that cannot load); 4 the write lock was not"
+    " obtained in time; 5 a migration"
     " failed (and was rolled back); 6 a snapshot could not be taken or restored.",
     params=global_options(),
 )

@@ -1,7 +1,9 @@
-"""What the commands work on: :class:`Settings`, built from options, the environment or a Flask app.
+"""What the commands work on: :class:`Settings`, from the project's settings or a Flask app, and the options.
 
-Holds the settings object every command receives, the group class that turns a
-:class:`SelfMigrateError` into its exit code, and small helpers the commands share.
+Holds the settings object every command receives (with where each value came from),
+the global options every command accepts before or after its name, the group class
+that turns a :class:`SelfMigrateError` into its exit code, and small helpers the
+commands share.
 Must not define commands, nor know an engine (the backend comes from backends.select).
 """
 

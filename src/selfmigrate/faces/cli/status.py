@@ -33,11 +33,14 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
     but older than the newest applied one), missing (applied but its file is
     not in the code), edited (its file changed since it was applied),
     interrupted (a non-transactional migration that never finished), running
-    (one that started and whose process is still at it).
+    (one that started and whose process is still at it). A pending file that
+    cannot load (a syntax error, an unedited template) is "pending, cannot
+    load" with the reason.
 
     Exit code: 0 up to date, 1 migrations pending or running, 2 bad input or
     configuration, 3 a problem that needs a person (edited, out-of-order,
-    missing or interrupted migrations). Never creates a database. With
+    missing or interrupted migrations, a pending file that cannot load).
+    Never creates a database. With
     --json, an error is also printed as {"state": "error", "error": "..."}.
     """
     try:
