@@ -116,12 +116,17 @@ def migrate_with(
     from .report import MigrationReport
 
     runner = Runner.from_options(database, migrations, options)
+    was_missing = runner.backend.missing()
     try:
         return runner.apply(target=options.target, waited=waited)
-    except (ConfigError, AheadError):
-        raise
-    except SelfMigrateError as e:
-        if options.on_failure == "raise":
+    except BaseException as e:
+        if was_missing:
+            remove_if_still_empty(database)
+        if (
+            not isinstance(e, SelfMigrateError)
+            or isinstance(e, (ConfigError, AheadError))
+            or options.on_failure == "raise"
+        ):
             raise
         logging.getLogger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
@@ -150,3 +155,43 @@ def _plain_locations(migrations: object, table: object) -> list[str | os.PathLik
     locations = [m for m in migrations if isinstance(m, (str, os.PathLike))]
     plain = len(locations) == len(migrations) and isinstance(table, str)
     return locations if plain else None
+
+
+def remove_if_still_empty(database: str | os.PathLike[str]) -> bool:
+    """Delete the database file a failed run created, if nothing was ever written to it.
+
+    Called only for a database that did not exist when the run began: a start
+    that fails before its first change (a bad migration file, a lock not
+    obtained) leaves no empty file behind to look like a database. A file with
+    any content, or one another process is writing right now, is kept.
+
+    :returns: whether the file was deleted.
+    """
+    from pathlib import Path
+
+    from .backends.select import open_backend
+    from .errors import SelfMigrateError
+
+    try:
+        backend = open_backend(database, lock_timeout=0)
+    except SelfMigrateError:
+        return False
+    path = getattr(backend, "path", None)  # only a file-backed engine leaves a file
+    if not isinstance(path, Path) or not path.is_file() or path.stat().st_size:
+        return False
+    try:
+        conn = backend.connect(create=False)
+    except SelfMigrateError:
+        return False
+    try:
+        # Holding the write lock: no other process is inside a write transaction
+        # on this file while it is checked and unlinked.
+        with backend.locked_transaction(conn):
+            if path.stat().st_size:
+                return False
+            path.unlink()
+    except SelfMigrateError:
+        return False  # another process holds the lock: the file is theirs now
+    finally:
+        conn.close()
+    return True

@@ -24,9 +24,13 @@ def up_to(migrations: t.Sequence[Migration], target: int | None) -> tuple[Migrat
     return tuple(m for m in migrations if target is None or m.version <= target)
 
 
+#: How every message and command shows the version of a database with no migration applied.
+NO_VERSION = "none (no migration applied)"
+
+
 def version_label(version: int | None) -> str:
-    """A version for messages: ``"0 (empty)"`` for no history."""
-    return "0 (empty)" if version is None else str(version)
+    """A version for messages: :data:`NO_VERSION` for no history."""
+    return NO_VERSION if version is None else str(version)
 
 
 def check(status: Status, target: int | None, *, allow_out_of_order: bool, database: str) -> None:
@@ -47,9 +51,7 @@ def check(status: Status, target: int | None, *, allow_out_of_order: bool, datab
             f" and retry with 'python -m selfmigrate resolve {row.version} --retry'."
         )
     if status.edited:
-        lines = "\n  ".join(
-            f"{m.location} (version {m.version}, applied {row.applied_at})" for m, row in status.edited
-        )
+        lines = "\n  ".join(f"{m.location} (version {m.version}, applied {row.applied_at})" for m, row in status.edited)
         raise ChecksumMismatch(
             f"These migrations were edited after they were applied to database {database}:\n"
             f"  {lines}\n"
@@ -121,10 +123,8 @@ def rollback_range(
         if count < 1:
             raise ConfigError(f"The number of steps to roll back must be 1 or more, not {count}.")
         if count > len(newest_first):
-            raise ConfigError(
-                f"Cannot roll back {count} migration(s): database {database} has"
-                f" {len(newest_first)} applied."
-            )
+            applied = f"{len(newest_first)} applied" if newest_first else NO_VERSION.partition(" ")[2].strip("()")
+            raise ConfigError(f"Cannot roll back {count} migration(s): database {database} has {applied}.")
         versions = newest_first[:count]
     files = {m.version: m for m in status.migrations}
     edited = {m.version for m, _ in status.edited}

@@ -12,6 +12,7 @@ import typing as t
 
 import click
 
+from ...core.plan import NO_VERSION, version_label
 from ...core.tracker import APPLIED as APPLIED_STATE
 from ...core.tracker import STARTED as STARTED_STATE
 from ...errors import SelfMigrateError
@@ -34,14 +35,15 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
     its file is not in the code, with newer files present), edited (its file
     changed since it was applied), interrupted (a non-transactional migration
     that never finished), running (one that started and whose process is still
-    at it).
+    at it). A pending file that cannot load (a syntax error, an unedited
+    template) is "pending, cannot load" with the reason.
 
     Exit code: 0 this code can run on the database (up to date, or ahead only
     by compatible migrations), 1 migrations pending or running, 2 bad input or
     configuration, 3 a problem that needs a person (edited, out-of-order,
-    missing or interrupted migrations), 7 ahead by a migration not marked
-    compatible. Never creates a database. With --json, an error is also
-    printed as {"state": "error", "error": "..."}.
+    missing or interrupted migrations, a pending file that cannot load), 7 ahead
+    by a migration not marked compatible. Never creates a database. With
+    --json, an error is also printed as {"state": "error", "error": "..."}.
     """
     try:
         runner = settings.runner()
@@ -52,13 +54,39 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
         raise
     # A "started" row is a migration still running if its process holds the lock.
     running = bool(result.interrupted) and runner.backend.migration_lock().held_elsewhere()
-    code = status_exit_code(result, running=running)
+    problems = load_problems(result)
+    code = status_exit_code(result, running=running, problems=problems)
     if as_json:
-        document = status_document(result, runner.backend.describe(), running=running)
+        document = status_document(result, runner.backend.describe(), running=running, problems=problems)
         click.echo(json.dumps(document, indent=2))
     else:
-        _echo_status(result, runner.backend.describe(), ctx, running=running)
+        _echo_status(result, runner.backend.describe(), ctx, running=running, problems=problems)
     ctx.exit(code)
+
+
+def load_problems(result: Status) -> dict[int, str]:
+    """Why each pending migration that would fail before it runs cannot: version → reason.
+
+    Each pending file is loaded as ``apply`` would load it (a syntax error, an
+    unedited ``.sql`` template, a missing ``up``); an unedited ``.py`` template
+    loads, but its ``up()`` only raises. Applied files are not loaded.
+    """
+    from ...ops.create import PY_TEMPLATE_MARK
+
+    problems: dict[int, str] = {}
+    for migration in result.pending:
+        try:
+            text = migration.read_text()
+            migration.load()
+        except SelfMigrateError as e:
+            problems[migration.version] = str(e).splitlines()[0]
+            continue
+        if migration.filename.endswith(".py") and PY_TEMPLATE_MARK in text:
+            problems[migration.version] = (
+                f"Migration file {migration.location} is the unedited template: its up() only raises"
+                " NotImplementedError. Write the change it should make."
+            )
+    return problems
 
 
 #: ``status`` exit codes. Ahead only by compatible migrations is 0: the code runs
@@ -66,16 +94,17 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
 UP_TO_DATE, PENDING, PROBLEM, AHEAD_INCOMPATIBLE = 0, 1, 3, 7
 
 
-def status_exit_code(result: Status, *, running: bool = False) -> int:
+def status_exit_code(result: Status, *, running: bool = False, problems: t.Mapping[int, str] | None = None) -> int:
     """0 up to date (or ahead only by compatible migrations), 1 pending (or a
     migration running), 3 something needs a person, 7 ahead by a migration not
     marked compatible.
 
     ``running``: the started rows belong to a migration whose process still
-    holds the migration lock, not to one that died.
+    holds the migration lock, not to one that died. ``problems``: pending
+    migrations that cannot load (:func:`load_problems`); they need a person too.
     """
     missing = len(result.missing) > len(result.ahead)
-    if result.edited or result.out_of_order or missing or (result.interrupted and not running):
+    if result.edited or result.out_of_order or missing or (result.interrupted and not running) or problems:
         return PROBLEM
     if result.ahead_incompatible:
         return AHEAD_INCOMPATIBLE
@@ -90,8 +119,15 @@ def _state_name(result: Status, code: int) -> str:
     return {PENDING: "pending", PROBLEM: "problem", AHEAD_INCOMPATIBLE: "ahead-incompatible"}[code]
 
 
-def migration_states(result: Status, *, running: bool = False) -> list[dict[str, t.Any]]:
-    """One entry per version in the files or the tracker, oldest first."""
+def migration_states(
+    result: Status, *, running: bool = False, problems: t.Mapping[int, str] | None = None
+) -> list[dict[str, t.Any]]:
+    """One entry per version in the files or the tracker, oldest first.
+
+    ``problems`` gives the reason of a pending migration that cannot load: its
+    entry's ``cannot_load`` (``None`` for every other).
+    """
+    problems = problems or {}
     files = {m.version: m for m in result.migrations}
     edited = {m.version for m, _ in result.edited}
     out_of_order = {m.version for m in result.out_of_order}
@@ -123,14 +159,17 @@ def migration_states(result: Status, *, running: bool = False) -> list[dict[str,
                 # As stored with the row: None for a pending file, or a row from before layout 2.
                 "compatible": row.compatible if row is not None else None,
                 "down": row.down if row is not None else None,
+                "cannot_load": problems.get(version) if row is None else None,
             }
         )
     return entries
 
 
-def status_document(result: Status, database: str, *, running: bool = False) -> dict[str, t.Any]:
+def status_document(
+    result: Status, database: str, *, running: bool = False, problems: t.Mapping[int, str] | None = None
+) -> dict[str, t.Any]:
     """The ``status --json`` object."""
-    code = status_exit_code(result, running=running)
+    code = status_exit_code(result, running=running, problems=problems)
     return {
         "database": database,
         "current_version": result.current_version,
@@ -139,13 +178,15 @@ def status_document(result: Status, database: str, *, running: bool = False) -> 
         "state": _state_name(result, code),
         "pending": [m.version for m in result.pending],
         "ahead": [row.version for row in result.ahead],
-        "migrations": migration_states(result, running=running),
+        "migrations": migration_states(result, running=running, problems=problems),
     }
 
 
-def _echo_status(result: Status, database: str, ctx: click.Context, *, running: bool = False) -> None:
+def _echo_status(
+    result: Status, database: str, ctx: click.Context, *, running: bool, problems: t.Mapping[int, str]
+) -> None:
     click.echo(f"Database: {database}")
-    entries = migration_states(result, running=running)
+    entries = migration_states(result, running=running, problems=problems)
     width = max((len(f"{e['version']:04d}_{e['name']}") for e in entries), default=0)
     for entry in entries:
         label = f"{entry['version']:04d}_{entry['name']}".ljust(width)
@@ -154,13 +195,15 @@ def _echo_status(result: Status, database: str, ctx: click.Context, *, running: 
             detail += ", compatible" if entry["compatible"] else ", not compatible"
         if entry["applied_at"] is not None:
             detail += f" {entry['applied_at']} ({entry['duration_ms']:g} ms)"
+        if entry["cannot_load"] is not None:
+            detail += f", cannot load: {entry['cannot_load']}"
         click.echo(f"  {label}  {detail}")
     if not entries:
         click.echo("  (no migrations)")
-    current = "none" if result.current_version is None else str(result.current_version)
+    current = version_label(result.current_version)
     head = "none" if result.head is None else str(result.head)
     click.echo(f"Current version: {current}; newest migration file: {head}.")
-    code = status_exit_code(result, running=running)
+    code = status_exit_code(result, running=running, problems=problems)
     ahead = ", ".join(row.id for row in result.ahead)
     if code == UP_TO_DATE and result.ahead:
         click.echo(f"Ahead of this code by {ahead}, marked compatible: this code runs on the database as it is.")
@@ -179,9 +222,10 @@ def _echo_status(result: Status, database: str, ctx: click.Context, *, running: 
         click.echo("A migration is running outside a transaction (its process holds the migration lock).")
     elif code == PENDING:
         click.echo(f"{len(result.pending)} migration(s) pending. Run '{sibling(ctx, 'apply')}' or restart the app.")
+    elif problems and not (result.edited or result.out_of_order or result.missing or result.interrupted):
+        click.echo(f"{len(problems)} pending migration(s) cannot load: fix them before the next start (it would fail).")
     else:
         click.echo(f"Needs attention: see the states above. Run '{sibling(ctx, 'verify')}' for details.")
-
 
 
 @click.command(short_help="Show what was applied, when and by whom, newest first.")
@@ -203,7 +247,7 @@ def history(settings: Settings, as_json: bool) -> None:
         click.echo(json.dumps([{**dataclasses.asdict(row), "down": row.down} for row in rows], indent=2))
         return
     if not rows:
-        click.echo(f"Database {runner.backend.describe()} has no migrations applied.")
+        click.echo(f"Database {runner.backend.describe()} is at version {NO_VERSION}.")
         return
     width = max(len(row.id) for row in rows)
     for row in rows:
