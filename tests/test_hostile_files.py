@@ -174,6 +174,12 @@ NEAR_MISSES = [
     "-- +goose Down",
     "/* migrate:down */",
     "\t--\tmigrate:down",
+    "--- migrate:down",  # a third dash
+    "-- @migrate:down",
+    "-- Down",  # node-sqlite's section line
+    "-- DOWN:",
+    "-- //@UNDO",  # MyBatis migrations
+    "-- rollback",
 ]
 
 
@@ -194,6 +200,24 @@ def test_down_marker_in_any_case_is_understood(database: Path, folder: Path, mar
     assert not any(
         line.startswith("CREATE TABLE note") for line in user_data(database)
     )  # the down ran, on the way down
+
+
+def test_node_sqlite_up_down_sections_are_refused_naming_both_spellings(database: Path, folder: Path) -> None:
+    # node-sqlite's (kriasoft/node-sqlite) file shape: read as plain comments, its
+    # "-- Down" section would drop the table right after creating it, recorded as applied.
+    rule = "-" * 80
+    write(folder, "0002_tag.sql", f"{rule}\n-- Up\n{rule}\n\n{NEXT}\n{rule}\n-- Down\n{rule}\n\nDROP TABLE note;\n")
+    message = refused(database, folder, f"{folder / '0002_tag.sql'}, line 2", "Write exactly '-- migrate:up'")
+    assert "'-- Up'" in message
+    (folder / "0002_tag.sql").write_text(f"{rule}\n-- migrate:up\n{rule}\n{NEXT}{rule}\n-- Down\n{rule}\nDROP TABLE note;\n")
+    assert "'-- Down'" in refused(database, folder, "line 6", "Write exactly '-- migrate:down'")
+
+
+def test_prose_that_starts_with_up_or_down_stays_a_comment(database: Path, folder: Path) -> None:
+    write(folder, "0002_tag.sql", f"-- Down the line: tags for notes\n-- up to 5 per note\n{NEXT}")
+    before = user_data(database)
+    assert selfmigrate.migrate(database, folder).current_version == 2
+    assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]
 
 
 def test_dbmate_file_is_understood(database: Path, folder: Path) -> None:

@@ -255,18 +255,23 @@ class Markers:
 def looks_like_marker(comment: str) -> bool:
     """Whether the text of a comment (without ``--``/``/* */``) looks meant as a marker.
 
-    Generous on purpose: any case, any spacing, ``migrate`` (or ``migration``,
+    Generous on purpose: any case, any spacing, after any run of ``-+@!#*/=``
+    (``--- migrate:down``, ``-- @migrate:down``), ``migrate`` (or ``migration``,
     sql-migrate's ``+migrate``, goose's ``+goose``) followed by ``:`` or ``=``,
-    or by ``up``, ``down``, ``(no-)transaction`` or ``compatible`` as a word. A line that looks
-    like a marker and is not exactly one is an error, never a plain comment: a
-    misspelt ``-- migrate:down`` would run the down script on the way up.
+    or by ``up``, ``down``, ``(no-)transaction`` or ``compatible`` as a word; or a
+    comment that is only the word ``up``, ``down``, ``undo`` or ``rollback`` (the
+    ``-- Up`` / ``-- Down`` sections of node-sqlite's migrations, MyBatis'
+    ``-- //@UNDO``). A line that looks like a marker and is not exactly one is an
+    error, never a plain comment: a misspelt ``-- migrate:down`` would run the
+    down script on the way up.
     """
     return _MARKER_LIKE.match(comment) is not None
 
 
 _MARKER_LIKE = re.compile(
-    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*"
-    r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)",
+    r"[\s\-+@!#*/=]*(?:migrate|migrations?|goose)\s*"
+    r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)"
+    r"|[\s\-+@!#*/=]*(?:up|down|undo|rollback)[\s\-+@!#*/=:]*$",
     re.IGNORECASE,
 )
 #: dbmate's marker for the up script, accepted (and needed by nothing) at the top of a file.
@@ -359,7 +364,7 @@ def _marker_error(location: str, text: str, begin: int, problem: str) -> Discove
             f"'{DOWN_MARKER}' alone (a down always runs in a transaction; a migration that must run"
             f" outside one has '{NO_TRANSACTION_MARKER}' at the top of the file)"
         )
-    elif "down" in lowered:
+    elif "down" in lowered or "undo" in lowered or "rollback" in lowered:
         use = f"'{DOWN_MARKER}'"
     elif "compat" in lowered:
         use = f"'{COMPATIBLE_MARKER}' at the top of the file, before the first statement"
