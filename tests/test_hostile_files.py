@@ -472,3 +472,12 @@ def test_rollback_to_0_undoes_all(folder: Path, tmp_path: Path) -> None:
     again = cli(database, folder, "rollback", "--to", "0", "--yes")
     assert again.returncode == 0 and "Nothing to roll back" in again.stdout
     assert json.loads(cli(database, folder, "status", "--json").stdout)["current_version"] is None
+
+
+def test_a_nul_character_is_refused_before_anything_runs(database: Path, folder: Path) -> None:
+    # A UTF-16 file without a byte-order mark decodes as UTF-8 with a NUL after every
+    # ASCII character; the sqlite3 module refused it only mid-run, naming no line.
+    (folder / "0002_tag.sql").write_bytes(NEXT.encode() + b"\x00DROP TABLE note;\n")
+    refused(database, folder, f"{folder / '0002_tag.sql'}, line 2", "NUL character", "Save it as UTF-8")
+    (folder / "0002_tag.sql").write_bytes("CREATE TABLE tag (name TEXT);\n".encode("utf-16-le"))
+    refused(database, folder, "line 1", "NUL character")

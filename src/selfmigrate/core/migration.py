@@ -202,6 +202,15 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     # itself knows only \n: a "--" comment in a file with \r line ends would run to the
     # end of the file and hide every statement after it.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\0" in text:
+        # The sqlite3 module refuses a statement with a NUL, and only when it runs:
+        # refused here, before the first migration is applied.
+        raise DiscoveryError(
+            f"Migration file {migration.location}, line {line_of(text, text.index(chr(0)))}: contains a NUL"
+            " character (byte 0), which SQL text cannot hold; it is usually a file saved in another"
+            " encoding (UTF-16) or a binary file. Save it as UTF-8 text without NUL characters.",
+            paths=[migration.location],
+        )
     markers = parse_markers(text, migration.location)
     if markers.down is None:
         up = SQLScript(text, 1)
