@@ -559,3 +559,36 @@ def test_pragma_ignored_without_vacuum_in_a_no_transaction_migration(
     name, value = pragma.split(" = ")
     assert rows(db_path, f"PRAGMA {name}") == [({"8192": 8192, "FULL": 1}[value],)]
     assert user_data(db_path) == before
+
+
+# --- a migration that opens a second connection to its database -----------------------------
+
+SECOND_CONNECTION = """
+import sqlite3
+
+
+def up(conn):
+    # As a migration that reuses the app's get_db() or an ORM engine would.
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    other = sqlite3.connect(path, timeout=0.1)
+    try:
+        other.execute("INSERT INTO note VALUES ('from the second connection')")
+        other.commit()
+    finally:
+        other.close()
+"""
+
+
+def test_a_second_connection_opened_by_the_migration_is_explained(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    files = {"0001_init.sql": "CREATE TABLE note (body TEXT);\nINSERT INTO note VALUES ('kept');\n"}
+    location = make_migrations({**files, "0002_second.py": SECOND_CONNECTION})
+    selfmigrate.migrate(db_path, location, target=1)
+    before = dump(db_path)
+    with pytest.raises(selfmigrate.MigrationError) as info:
+        selfmigrate.migrate(db_path, location)
+    message = str(info.value)
+    assert "0002_second" in message and "database is locked" in message
+    assert "a second connection the migration opens itself" in message and "(conn)" in message
+    assert dump(db_path) == before

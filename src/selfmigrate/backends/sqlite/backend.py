@@ -381,8 +381,17 @@ class SQLiteBackend:
         elif first is not None:
             lines.append(
                 f"The migration tried to {first or 'end'} the transaction selfmigrate runs it in."
-                " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"
-                " selfmigrate commits each migration together with its tracker row."
+                " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), 'with conn:', conn.executescript())"
+                " from it: selfmigrate commits each migration together with its tracker row."
+            )
+        elif isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorname", "") == "SQLITE_BUSY":
+            # The migration's own connection holds the write lock: a busy error comes from
+            # another connection, which the migration opened itself (or an attached database).
+            lines.append(
+                "selfmigrate holds the database's write lock for the whole migration, so a second"
+                " connection the migration opens itself (sqlite3.connect(), an ORM's engine or session)"
+                " waits for it and fails. Run every statement through the connection the migration is"
+                " given (conn). (For an ATTACHed database: another process was writing it.)"
             )
         elif transactional and isinstance(error, sqlite3.Error) and _NEEDS_NO_TRANSACTION.search(str(error)):
             lines.append(
