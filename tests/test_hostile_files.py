@@ -209,7 +209,8 @@ def test_node_sqlite_up_down_sections_are_refused_naming_both_spellings(database
     write(folder, "0002_tag.sql", f"{rule}\n-- Up\n{rule}\n\n{NEXT}\n{rule}\n-- Down\n{rule}\n\nDROP TABLE note;\n")
     message = refused(database, folder, f"{folder / '0002_tag.sql'}, line 2", "Write exactly '-- migrate:up'")
     assert "'-- Up'" in message
-    (folder / "0002_tag.sql").write_text(f"{rule}\n-- migrate:up\n{rule}\n{NEXT}{rule}\n-- Down\n{rule}\nDROP TABLE note;\n")
+    fixed_up = f"{rule}\n-- migrate:up\n{rule}\n{NEXT}"
+    (folder / "0002_tag.sql").write_text(f"{fixed_up}{rule}\n-- Down\n{rule}\nDROP TABLE note;\n")
     assert "'-- Down'" in refused(database, folder, "line 6", "Write exactly '-- migrate:down'")
 
 
