@@ -482,3 +482,13 @@ def test_a_nul_character_is_refused_before_anything_runs(database: Path, folder:
     refused(database, folder, f"{folder / '0002_tag.sql'}, line 2", "NUL character", "Save it as UTF-8")
     (folder / "0002_tag.sql").write_bytes("CREATE TABLE tag (name TEXT);\n".encode("utf-16-le"))
     refused(database, folder, "line 1", "NUL character")
+
+
+def test_a_relative_import_in_a_directory_of_migrations_never_reaches_selfmigrate(
+    database: Path, folder: Path
+) -> None:
+    # Given as a directory, a migration is no package's module: "from .config import ..."
+    # imported selfmigrate.config (the module was named inside selfmigrate).
+    write(folder, "0002_tag.py", "from .config import Options\n\ndef up(conn):\n    conn.execute('DROP TABLE note')\n")
+    message = refused(database, folder, f"{folder / '0002_tag.py'}, line 1", "attempted relative import")
+    assert "given as a package name" in message

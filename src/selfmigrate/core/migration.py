@@ -397,21 +397,26 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
     if migration.package is not None:
         module_name = f"{migration.package}.{migration.id}"
     else:
-        module_name = f"selfmigrate.migrations_{migration.id}"
+        # A top-level name with no package: named inside selfmigrate, the module's
+        # relative imports ("from ._helpers import x") would import selfmigrate's own modules.
+        module_name = f"_selfmigrate_migration_{migration.id}"
     module = types.ModuleType(module_name)
     module.__file__ = location
-    if migration.package is not None:
-        module.__package__ = migration.package
+    module.__package__ = migration.package if migration.package is not None else ""
     try:
         code = compile(text, location, "exec", dont_inherit=True)
         exec(code, module.__dict__)
     except Exception as e:
         line = line_in(e, location)
         where = f", line {line}" if line is not None else ""
+        fix = "Fix the file (an import that fails at the top of a migration usually belongs inside up())."
+        if isinstance(e, ImportError) and migration.package is None and "relative import" in str(e):
+            fix = (
+                "Relative imports work only when the migrations are given as a package name"
+                " (myapp.migrations), not as a directory path: give the package, or import absolutely."
+            )
         raise DiscoveryError(
-            f"Migration file {location}{where} cannot be imported:"
-            f" {type(e).__name__}: {e}. Fix the file (an import that fails at the top of"
-            " a migration usually belongs inside up()).",
+            f"Migration file {location}{where} cannot be imported: {type(e).__name__}: {e}. {fix}",
             paths=[location],
         ) from e
     up = getattr(module, "up", None)
