@@ -249,6 +249,9 @@ UP_MARKER = "-- migrate:up"
 #: dbmate's spelling of ``-- migrate:no-transaction``, accepted at the top of a file.
 UP_MARKER_NO_TRANSACTION = "-- migrate:up transaction:false"
 _EXACT = (DOWN_MARKER, NO_TRANSACTION_MARKER, UP_MARKER, UP_MARKER_NO_TRANSACTION)
+#: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
+#: a comment line anywhere in the file, for ``lint``; the migration ignores it.
+ACCEPT_MARKER = re.compile(r"--\s*migrate:accept\b", re.IGNORECASE)
 
 
 def parse_markers(text: str, location: str) -> Markers:
@@ -260,6 +263,8 @@ def parse_markers(text: str, location: str) -> Markers:
     transaction:false`` (case and the spaces around the line do not matter).
     ``-- migrate:no-transaction`` and ``-- migrate:up`` belong to the header
     (the comments before the first statement; ``/* */`` comments included).
+    The linter's ``-- migrate:accept CODE …`` lines (:data:`ACCEPT_MARKER`) may be
+    anywhere, and are not markers of the migration.
 
     :raises DiscoveryError: a comment looks like a marker (:func:`looks_like_marker`)
         but is not exactly one, or a marker is where it does nothing (a second
@@ -296,6 +301,8 @@ def parse_markers(text: str, location: str) -> Markers:
         if code_on_line or text[line_start:begin].strip(SQL_WHITESPACE):
             raise _marker_error(location, text, begin, "follows something else on its line")
         spelt = comment.strip(SQL_WHITESPACE).lower()
+        if ACCEPT_MARKER.match(spelt):
+            continue  # the linter's
         if spelt not in _EXACT:
             raise _marker_error(location, text, begin, "is not spelt exactly as a marker")
         line = line_of(text, begin)

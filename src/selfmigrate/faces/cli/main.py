@@ -14,17 +14,17 @@ import typing as t
 import click
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
-from . import commands, repair, status
+from . import commands, repair, status, trial
 from .settings import SelfMigrateGroup, Settings
 
 
 @click.group(
     cls=SelfMigrateGroup,
     help="Apply and manage selfmigrate migrations.",
-    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, or a confirmation"
-    " declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
+    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, lint: findings, or a"
+    " confirmation declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
     " missing or interrupted migrations); 4 the write lock was not obtained in time; 5 a migration"
-    " failed (and was rolled back); 6 a snapshot could not be taken or restored.",
+    " failed (and was rolled back), or would fail (dry run); 6 a snapshot could not be taken or restored.",
 )
 @click.option(
     "--database",
@@ -87,6 +87,7 @@ for _command in (
     commands.apply_command,
     commands.rollback,
     status.history,
+    trial.lint_command,
     commands.verify_command,
     repair.baseline_command,
     repair.adopt_command,
