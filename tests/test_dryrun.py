@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from helpers import connected, dump
 
 from selfmigrate import migrate
-from selfmigrate.errors import BackupError, DatabaseError, MigrationError, OutOfOrderError
+from selfmigrate.backends import select
+from selfmigrate.errors import BackupError, ConfigError, DatabaseError, MigrationError, OutOfOrderError
 from selfmigrate.faces.cli.main import cli
 from selfmigrate.ops.dryrun import TableChange, dry_run
 
@@ -227,4 +228,21 @@ def test_no_place_for_the_copy(populated: tuple[str, Path], tmp_path: Path) -> N
         cli, ["-d", str(db_path), "-m", folder, "--backup-dir", str(tmp_path / "nowhere"), "apply", "--dry-run"]
     )
     assert result.exit_code == 6 and "Error: " in result.stderr
+    assert files_state(db_path.parent) == before
+
+
+def test_an_engine_without_a_dry_run_is_refused(
+    populated: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The PostgreSQL backend has no dry run: its URLs go to its package, which has no dryrun module.
+    folder, db_path = populated
+    monkeypatch.setitem(select.ENGINES, "postgresql", "postgres")
+    add(folder, {"0002_x.sql": "DELETE FROM users;\n"})
+    before = files_state(db_path.parent)
+    url = "postgresql://localhost/app"
+    with pytest.raises(ConfigError, match="A dry run is not supported for postgres databases"):
+        dry_run(url, folder)
+    for command in (["apply", "--dry-run"], ["plan", "--dry-run"]):
+        result = CliRunner().invoke(cli, ["-d", url, "-m", folder, *command])
+        assert result.exit_code == 2 and "A dry run is not supported for postgres databases" in result.stderr
     assert files_state(db_path.parent) == before

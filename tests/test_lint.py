@@ -9,7 +9,8 @@ import typing as t
 import pytest
 from click.testing import CliRunner
 
-from selfmigrate.errors import DiscoveryError
+from selfmigrate.backends import select
+from selfmigrate.errors import ConfigError, DiscoveryError
 from selfmigrate.faces.cli.main import cli
 from selfmigrate.ops.lint import lint, rules
 from selfmigrate.ops.verify import verify
@@ -405,3 +406,31 @@ def test_pytest_check(pytester: pytest.Pytester, make_migrations: MigrationsFact
     result.stdout.fnmatch_lines(["*0002_change.sql:1: SM103*", "*migrate:accept CODE*"])
     result = pytester.runpytest("-p", "no:cacheprovider", "-o", f"selfmigrate_migrations={good}")
     result.assert_outcomes(passed=1)
+
+
+def test_the_loader_lets_accept_lines_through_but_not_misspelt_ones(make_migrations: MigrationsFactory) -> None:
+    accepted = make_migrations(
+        {"0001_init.sql": "CREATE TABLE t (id);\n-- MIGRATE:ACCEPT SM108 anywhere in the file\n"}, package=False
+    )
+    assert lint(accepted).findings == ()
+    misspelt = make_migrations({"0001_init.sql": "-- migrate:acept SM108\nCREATE TABLE t (id);\n"}, package=False)
+    with pytest.raises(DiscoveryError, match="not spelt exactly as a marker"):
+        lint(misspelt)
+
+
+def test_an_engine_without_a_linter_is_refused(
+    make_migrations: MigrationsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The PostgreSQL backend has no linter: its URLs are routed to its package, which has no lint module.
+    monkeypatch.setitem(select.ENGINES, "postgresql", "postgres")
+    folder = make_migrations(BASE, package=False)
+    url = "postgresql://localhost/app"
+    with pytest.raises(ConfigError, match="The linter is not supported for postgres databases"):
+        lint(folder, database=url)
+    with pytest.raises(ConfigError, match="not supported for postgres"):
+        rules(url)
+    assert select.job(url, "lint", what=None) is None  # what verify asks before it lints
+    result = CliRunner().invoke(cli, ["-d", url, "-m", folder, "lint"])
+    assert result.exit_code == 2 and "The linter is not supported for postgres databases" in result.stderr
+    # Without a database, and for a SQLite path, the rules are SQLite's.
+    assert rules() == rules("app.sqlite") and "SM103" in rules()
