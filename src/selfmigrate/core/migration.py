@@ -35,6 +35,11 @@ TRANSACTIONAL_ATTRIBUTE = "transactional"
 
 Kind = t.Literal["sql", "py"]
 
+#: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
+#: a comment line anywhere in a ``.sql`` file, for ``lint``; the marker check lets it
+#: through and the migration ignores it.
+ACCEPT_MARKER = re.compile(r"--\s*migrate:accept\b", re.IGNORECASE)
+
 
 def checksum(data: bytes) -> str:
     """Return the SHA-256 hex digest of ``data`` with line endings normalised.
@@ -249,9 +254,6 @@ UP_MARKER = "-- migrate:up"
 #: dbmate's spelling of ``-- migrate:no-transaction``, accepted at the top of a file.
 UP_MARKER_NO_TRANSACTION = "-- migrate:up transaction:false"
 _EXACT = (DOWN_MARKER, NO_TRANSACTION_MARKER, UP_MARKER, UP_MARKER_NO_TRANSACTION)
-#: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
-#: a comment line anywhere in the file, for ``lint``; the migration ignores it.
-ACCEPT_MARKER = re.compile(r"--\s*migrate:accept\b", re.IGNORECASE)
 
 
 def parse_markers(text: str, location: str) -> Markers:
@@ -263,8 +265,6 @@ def parse_markers(text: str, location: str) -> Markers:
     transaction:false`` (case and the spaces around the line do not matter).
     ``-- migrate:no-transaction`` and ``-- migrate:up`` belong to the header
     (the comments before the first statement; ``/* */`` comments included).
-    The linter's ``-- migrate:accept CODE …`` lines (:data:`ACCEPT_MARKER`) may be
-    anywhere, and are not markers of the migration.
 
     :raises DiscoveryError: a comment looks like a marker (:func:`looks_like_marker`)
         but is not exactly one, or a marker is where it does nothing (a second
