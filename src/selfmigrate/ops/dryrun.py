@@ -139,7 +139,10 @@ def dry_run(
             current = runner.status().current_version
         except SelfMigrateError as e:
             raise _reworded(e, here, where) from e.__cause__
-        exclude = {runner.tracker.table, runner.tracker.fingerprint_table}
+        # selfmigrate's own tables change on every apply; they are not the migrations' rows.
+        # (Tracker.own_tables comes with issue 14's companion tables; before it, these two.)
+        tracker = runner.tracker
+        exclude = set(getattr(tracker, "own_tables", (tracker.table, tracker.fingerprint_table)))
         steps: list[DryRunStep] = []
         files = {m.version: m for m in runner.registry.migrations}
         remaining = [body.migration for body in todo]
