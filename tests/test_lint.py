@@ -434,3 +434,63 @@ def test_an_engine_without_a_linter_is_refused(
     assert result.exit_code == 2 and "The linter is not supported for postgres databases" in result.stderr
     # Without a database, and for a SQLite path, the rules are SQLite's.
     assert rules() == rules("app.sqlite") and "SM103" in rules()
+
+
+@pytest.mark.parametrize(
+    ("up", "says"),
+    [
+        ("ALTER TABLE parent DROP COLUMN name;", "drops (or renames) column parent.name"),
+        ("ALTER TABLE child RENAME COLUMN note TO remark;", "drops (or renames) column child.note"),
+        ("ALTER TABLE parent RENAME TO parents;", "drops (or renames) table parent"),
+        ("DROP INDEX child_note;", "drops (or renames) index child_note"),
+        ("ALTER TABLE parent ADD COLUMN rank INTEGER NOT NULL;", "NOT NULL without a default"),
+        (
+            "CREATE TRIGGER parent_named BEFORE INSERT ON parent WHEN NEW.name IS NULL"
+            " BEGIN SELECT RAISE(ABORT, 'name'); END;",
+            "adds trigger parent_named",
+        ),
+    ],
+)
+def test_a_compatible_migration_that_is_not_expand_only(make_migrations: MigrationsFactory, up: str, says: str) -> None:
+    folder = make_migrations(with_base({"0002_change.sql": f"-- migrate:compatible\n{up}\n"}), package=False)
+    found = [f for f in lint(folder).findings if f.code == "SM109"]
+    assert [(f.path.rsplit("/", 1)[-1], f.line, f.level) for f in found] == [("0002_change.sql", 1, "error")]
+    assert says in found[0].message
+    # The same change not marked compatible is not SM109's business.
+    plain = make_migrations(with_base({"0002_change.sql": f"{up}\n"}), package=False)
+    assert "SM109" not in [f.code for f in lint(plain).findings]
+
+
+def test_a_compatible_rebuild_is_judged_by_what_it_leaves(make_migrations: MigrationsFactory) -> None:
+    """A type change through transform() in a .py migration marked compatible is caught;
+    an expand-only one (new table, nullable column, index, NOT NULL with a default) is not."""
+    folder = make_migrations(
+        with_base(
+            {
+                "0002_expand.sql": """
+                    -- migrate:compatible
+                    CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT);
+                    ALTER TABLE parent ADD COLUMN nickname TEXT;
+                    ALTER TABLE parent ADD COLUMN score INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX parent_nickname ON parent(nickname);
+                    -- migrate:down
+                    DROP INDEX parent_nickname;
+                    ALTER TABLE parent DROP COLUMN score;
+                    ALTER TABLE parent DROP COLUMN nickname;
+                    DROP TABLE tags;
+                """,
+                "0003_retype.py": """
+                    from selfmigrate.sqlite import transform
+
+                    compatible = True
+
+                    def up(conn):
+                        transform(conn, "child", types={"note": "BLOB"})
+                """,
+            }
+        ),
+        package=False,
+    )
+    found = [(f.code, f.path.rsplit("/", 1)[-1]) for f in lint(folder).findings]
+    assert found == [("SM109", "0003_retype.py")]
+    assert "changes column child.note" in next(f.message for f in lint(folder).findings if f.code == "SM109")

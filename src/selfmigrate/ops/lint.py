@@ -42,7 +42,7 @@ _OWN_RULES = (
         "SM002",
         "warning",
         "an accept directive names an unknown code",
-        "name a code from docs/lint.rst (SM101 … SM108)",
+        "name a code from docs/lint.rst (SM101 … SM109)",
     ),
 )
 #: The accept directive, by kind of file: a comment line of that language.
@@ -165,7 +165,14 @@ def lint(
             text = migration.read_text()
             up = body.up_sql if body.up_sql is not None else body.up_function
             down = body.down_sql if body.down_sql is not None else body.down_function
-            hits = linter.check(migration.location, text, up=up, down=down, transactional=body.transactional)
+            hits = linter.check(
+                migration.location,
+                text,
+                up=up,
+                down=down,
+                transactional=body.transactional,
+                compatible=body.compatible,
+            )
             if since is not None and migration.version <= since:
                 continue
             codes, unknown = _accepted_codes(text, migration, known)

@@ -1,6 +1,6 @@
 """The SQLite side of the migration linter: SQLite's pitfalls, found by replaying the migrations.
 
-Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM108) and :class:`Linter`, which
+Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM109) and :class:`Linter`, which
 replays migrations in version order into an in-memory scratch database and checks each
 statement against the schema it meets. Must not know the registry, accept directives or
 reports (``ops/lint.py``): it gets each migration's scripts and functions, and returns
@@ -44,7 +44,7 @@ RULES: dict[str, tuple[str, str, str]] = {
             "SM002",
             "warning",
             "an accept directive names an unknown code",
-            "name a code from docs/lint.rst (SM101 … SM108)",
+            "name a code from docs/lint.rst (SM101 … SM109)",
         ),
         (
             "SM101",
@@ -102,6 +102,14 @@ RULES: dict[str, tuple[str, str, str]] = {
             "make the down drop (or restore) exactly what the up creates (or drops), so that"
             " a rollback leaves the schema as it was",
         ),
+        (
+            "SM109",
+            "error",
+            "a migration marked compatible that is not expand-only",
+            "remove the compatible marker (an older image then refuses or rolls back, as"
+            " SELFMIGRATE_AHEAD says), or split the change: expand now (new tables, nullable"
+            " columns, indexes), contract in a later migration not marked compatible",
+        ),
     )
 }
 
@@ -133,7 +141,14 @@ class Linter:
         self._scratch.close()
 
     def check(
-        self, location: str, text: str, *, up: Step, down: Step | None = None, transactional: bool = True
+        self,
+        location: str,
+        text: str,
+        *,
+        up: Step,
+        down: Step | None = None,
+        transactional: bool = True,
+        compatible: bool = False,
     ) -> list[Hit]:
         """Replay one migration (the next in version order) and return what it finds, by line.
 
@@ -142,8 +157,10 @@ class Linter:
         :param up: its up: a ``.sql`` file's script or a ``.py`` file's function.
         :param down: its down, if it has one.
         :param transactional: ``False`` for a migration that runs outside a transaction.
+        :param compatible: the migration is marked compatible (code written before it
+            still works after it): its up must only add (SM109).
         """
-        body = _Body(location, up, down, transactional)
+        body = _Body(location, up, down, transactional, compatible)
         return [(f.code, f.line, f.message) for f in _lint_one(body, text, self._scratch)]
 
 
@@ -155,6 +172,7 @@ class _Body:
     up: Step
     down: Step | None
     transactional: bool
+    compatible: bool = False
 
     @property
     def up_sql(self) -> SQLScript | None:
@@ -573,6 +591,7 @@ def _lint_one(body: _Body, text: str, scratch: _Scratch) -> list[_Found]:
     ctx = _Context(body, scratch)
     live = scratch.live
     before = _schema(scratch.conn, scratch.normalised) if live else None
+    columns_before = _columns(scratch.conn) if live and body.compatible else {}
     if body.up_sql is not None:
         _up_sql(ctx, body.up_sql)
     elif live:
@@ -580,6 +599,8 @@ def _lint_one(body: _Body, text: str, scratch: _Scratch) -> list[_Found]:
     else:
         _scan_python(ctx, text)
     _finish(ctx)
+    if body.compatible and live and scratch.live and before is not None:
+        _check_expand_only(ctx, before, columns_before, text)
     if live and scratch.live and before is not None and body.has_down:
         _check_down(ctx, before, text)
     return sorted(ctx.findings, key=lambda f: (f.line or 0, f.code))
@@ -716,6 +737,79 @@ def _schema(conn: sqlite3.Connection, cache: dict[str, str]) -> dict[str, tuple[
                 cache[sql] = normalise_sql(sql)
             found[name.lower()] = (kind, cache[sql])
     return found
+
+
+#: A column as code written before a migration relies on it: declared type,
+#: NOT NULL, default, place in the primary key, and whether it is generated.
+Column = tuple[str, int, object, int, int]
+
+
+def _columns(conn: sqlite3.Connection) -> dict[str, dict[str, Column]]:
+    """Table name (lower case) → column name (lower case) → :data:`Column`, for every table."""
+    tables = [
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    ]
+    found: dict[str, dict[str, Column]] = {}
+    for table in tables:
+        found[table.lower()] = {
+            str(name).lower(): (str(kind).upper(), notnull, default, pk, hidden)
+            for _, name, kind, notnull, default, pk, hidden in conn.execute(
+                "SELECT * FROM pragma_table_xinfo(?)", (table,)
+            )
+        }
+    return found
+
+
+def _check_expand_only(
+    ctx: _Context, before: dict[str, tuple[str, str]], columns_before: dict[str, dict[str, Column]], text: str
+) -> None:
+    """SM109: a migration marked compatible must leave what code written before it uses as it was.
+
+    Judged on the scratch schema before and after the up, so a rebuild (by hand, or
+    ``selfmigrate.sqlite.transform``) is judged by what it leaves. Expand-only means:
+    every table, view and column is still there, each column with its type, NOT NULL,
+    default and key; a new column is nullable or has a default; no new CHECK or trigger
+    (older code's writes could trip over them). New tables and indexes are fine.
+    """
+    conn = ctx.scratch.conn
+    after = _schema(conn, ctx.scratch.normalised)
+    columns_after = _columns(conn)
+    line = ctx.body.up_sql.first_line if ctx.body.up_sql is not None else _def_line(text, "up")
+    problems: list[str] = []
+    for name, (kind, sql) in sorted(before.items()):
+        if name not in after:
+            problems.append(f"it drops (or renames) {kind} {name}")
+        elif kind == "view" and after[name] != (kind, sql):
+            problems.append(f"it changes view {name}")
+    for table, old in sorted(columns_before.items()):
+        new = columns_after.get(table)
+        if new is None:
+            continue  # told above
+        for column, spec in old.items():
+            if column not in new:
+                problems.append(f"it drops (or renames) column {table}.{column}")
+            elif new[column] != spec:
+                problems.append(f"it changes column {table}.{column} (type, NOT NULL, default or key)")
+        for column, (_, notnull, default, _pk, hidden) in new.items():
+            if column not in old and notnull and default is None and not hidden:
+                problems.append(f"it adds column {table}.{column} NOT NULL without a default")
+        if _checks(after.get(table, ("", ""))[1]) > _checks(before.get(table, ("", ""))[1]):
+            problems.append(f"it adds a CHECK constraint to table {table}")
+    for name, (kind, _sql) in sorted(after.items()):
+        if name not in before and kind == "trigger":
+            problems.append(f"it adds trigger {name}, which older code's writes may trip over")
+    if problems:
+        ctx.add(
+            "SM109",
+            line,
+            "it is marked compatible, but " + "; ".join(dict.fromkeys(problems)) + ": code written before it may fail",
+        )
+
+
+def _checks(sql: str) -> int:
+    """How many CHECK constraints a ``CREATE TABLE`` statement has."""
+    return sum(1 for tok in _tokens(sql) if tok.upper == "CHECK")
 
 
 def _check_down(ctx: _Context, before: dict[str, tuple[str, str]], text: str) -> None:
