@@ -492,3 +492,12 @@ def test_a_relative_import_in_a_directory_of_migrations_never_reaches_selfmigrat
     write(folder, "0002_tag.py", "from .config import Options\n\ndef up(conn):\n    conn.execute('DROP TABLE note')\n")
     message = refused(database, folder, f"{folder / '0002_tag.py'}, line 1", "attempted relative import")
     assert "given as a package name" in message
+
+
+@pytest.mark.parametrize("line", ["-- -- migrate:down", "-- -- Down", "--   -- migrate:no-transaction"])
+def test_a_marker_commented_out_is_a_plain_comment(database: Path, folder: Path, line: str) -> None:
+    # The .sql template shows "-- -- migrate:down" as an example: the filled-in file must apply.
+    write(folder, "0002_tag.sql", f"{NEXT}-- To undo it:\n{line}\n-- DROP TABLE tag;\n")
+    before = user_data(database)
+    assert selfmigrate.migrate(database, folder).current_version == 2
+    assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]

@@ -269,8 +269,9 @@ class Markers:
 def looks_like_marker(comment: str) -> bool:
     """Whether the text of a comment (without ``--``/``/* */``) looks meant as a marker.
 
-    Generous on purpose: any case, any spacing, after any run of ``-+@!#*/=``
-    (``--- migrate:down``, ``-- @migrate:down``), ``migrate`` (or ``migration``,
+    Generous on purpose: any case, any spacing, after dashes right after the
+    ``--`` or any run of ``+@!#*/=`` (``--- migrate:down``, ``-- @migrate:down``;
+    ``-- -- migrate:down`` is a marker commented out), ``migrate`` (or ``migration``,
     sql-migrate's ``+migrate``, goose's ``+goose``) followed by ``:`` or ``=``,
     or by ``up``, ``down``, ``(no-)transaction`` or ``compatible`` as a word; or a
     comment that is only the word ``up``, ``down``, ``undo`` or ``rollback`` (the
@@ -283,9 +284,11 @@ def looks_like_marker(comment: str) -> bool:
 
 
 _MARKER_LIKE = re.compile(
-    r"[\s\-+@!#*/=]*(?:migrate|migrations?|goose)\s*"
+    # Dashes only right after the "--" ("--- migrate:down"): "-- -- migrate:down" is a
+    # marker commented out on purpose (the .sql template shows one), a plain comment.
+    r"-*[+@!#*/=]*\s*[+@!#*/=]*\s*(?:migrate|migrations?|goose)\s*"
     r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)"
-    r"|[\s\-+@!#*/=]*(?:up|down|undo|rollback)[\s\-+@!#*/=:]*$",
+    r"|-*[+@!#*/=]*\s*[+@!#*/=]*\s*(?:up|down|undo|rollback)[\s\-+@!#*/=:]*$",
     re.IGNORECASE,
 )
 #: dbmate's marker for the up script, accepted (and needed by nothing) at the top of a file.
