@@ -23,6 +23,7 @@ from helpers import as_other_user, dump, shared_folder
 
 import selfmigrate
 from selfmigrate import DiscoveryError, MigrationError, MigrationRegistry, Runner
+from selfmigrate.core.migration import checksum
 
 INIT = "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT);\n"
 NEXT = "CREATE TABLE tag (name TEXT);\n"
@@ -501,3 +502,44 @@ def test_a_marker_commented_out_is_a_plain_comment(database: Path, folder: Path,
     before = user_data(database)
     assert selfmigrate.migrate(database, folder).current_version == 2
     assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]
+
+
+# An empty down section (dbmate's template leaves "-- migrate:down" with nothing after it) --------
+
+EMPTY_DOWNS = ["-- migrate:down\n", "-- migrate:down\n\n-- nothing to undo\n;\n"]
+
+
+@pytest.mark.parametrize("down", EMPTY_DOWNS, ids=["blank", "comment-only"])
+def test_an_empty_down_section_is_no_down_and_rollback_refuses(database: Path, folder: Path, down: str) -> None:
+    # Taken as a down, it "rolled back" nothing and removed the row: the next start then
+    # failed on "table tag already exists".
+    write(folder, "0002_tag.sql", f"-- migrate:up\n{NEXT}\n{down}")
+    selfmigrate.migrate(database, folder)
+    before = dump(database)
+    with pytest.raises(selfmigrate.ConfigError) as info:
+        Runner(database, folder).rollback()
+    message = str(info.value)
+    assert "0002_tag" in message and "no statement follows it" in message and "SELECT 1;" in message
+    assert dump(database) == before
+    done = cli(database, folder, "status", "--json")
+    assert [m["down"] for m in json.loads(done.stdout)["migrations"]] == ["none", "none"]
+
+
+def test_an_empty_down_stored_by_an_older_release_is_refused_too(database: Path, folder: Path) -> None:
+    # The tracker of a database migrated before this fix holds the empty text as the down;
+    # the file is gone (an older image): the stored copy must not "undo" either.
+    write(folder, "0002_tag.sql", f"{NEXT}-- migrate:down\nDROP TABLE tag;\n")
+    selfmigrate.migrate(database, folder)
+    conn = sqlite3.connect(database)
+    empty = "\n-- nothing\n"
+    stored = checksum(empty.encode())
+    conn.execute(
+        "UPDATE schema_migrations_rollback SET down_script = ?, down_checksum = ? WHERE version = 2", (empty, stored)
+    )
+    conn.commit()
+    conn.close()
+    (folder / "0002_tag.sql").unlink()
+    before = dump(database)
+    with pytest.raises(selfmigrate.ConfigError, match="no statement follows it"):
+        Runner(database, folder).rollback()
+    assert dump(database) == before

@@ -193,6 +193,9 @@ class LoadedMigration:
     #: What the tracker stores as the down: the SQL after ``-- migrate:down``, or
     #: the whole source of a ``.py`` module that has a ``down``; ``None`` without a down.
     down_source: str | None = None
+    #: The file has a ``-- migrate:down`` line with no statement after it (dbmate's
+    #: template leaves one): no down, so a rollback refuses instead of undoing nothing.
+    empty_down: bool = False
     #: The down comes from the copy stored in the tracker, not from a file.
     from_tracker: bool = False
 
@@ -223,6 +226,8 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     else:
         up = SQLScript(text[: markers.down], 1)
         down = SQLScript(text[markers.down_body :], line_of(text, markers.down_body))
+        if not _has_statement(down):
+            down = None
     if not _has_statement(up):
         # An unedited template is all comments: recording it as applied would hide
         # the change that was meant to be written.
@@ -239,6 +244,7 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
         transactional=markers.transactional,
         compatible=markers.compatible,
         down_source=None if down is None else down.text,
+        empty_down=markers.down is not None and down is None,
     )
 
 
@@ -489,6 +495,8 @@ def load_stored_down(migration: Migration, source: str) -> LoadedMigration:
     """
     if migration.kind == "sql":
         script = SQLScript(source.replace("\r\n", "\n").replace("\r", "\n"), 1)
+        if not _has_statement(script):  # stored before empty downs counted as none
+            return LoadedMigration(migration, empty_down=True, from_tracker=True)
         return LoadedMigration(migration, down_sql=script, down_source=source, from_tracker=True)
     body = _load_python(migration, source)
     if body.down_function is None:
