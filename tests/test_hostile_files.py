@@ -543,3 +543,10 @@ def test_an_empty_down_stored_by_an_older_release_is_refused_too(database: Path,
     with pytest.raises(selfmigrate.ConfigError, match="no statement follows it"):
         Runner(database, folder).rollback()
     assert dump(database) == before
+
+
+def test_a_golang_migrate_pair_is_refused_saying_how_to_merge_it(database: Path, folder: Path) -> None:
+    write(folder, "000002_tag.up.sql", NEXT)
+    write(folder, "000002_tag.down.sql", "DROP TABLE note;\n")
+    message = refused(database, folder, "000002_tag.up.sql", "000002_tag.down.sql", "naming rule")
+    assert "then a line '-- migrate:down' and the down" in message
