@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from selfmigrate import DiscoveryError, MigrationRegistry
-from selfmigrate.registry import resolve_location
+from selfmigrate.core.locations import resolve_location
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

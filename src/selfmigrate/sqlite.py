@@ -1,452 +1,48 @@
-"""The SQLite backend: opening the database, the write lock, running SQL scripts.
+"""``selfmigrate.sqlite``: the SQLite face, helpers a SQLite migration may call.
 
-Everything that is specific to SQLite lives here, behind the small surface the
-runner and the tracker use (:class:`SQLiteBackend`), so that a PostgreSQL backend
-can sit beside it: connect, take the write lock, commit, roll back, run a script
-statement by statement, describe a table.
+Holds the public SQLite names, each loaded from :mod:`selfmigrate.backends.sqlite` on
+first use (PEP 562), so importing this module imports neither :mod:`sqlite3` nor the
+backend. Must hold no code of its own: the backend owns it.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import sqlite3
-import time
 import typing as t
-from dataclasses import dataclass
-from pathlib import Path
-
-from .errors import ConfigError, DatabaseError, LockTimeout
 
 if t.TYPE_CHECKING:
-    from .migration import SQLScript
+    from .backends.base import Statement as Statement
+    from .backends.base import StatementError as StatementError
+    from .backends.sqlite.backend import NO_TRANSACTION_PRAGMAS as NO_TRANSACTION_PRAGMAS
+    from .backends.sqlite.backend import SQLiteBackend as SQLiteBackend
+    from .backends.sqlite.connection import database_path as database_path
+    from .backends.sqlite.lock import LOCK_SUFFIX as LOCK_SUFFIX
+    from .backends.sqlite.lock import MigrationLock as MigrationLock
+    from .backends.sqlite.sqltext import split_statements as split_statements
 
-_URL_PREFIX = "sqlite:///"
-#: Pragmas that do nothing (or fail) when set inside a transaction; a migration
-#: that sets one must run outside a transaction (``-- migrate:no-transaction``).
-NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size", "auto_vacuum"})
-#: Appended to the database's file name to name its migration lock file.
-LOCK_SUFFIX = "-selfmigrate.lock"
-# sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
-_SQLITE_TRANSACTION = 22
+# Public name -> the module that defines it. SQLite helpers for migrations (the
+# ``transform`` table rebuild) are added here, defined under backends/sqlite/.
+_EXPORTS = {
+    "Statement": "selfmigrate.backends.base",
+    "StatementError": "selfmigrate.backends.base",
+    "NO_TRANSACTION_PRAGMAS": "selfmigrate.backends.sqlite.backend",
+    "SQLiteBackend": "selfmigrate.backends.sqlite.backend",
+    "database_path": "selfmigrate.backends.sqlite.connection",
+    "LOCK_SUFFIX": "selfmigrate.backends.sqlite.lock",
+    "MigrationLock": "selfmigrate.backends.sqlite.lock",
+    "split_statements": "selfmigrate.backends.sqlite.sqltext",
+}
 
-
-def database_path(value: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
-    """Return the file path of a SQLite database given as a path or ``sqlite:///`` URL.
-
-    ``sqlite:///relative.db`` is relative, ``sqlite:////abs/path.db`` absolute (as
-    in SQLAlchemy, whose ``sqlite+pysqlite:///`` form is accepted too). A relative
-    path is taken from ``base`` when given. In-memory databases are refused: a
-    migrated database that vanishes with its connection is never what a caller
-    wants.
-    """
-    text = os.fspath(value)
-    if text.startswith("sqlite+"):  # SQLAlchemy's form with a driver: sqlite+pysqlite:///app.db
-        text = "sqlite:" + text.partition(":")[2]
-    if text.startswith("sqlite:"):
-        if not text.startswith(_URL_PREFIX) or text == _URL_PREFIX:
-            raise ConfigError(
-                f"Database URL {text!r} does not name a SQLite file. Use"
-                " sqlite:///relative/path.db or sqlite:////absolute/path.db."
-            )
-        text = text[len(_URL_PREFIX) :].split("?", 1)[0]
-    if text in ("", ":memory:") or text.startswith("file::memory:"):
-        raise ConfigError(
-            f"Database {os.fspath(value)!r} is in memory; selfmigrate migrates database"
-            " files. Give a file path."
-        )
-    path = Path(text)
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return path
+__all__ = sorted(_EXPORTS)
 
 
-@dataclass(frozen=True)
-class Statement:
-    """One SQL statement of a script, and the line of its file it starts on."""
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-    sql: str
-    line: int
-
-
-class StatementError(Exception):
-    """A statement of a script failed; carries which one and the database error."""
-
-    def __init__(self, statement: Statement, error: sqlite3.Error) -> None:
-        super().__init__(str(error))
-        self.statement = statement
-        self.error = error
+    return getattr(import_module(module), name)
 
 
-def split_statements(script: SQLScript) -> list[Statement]:
-    """Split SQL text into statements, with the file line each one starts on.
-
-    Quotes (``'…'``, ``"…"``, ``[…]``, `````…`````) and comments (``--``, ``/* */``) are
-    understood, and a semicolon ends a statement only where
-    :func:`sqlite3.complete_statement` agrees, so ``CREATE TRIGGER … BEGIN …; END;``
-    stays whole. Comment-only pieces and lone semicolons are dropped; a last statement without a
-    semicolon is kept.
-    """
-    text = script.text
-    statements: list[Statement] = []
-    start = 0  # where the current statement's text begins
-    first_code: int | None = None  # index of its first character that is not comment/space
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "-" and text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end == -1 else end + 1
-            continue
-        if c == "/" and text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end == -1 else end + 2
-            continue
-        if c.isspace():
-            i += 1
-            continue
-        if first_code is None:
-            first_code = i
-        if c in "'\"`[":
-            close = "]" if c == "[" else c
-            end = text.find(close, i + 1)
-            # A doubled quote inside a string is an escaped quote: keep scanning.
-            while end != -1 and close != "]" and text.startswith(close * 2, end):
-                end = text.find(close, end + 2)
-            i = n if end == -1 else end + 1
-            continue
-        if c == ";" and sqlite3.complete_statement(text[start : i + 1]):
-            if first_code != i:  # a lone ";" is an empty statement: nothing to run
-                statements.append(_statement(text, first_code, i + 1, script.first_line))
-            start, first_code = i + 1, None
-        i += 1
-    if first_code is not None:
-        statements.append(_statement(text, first_code, n, script.first_line))
-    return statements
-
-
-def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
-    return Statement(text[begin:end].strip(), first_line + text.count("\n", 0, begin))
-
-
-def _is_busy(error: sqlite3.Error) -> bool:
-    """Whether ``error`` means another connection held a lock past the busy timeout."""
-    name = getattr(error, "sqlite_errorname", "")
-    return name in ("SQLITE_BUSY", "SQLITE_LOCKED") or (not name and "locked" in str(error))
-
-
-class SQLiteBackend:
-    """Talks to one SQLite database file.
-
-    :param path: the database file.
-    :param lock_timeout: seconds to wait for the write lock (and for any busy
-        database) before giving up.
-    """
-
-    name = "sqlite"
-    placeholder = "?"
-
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
-        self.path = Path(path)
-        self.lock_timeout = lock_timeout
-
-    def __repr__(self) -> str:
-        return f"SQLiteBackend({str(self.path)!r})"
-
-    def describe(self) -> str:
-        """The database, for messages."""
-        return str(self.path)
-
-    def exists(self) -> bool:
-        """Whether the database file exists."""
-        return self.path.is_file()
-
-    def connect(self, *, create: bool = True) -> sqlite3.Connection:
-        """Open the database in autocommit mode; transactions are explicit.
-
-        :param create: create the file if it does not exist. With ``False`` a
-            missing file is an error, so that read-only commands never leave an
-            empty database behind.
-        :raises DatabaseError: the folder does not exist, the path is a
-            directory, the file is missing (``create=False``), or it is not a
-            SQLite database.
-        """
-        path = self.path
-        if path.is_dir():
-            raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
-        if not path.parent.is_dir():
-            raise DatabaseError(
-                f"Cannot open database {path}: the folder {path.parent} does not exist."
-                " Create it, or fix the database setting."
-            )
-        if not create and not path.exists():
-            raise DatabaseError(
-                f"Database {path} does not exist. Check the path; selfmigrate does not create"
-                " a database for a command that only reads."
-            )
-        target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
-        try:
-            conn = sqlite3.connect(
-                target,
-                timeout=self.lock_timeout,
-                isolation_level=None,
-                uri=not create,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as e:
-            raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
-        started = time.monotonic()
-        try:
-            conn.execute("PRAGMA schema_version").fetchone()
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            if _is_busy(e):
-                raise LockTimeout(
-                    f"Timed out after {time.monotonic() - started:.1f} s waiting to read database"
-                    f" {path} (lock timeout {self.lock_timeout:g} s): another process holds it"
-                    " exclusively, usually while it writes a large migration. Raise the lock"
-                    " timeout (SELFMIGRATE_LOCK_TIMEOUT) or find the process that holds it."
-                ) from e
-            raise DatabaseError(
-                f"Cannot read database {path}: {e}. Is it a SQLite database file?"
-                " Restore it from a backup if it is corrupt."
-            ) from e
-        return conn
-
-    def begin_locked(self, conn: sqlite3.Connection) -> None:
-        """Begin a transaction holding the database's write lock (``BEGIN IMMEDIATE``).
-
-        Waits up to :attr:`lock_timeout` seconds for another writer to finish.
-
-        :raises LockTimeout: the lock was not obtained in time.
-        """
-        started = time.monotonic()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if not _is_busy(e):
-                raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
-            waited = time.monotonic() - started
-            raise LockTimeout(
-                f"Timed out after {waited:.1f} s waiting for the write lock on database"
-                f" {self.path} (lock timeout {self.lock_timeout:g} s). Another process is"
-                " migrating or writing to it; if a long migration is running, raise the"
-                " lock timeout (SELFMIGRATE_LOCK_TIMEOUT); otherwise find the process that"
-                " holds the database open."
-            ) from e
-
-    def commit(self, conn: sqlite3.Connection) -> None:
-        """Commit the current transaction.
-
-        :raises LockTimeout: other connections kept reading the database for
-            longer than :attr:`lock_timeout`, so the commit could not finish; the
-            transaction is still open and the caller rolls it back.
-        """
-        started = time.monotonic()
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
-            if not _is_busy(e):
-                raise
-            raise LockTimeout(
-                f"Timed out after {time.monotonic() - started:.1f} s committing to database"
-                f" {self.path} (lock timeout {self.lock_timeout:g} s): other connections kept"
-                " reading it, and a commit must wait for readers to finish. Nothing of this"
-                " transaction was committed. Raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT), or end the"
-                " long read transactions (WAL mode lets readers and a writer overlap)."
-            ) from e
-
-    def rollback(self, conn: sqlite3.Connection) -> None:
-        """Roll back the current transaction, if one is open."""
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-
-    def table_columns(self, conn: sqlite3.Connection, table: str) -> list[str] | None:
-        """Return the column names of ``table``, or ``None`` if there is no such table."""
-        row = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone()
-        if row is None:
-            return None
-        return [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
-
-    def run_script(self, conn: sqlite3.Connection, script: SQLScript) -> None:
-        """Run every statement of ``script`` in the current transaction.
-
-        :raises StatementError: a statement failed (the caller rolls back).
-        """
-        for statement in split_statements(script):
-            try:
-                conn.execute(statement.sql).fetchall()
-            except sqlite3.Error as e:
-                raise StatementError(statement, e) from e
-
-    def guard_transaction(self, conn: sqlite3.Connection, denied: list[str]) -> None:
-        """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
-
-        A migration runs inside the transaction selfmigrate opened; a COMMIT in
-        it would make its first half permanent without its tracker row. Setting
-        a pragma that SQLite silently ignores inside a transaction
-        (:data:`NO_TRANSACTION_PRAGMAS`) is refused too, as ``"PRAGMA name"``:
-        such a migration must be marked non-transactional. Each refusal is
-        appended to ``denied`` so the caller can say why it failed.
-        """
-
-        def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
-            if action == _SQLITE_TRANSACTION:
-                denied.append(arg1 or "")
-                return sqlite3.SQLITE_DENY
-            if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() in NO_TRANSACTION_PRAGMAS:
-                denied.append(f"PRAGMA {(arg1 or '').lower()}")
-                return sqlite3.SQLITE_DENY
-            return sqlite3.SQLITE_OK
-
-        conn.set_authorizer(authorizer)
-
-    def unguard(self, conn: sqlite3.Connection) -> None:
-        """Lift :meth:`guard_transaction`."""
-        conn.set_authorizer(None)
-
-    def migration_lock(self) -> MigrationLock:
-        """The lock that serialises migrations which run outside a transaction.
-
-        A file beside the database (``app.sqlite-selfmigrate.lock``) held with
-        :func:`fcntl.flock`: the kernel releases it when its process ends, however
-        it ends, so it never goes stale the way a row in a table would.
-        """
-        return MigrationLock(Path(str(self.path) + LOCK_SUFFIX), self.path)
-
-    def check_idle(self, conn: sqlite3.Connection, wait: float = 0.5) -> None:
-        """Raise :class:`LockTimeout` if another process is reading or writing the database.
-
-        Takes ``BEGIN EXCLUSIVE`` on ``conn`` for a moment (waiting at most
-        ``wait`` seconds) and releases it. A process that merely keeps the file
-        open without a transaction is not seen; stop the app before restoring.
-        """
-        conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-        try:
-            conn.execute("BEGIN EXCLUSIVE")
-        except sqlite3.OperationalError as e:
-            raise LockTimeout(
-                f"Database {self.path} is in use by another process ({e}). Stop the app (every"
-                " worker and container using it) and try again."
-            ) from e
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-        conn.execute("ROLLBACK")
-
-
-class MigrationLock:
-    """An exclusive :func:`fcntl.flock` on a lock file beside the database.
-
-    Held by one process (one open file) at a time; released by :meth:`release`,
-    by leaving the ``with`` block, or by the kernel when the process dies.
-
-    :param path: the lock file; created (empty) if missing.
-    :param database: the database it guards, for messages.
-    """
-
-    def __init__(self, path: Path, database: Path) -> None:
-        self.path = path
-        self.database = database
-        self._fd: int | None = None
-
-    def __repr__(self) -> str:
-        return f"MigrationLock({str(self.path)!r})"
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fd is not None
-
-    def acquire(self, timeout: float) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds for its holder to finish.
-
-        :raises LockTimeout: another process held it for the whole wait.
-        :raises DatabaseError: the lock file cannot be created (a read-only folder).
-        """
-        if self._fd is not None:
-            return
-        fd = self._open()
-        started = time.monotonic()
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= timeout:
-                    os.close(fd)
-                    raise LockTimeout(
-                        f"Timed out after {waited:.1f} s waiting for the migration lock {self.path}"
-                        f" of database {self.database} (lock timeout {timeout:g} s). Another process"
-                        " is running a migration outside a transaction; wait for it to finish, or"
-                        " raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT)."
-                    ) from None
-                time.sleep(min(delay, max(timeout - waited, 0.001)))
-                delay = min(delay * 2, 0.1)
-                continue
-            except BaseException:
-                os.close(fd)
-                raise
-            self._fd = fd
-            return
-
-    def try_acquire(self) -> bool:
-        """Take the lock if it is free, without waiting; return whether it was taken."""
-        try:
-            self.acquire(0)
-        except LockTimeout:
-            return False
-        return True
-
-    def held_elsewhere(self) -> bool:
-        """Whether another process (or open file) holds the lock right now.
-
-        Writes nothing: a missing lock file means nobody holds it. For
-        read-only commands, which must tell a migration that is running from
-        one whose process died.
-        """
-        if self._fd is not None:
-            return False
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # also releases the lock if it was taken
-        return False
-
-    def release(self) -> None:
-        """Release the lock (closing the file releases it)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> MigrationLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def _open(self) -> int:
-        # The lock file gets the database's permission bits (never world-writable),
-        # so every user that may migrate the database may take the lock.
-        try:
-            mode = self.database.stat().st_mode & 0o660 or 0o600
-        except OSError:
-            mode = 0o600
-        try:
-            # Read-only is enough for flock, and lets a user who may only read the
-            # lock file (group bits r--) wait for it too.
-            return os.open(self.path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
-        except OSError as e:
-            raise DatabaseError(
-                f"Cannot open the migration lock file {self.path} of database {self.database}: {e}."
-                " The database's folder must be writable by the app (SQLite needs that too, for"
-                " its journal)."
-            ) from e
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -9,7 +9,7 @@ renamed whole, never altered or emptied, so not a row is lost.
 
 Each has a ``*_plan`` twin that says what it would do and changes nothing; the
 work itself happens in one transaction under the database's write lock, and the
-plan is made again inside it.
+plan is made again inside it. Must not name an engine: it works through a Runner's backend.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import sqlite3
 import typing as t
 from dataclasses import dataclass
 
-from .errors import ConfigError, DatabaseError, StateError
-from .tracker import COLUMNS, utc_now, who
+from ..core.tracker import COLUMNS, utc_now, who
+from ..errors import ConfigError, DatabaseError, StateError
 
 if t.TYPE_CHECKING:
-    from .migration import Migration
-    from .runner import Runner
+    from ..backends.base import Connection
+    from ..core.migration import Migration
+    from ..core.runner import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -113,22 +113,17 @@ def baseline(runner: Runner, version: int, *, force: bool = False) -> BaselinePl
     """
     conn = runner.backend.connect(create=False)
     try:
-        runner.backend.begin_locked(conn)
         try:
-            plan = _baseline_plan(runner, conn, version, force)
-            runner.tracker.ensure(conn)
-            now, by = utc_now(), f"baseline by {who()}"
-            for migration in plan.record:
-                runner.tracker.record(conn, migration, 0.0, applied_at=now, applied_by=by)
-            runner.backend.commit(conn)
-        except sqlite3.Error as e:
-            runner.backend.rollback(conn)
+            with runner.backend.locked_transaction(conn):
+                plan = _baseline_plan(runner, conn, version, force)
+                runner.tracker.ensure(conn)
+                now, by = utc_now(), f"baseline by {who()}"
+                for migration in plan.record:
+                    runner.tracker.record(conn, migration, 0.0, applied_at=now, applied_by=by)
+        except runner.backend.engine_errors as e:
             raise DatabaseError(
                 f"Recording the baseline in database {runner.backend.describe()} failed: {e}. Nothing was recorded."
             ) from e
-        except BaseException:
-            runner.backend.rollback(conn)
-            raise
     finally:
         conn.close()
     logger.info(
@@ -140,7 +135,7 @@ def baseline(runner: Runner, version: int, *, force: bool = False) -> BaselinePl
     return plan
 
 
-def _baseline_plan(runner: Runner, conn: sqlite3.Connection, version: int, force: bool) -> BaselinePlan:
+def _baseline_plan(runner: Runner, conn: Connection, version: int, force: bool) -> BaselinePlan:
     database = runner.backend.describe()
     migrations = runner.registry.migrations
     if runner.registry.get(version) is None:
@@ -210,27 +205,22 @@ def adopt(
     """
     conn = runner.backend.connect(create=False)
     try:
-        runner.backend.begin_locked(conn)
         try:
-            plan = _adoption_plan(runner, conn, legacy_table, rename_to, name_column, date_column)
-            conn.execute(f'ALTER TABLE "{plan.legacy_table}" RENAME TO "{plan.rename_to}"')
-            (kept,) = conn.execute(f'SELECT count(*) FROM "{plan.rename_to}"').fetchone()
-            if kept != plan.row_count:  # a rename keeps every row; checked all the same
-                raise StateError(f"Moving {plan.legacy_table} aside kept {kept} of {plan.row_count} rows; undone.")
-            runner.tracker.ensure(conn)
-            by = f"adopted from {plan.rename_to} by {who()}"
-            for entry in plan.entries:
-                runner.tracker.record(conn, entry.migration, 0.0, applied_at=entry.applied_at, applied_by=by)
-            runner.backend.commit(conn)
-        except sqlite3.Error as e:
-            runner.backend.rollback(conn)
+            with runner.backend.locked_transaction(conn):
+                plan = _adoption_plan(runner, conn, legacy_table, rename_to, name_column, date_column)
+                conn.execute(f'ALTER TABLE "{plan.legacy_table}" RENAME TO "{plan.rename_to}"')
+                (kept,) = conn.execute(f'SELECT count(*) FROM "{plan.rename_to}"').fetchone()
+                if kept != plan.row_count:  # a rename keeps every row; checked all the same
+                    raise StateError(f"Moving {plan.legacy_table} aside kept {kept} of {plan.row_count} rows; undone.")
+                runner.tracker.ensure(conn)
+                by = f"adopted from {plan.rename_to} by {who()}"
+                for entry in plan.entries:
+                    runner.tracker.record(conn, entry.migration, 0.0, applied_at=entry.applied_at, applied_by=by)
+        except runner.backend.engine_errors as e:
             raise DatabaseError(
                 f"Adopting the history of database {runner.backend.describe()} failed: {e}."
                 " Nothing was changed: the legacy table is as it was."
             ) from e
-        except BaseException:
-            runner.backend.rollback(conn)
-            raise
     finally:
         conn.close()
     logger.info(
@@ -246,7 +236,7 @@ def adopt(
 
 def _adoption_plan(
     runner: Runner,
-    conn: sqlite3.Connection,
+    conn: Connection,
     legacy_table: str | None,
     rename_to: str | None,
     name_column: str | None,

@@ -1,16 +1,8 @@
-"""Snapshots of a database before it is migrated, and restoring one.
+"""SQLite snapshots: a copy of the database before it is migrated, and restoring one.
 
-A snapshot is a consistent copy made with SQLite's online backup API
-(:meth:`sqlite3.Connection.backup`), never a file copy: a file copy of a live
-database can catch a half-written page, or miss what is still in its ``-wal``
-file. The runner takes one snapshot per run, inside the write lock, just before
-its first change, so the snapshot is exactly the data from before the run.
-
-Snapshots are plain SQLite files named after the database, when they were taken
-and the version they hold (``app.sqlite.20261124T214000123456Z.v0003.bak``),
-in the database's folder unless another is configured. They get the database's
-permission bits minus any for "other", so a snapshot is never more readable than
-the database and never world-readable.
+Holds :func:`take_snapshot`, :func:`list_snapshots`, :func:`restore` and the choice the
+runner's first change makes (:func:`snapshot_for_run`). Must not know the runner or the
+tracker. The why (online backup API, names, permission bits) is in docs/design.rst.
 """
 
 from __future__ import annotations
@@ -21,43 +13,28 @@ import os
 import re
 import sqlite3
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
-from .defaults import DEFAULT_BACKUP_KEEP
-from .errors import BackupError, ConfigError, DatabaseError, LockTimeout
-
-if t.TYPE_CHECKING:
-    import datetime as dt
+from ...config import DEFAULT_BACKUP_KEEP
+from ...errors import BackupError, ConfigError, DatabaseError, LockTimeout
+from ..base import Snapshot
+from .connection import check_idle, connect
+from .lock import lock_for
 
 logger = logging.getLogger(__name__)
 
 #: The suffix of snapshot files.
 SUFFIX = ".bak"
+#: Seconds by which a database file must predate a snapshot for the snapshot to
+#: count as current: file systems stamp times from a coarse clock.
+MTIME_MARGIN = 0.05
 
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _PARTIAL = ".partial"
 _NAME_TAIL = r"\.(?P<stamp>[0-9]{8}T[0-9]{12}Z)\.v(?P<version>[0-9]+)" + re.escape(SUFFIX)
 PathArg = t.Union[str, "os.PathLike[str]"]
 
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A snapshot file of a database."""
-
-    #: The snapshot file.
-    path: Path
-    #: When it was taken (UTC).
-    created: dt.datetime
-    #: The newest applied version it holds (``0``: none recorded).
-    version: int
-    #: Its size in bytes.
-    size: int
-
-    @property
-    def name(self) -> str:
-        """The file name; what ``restore`` accepts."""
-        return self.path.name
+__all__ = ["Snapshot", "find_snapshot", "list_snapshots", "prune", "restore", "snapshot_for_run", "take_snapshot"]
 
 
 def snapshot_folder(database: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None) -> Path:
@@ -216,21 +193,18 @@ def restore(
     :raises LockTimeout: another process holds the database or its migration lock.
     :raises BackupError: no such snapshot, or the snapshot is damaged.
     """
-    from .sqlite import SQLiteBackend
-
     chosen = find_snapshot(database, snapshot, directory=directory)
     _verify(chosen.path)
-    backend = SQLiteBackend(database, lock_timeout=wait)
-    lock = backend.migration_lock()
+    lock = lock_for(Path(database))
     if not lock.try_acquire():
         raise LockTimeout(
             f"Database {database} is being migrated by another process (it holds {lock.path})."
             " Stop the app and try again."
         )
     with lock:
-        conn = backend.connect(create=False)
+        conn = connect(Path(database), lock_timeout=wait, create=False)
         try:
-            backend.check_idle(conn, wait)
+            check_idle(conn, Path(database), wait=wait, lock_timeout=wait)
             journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             version = _version_of(conn)
             before = take_snapshot(database, directory=directory, keep=None, version=version)
@@ -252,6 +226,51 @@ def restore(
         "Restored database %s from snapshot %s; its previous contents are in %s.", database, chosen.path, before.path
     )
     return before
+
+
+def snapshot_for_run(
+    database: Path,
+    *,
+    since: float,
+    version: int | None,
+    directory: str | os.PathLike[str] | None,
+    keep: int | None,
+) -> Snapshot:
+    """The snapshot of ``database`` before a run's first change, taken or reused.
+
+    Called holding the write lock. Workers that start together apply the
+    migrations between them; the first to change the database took a snapshot
+    of it after ``since`` (when this run began): that one is reused. So is one
+    of the same data (see :func:`unchanged_since`). Otherwise a new one is taken.
+    """
+    try:
+        newest = list_snapshots(database, directory=directory)[:1]
+    except BackupError:
+        newest = []  # take_snapshot says what is wrong with the folder
+    if newest and (newest[0].created.timestamp() >= since or unchanged_since(database, newest[0], version)):
+        return newest[0]
+    return take_snapshot(database, directory=directory, keep=keep, version=version)
+
+
+def unchanged_since(database: Path, snapshot: Snapshot, version: int | None) -> bool:
+    """Whether ``database`` was not written since ``snapshot`` was taken of it.
+
+    A start that fails again (a container restarting in a loop on a broken
+    migration) then reuses the snapshot instead of taking one more per
+    restart and pruning the older ones. Judged by the version and by the
+    modification times of the database and its WAL file, with a margin for
+    the file system's coarse clock: when in doubt, a new snapshot is taken.
+    """
+    if snapshot.version != (version or 0):
+        return False
+    taken = snapshot.created.timestamp() - MTIME_MARGIN
+    for path in (database, database.with_name(database.name + "-wal")):
+        try:
+            if path.stat().st_mtime >= taken:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
 
 
 def _copy(database: Path, target: Path) -> None:

@@ -1,9 +1,8 @@
 """Migration value objects, and loading a migration's body when it must run.
 
-A :class:`Migration` is what discovery knows of a file: version, name, where it
-is; its checksum is read when first asked for. Nothing in it imports or parses the file; that happens in
-:meth:`Migration.load`, which the runner calls only for migrations it is about to
-run (or roll back), so a start with nothing pending imports no migration module.
+Holds :class:`Migration` (what discovery knows of a file; its checksum read on first use)
+and :class:`LoadedMigration` (its up and down, parsed or imported by :meth:`Migration.load`
+only when it is about to run). Must not know databases, engines or the tracker.
 """
 
 from __future__ import annotations
@@ -11,14 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import sqlite3
 import traceback
 import types
 import typing as t
 from dataclasses import dataclass, field
 
-from .errors import DiscoveryError
-from .sqlite import split_statements
+from ..backends.base import MigrationFunction as MigrationFunction
+from ..backends.base import SQLScript as SQLScript
+from ..errors import DiscoveryError
 
 if t.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -33,7 +32,6 @@ NO_TRANSACTION_MARKER = "-- migrate:no-transaction"
 TRANSACTIONAL_ATTRIBUTE = "transactional"
 
 Kind = t.Literal["sql", "py"]
-MigrationFunction = t.Callable[[sqlite3.Connection], object]
 
 
 def checksum(data: bytes) -> str:
@@ -156,15 +154,6 @@ class Migration:
 
 
 @dataclass(frozen=True)
-class SQLScript:
-    """SQL text from a migration file and the line of the file it starts on."""
-
-    text: str
-    #: 1-based line number of the file on which :attr:`text` starts.
-    first_line: int
-
-
-@dataclass(frozen=True)
 class LoadedMigration:
     """A migration ready to run: its up and optional down, SQL or Python."""
 
@@ -223,7 +212,24 @@ def _has_header(lines: list[str], marker: str) -> bool:
 
 
 def _has_statement(script: SQLScript) -> bool:
-    return bool(split_statements(script))
+    """Whether ``script`` has any SQL outside comments, white space and lone semicolons.
+
+    The same answer as "the backend's splitter finds a statement", without
+    asking the engine: this runs for every file that loads.
+    """
+    text, i, n = script.text, 0, len(script.text)
+    while i < n:
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        elif text[i].isspace() or text[i] == ";":
+            i += 1
+        else:
+            return True
+    return False
 
 
 def _load_python(migration: Migration, text: str) -> LoadedMigration:
