@@ -245,11 +245,12 @@ class Backend(t.Protocol):
         version: int | None,
         directory: str | os.PathLike[str] | None,
         keep: int | None,
-    ) -> Snapshot:
+    ) -> Snapshot | None:
         """A snapshot of the database as it is now (inside the write lock).
 
         One taken since ``since`` (a time stamp) by another process of the same
-        start, or one of the same unchanged data, is reused.
+        start, or one of the same unchanged data, is reused. ``None``: the engine
+        takes none in this configuration (it says so in its log), and none is claimed.
         """
         ...
 

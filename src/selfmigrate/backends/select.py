@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: ``quick.py`` (``read``).
 ENGINES: dict[str, str] = {
     "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "postgres": "postgres",
 }
 #: The engine of a database given as a plain path.
 DEFAULT_ENGINE = "sqlite"
