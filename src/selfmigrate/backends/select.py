@@ -67,6 +67,21 @@ def _module(database: str | os.PathLike[str], job: str) -> t.Any:
     return import_module(f"selfmigrate.backends.{engine}.{job}")
 
 
+def shown(database: str | os.PathLike[str]) -> str:
+    """``database`` for messages: a URL's password (``user:secret@``) shown as ``***``.
+
+    For the no-op start, which has no backend to ask (each backend's ``describe``
+    masks what else its URLs may carry).
+    """
+    text = os.fspath(database)
+    scheme, sep, rest = text.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return text
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}{slash}{tail}"
+
+
 def handles(database: str) -> bool:
     """Whether ``database`` is a URL of a supported engine (for config keys that may hold others)."""
     head, colon, _ = database.partition(":")
