@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 import typing as t
 from pathlib import Path
+
+import pytest
 
 
 @contextlib.contextmanager
@@ -30,3 +36,39 @@ def dump(path: Path) -> list[str]:
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+NOBODY = 65534
+
+
+def as_other_user(args: list[str], **kwargs: t.Any) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` as a user that file permissions apply to, and return what it did.
+
+    Root reads every file whatever its mode, so as root the command runs under
+    ``setpriv`` as ``nobody`` (uid and gid 65534, no groups); as anyone else it
+    runs as that user. Paths it uses must be reachable by ``nobody``: see
+    :func:`shared_folder`.
+    """
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("needs setpriv to drop root's rights")
+        args = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *args]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, **kwargs)
+
+
+@contextlib.contextmanager
+def shared_folder() -> t.Iterator[Path]:
+    """A fresh folder that :func:`as_other_user` can reach and write (pytest's
+    ``tmp_path`` is under a folder only its owner may enter)."""
+    folder = Path(tempfile.mkdtemp(prefix="selfmigrate-shared-"))
+    try:
+        folder.chmod(0o777)
+        if os.geteuid() == 0:
+            os.chown(folder, NOBODY, NOBODY)
+        yield folder
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder)

@@ -61,9 +61,10 @@ def test_sql_down_marker_splits_up_and_down_with_lines(make_migrations: Migratio
 
 
 def test_marker_must_be_alone_on_its_line(make_migrations: MigrationsFactory) -> None:
-    text = "SELECT 1; -- migrate:down\n-- migrate:downs\nSELECT 2;\n"
-    loaded = only(make_migrations({"0001_a.sql": text})).load()
-    assert loaded.down_sql is None
+    # Not a marker, and not a plain comment either: each is an error naming the line.
+    for text, line in [("SELECT 1; -- migrate:down\nSELECT 2;\n", 1), ("SELECT 1;\n-- migrate:downs\nSELECT 2;\n", 2)]:
+        with pytest.raises(DiscoveryError, match=f"0001_a.sql, line {line}: .*Write exactly '-- migrate:down'"):
+            only(make_migrations({"0001_a.sql": text})).load()
 
 
 def test_python_migration_with_up_and_down(make_migrations: MigrationsFactory) -> None:

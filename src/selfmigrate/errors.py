@@ -6,7 +6,9 @@ next. The bottom of the import graph: it imports no other selfmigrate module.
 
 from __future__ import annotations
 
-import typing as t
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing as t
 
 
 class SelfMigrateError(Exception):

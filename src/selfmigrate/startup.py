@@ -45,7 +45,8 @@ def migrate(
     :param migrations: package name(s), directory path(s), or a
         :class:`MigrationRegistry`.
     :param table: the tracker table's name.
-    :param lock_timeout: seconds to wait for the write lock before
+    :param lock_timeout: seconds this start may wait, in total, for a busy
+        database, the write lock and the migration lock before
         :class:`LockTimeout`.
     :param allow_out_of_order: apply pending migrations older than the newest
         applied one instead of raising :class:`OutOfOrderError`.
@@ -81,14 +82,18 @@ def migrate_with(
     """:func:`migrate` with its settings as an :class:`~selfmigrate.config.Options` (what the faces build)."""
     options.check()
     locations = _plain_locations(migrations, options.table)
+    # lock_timeout is the total this start waits: what the quick check waited for a
+    # busy database is charged to the full run that follows.
+    waited = 0.0
     if options.target is None and locations is not None:
         started = time.perf_counter()
         version = up_to_date(database, locations, options.table, options.lock_timeout)
+        waited = time.perf_counter() - started
         if version is not None:
             from .backends.select import shown
 
             where = shown(database)
-            log_info("selfmigrate.core.runner", "Database %s is up to date at version %s.", where, version)
+            log_info("selfmigrate.runner", "Database %s is up to date at version %s.", where, version)
             from .report import MigrationReport
 
             return MigrationReport(
@@ -105,13 +110,13 @@ def migrate_with(
 
     runner = Runner.from_options(database, migrations, options)
     try:
-        return runner.apply(target=options.target)
+        return runner.apply(target=options.target, waited=waited)
     except ConfigError:
         raise
     except SelfMigrateError as e:
         if options.on_failure == "raise":
             raise
-        logging.getLogger("selfmigrate.core.runner").error(
+        logging.getLogger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
         )
         report = getattr(e, "report", None) or MigrationReport(database=runner.backend.describe())

@@ -182,6 +182,15 @@ class Backend(t.Protocol):
         """Whether the database does not exist (``apply`` would create it)."""
         ...
 
+    def reset_wait(self, waited: float = 0.0) -> None:
+        """Start a run's wait budget: :attr:`lock_timeout` in all for every wait from now on
+        (busy database, write lock, migration lock), ``waited`` of it already spent."""
+        ...
+
+    def acquire(self, lock: MigrationLock) -> None:
+        """Take ``lock``, waiting as long as the budget allows (:class:`LockTimeout` after)."""
+        ...
+
     def connect(self, *, create: bool = True) -> Connection:
         """Open the database, transactions explicit; ``create=False``: a missing one is an error."""
         ...
@@ -198,24 +207,24 @@ class Backend(t.Protocol):
         """Run ``step`` in the open transaction, refusing transaction control meanwhile.
 
         Each refused statement is appended to ``refused``; if any was, this raises
-        even when the step caught the refusal. A failing statement is a
-        :class:`StatementError`; the caller rolls back.
+        (:class:`Refused` when the step caught the refusal and returned). A
+        failing statement is a :class:`StatementError`; the caller rolls back.
         """
         ...
 
-    def run_outside_transaction(self, conn: Connection, step: Step) -> None:
+    def run_outside_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
         """Run ``step`` with no transaction open (a non-transactional migration).
 
-        Raises if it fails or leaves a transaction open; what is open is rolled back.
+        Raises if it fails or leaves a transaction open (what is open is rolled
+        back); what the backend refused is appended to ``refused``.
         """
         ...
 
-    def refusal_advice(self, refused: str) -> str:
-        """The line of a failure message explaining why ``refused`` was refused."""
-        ...
-
-    def failure_hint(self, error: BaseException) -> str | None:
-        """An extra line for a migration's failure message (the disk is full), or ``None``."""
+    def failure_advice(self, error: BaseException, refused: list[str], *, transactional: bool = True) -> list[str]:
+        """The lines of a migration's failure message the engine adds: why ``error`` or
+        ``refused[0]`` happened and what to do (a full disk, a statement that needs
+        no transaction). ``transactional``: the migration ran in selfmigrate's transaction.
+        """
         ...
 
     def database_error(self, error: Exception) -> SelfMigrateError:

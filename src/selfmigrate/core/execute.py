@@ -80,16 +80,18 @@ def run_outside(backend: Backend, conn: Connection, body: LoadedMigration, statu
     :raises MigrationError: it failed; what it did before the error is not undone.
     """
     migration = body.migration
+    refused: list[str] = []
     try:
-        backend.run_outside_transaction(conn, _step(body.up_sql, body.up_function))
+        backend.run_outside_transaction(conn, _step(body.up_sql, body.up_function), refused)
     except Exception as e:
         raise failure(
             backend,
             migration,
             e,
-            [],
+            refused,
             status,
             outcome="outside a transaction; what it did before the error is NOT undone",
+            transactional=False,
             advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
             f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
             " if its change is complete, or restore the snapshot and"
@@ -107,13 +109,15 @@ def failure(
     what: str | None = None,
     outcome: str = "and was rolled back; the database is as it was before it",
     advice: str = "Fix the migration and start again; nothing needs undoing by hand.",
+    transactional: bool = True,
 ) -> MigrationError:
     """The :class:`MigrationError` for ``error`` raised by ``migration``: file, line,
-    statement, database error, what was not attempted, and what to do.
+    statement, database error, what the engine says of it, what was not
+    attempted, and what to do.
 
     ``what`` (default ``"Migration <id>"``), ``outcome`` and ``advice`` word
     the first and last lines for a down or a migration run outside a
-    transaction.
+    transaction (``transactional=False`` for the latter).
     """
     line: int | None = None
     statement: str | None = None
@@ -132,11 +136,7 @@ def failure(
     if statement is not None:
         lines.append(f"  statement: {_shorten(statement)}")
     lines.append(f"  error: {type(cause).__name__}: {cause}")
-    if refused:
-        lines.append(f"  {backend.refusal_advice(refused[0])}")
-    hint = backend.failure_hint(cause)
-    if hint is not None:
-        lines.append(f"  {hint}")
+    lines.extend(f"  {line}" for line in backend.failure_advice(cause, refused, transactional=transactional))
     if later:
         lines.append(f"  Not attempted: {', '.join(later)}.")
     lines.append(advice)

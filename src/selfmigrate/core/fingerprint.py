@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 #: Changes whenever what the fingerprint covers changes.
 # Fields are joined with "/", which no file name holds (NUL would do too, but a
 # PostgreSQL text column cannot store it).
-FORMAT = "selfmigrate fingerprint 4"
+FORMAT = "selfmigrate fingerprint 5"
 
 
 def fingerprint(folders: t.Sequence[str]) -> str:

@@ -8,6 +8,7 @@ Must not know databases or the faces; it is on the no-op start, so it imports on
 from __future__ import annotations
 
 import os
+from stat import S_ISDIR, S_ISREG
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,16 +99,78 @@ def list_folder(folder: str) -> list[tuple[str, str, Stat]]:
     """The candidate files of a folder (see :func:`is_candidate`), sorted by name.
 
     Each as ``(name, path, (size, mtime_ns, ctime_ns))``, from one
-    :func:`os.scandir` and no object per file.
+    :func:`os.scandir` and no object per file. A symbolic link counts as the
+    file it points to.
+
+    :raises DiscoveryError: the folder cannot be listed, or a candidate is not a
+        regular file (a dangling or looping symbolic link, a directory, a file
+        that cannot be examined). The registry lists folders with this function
+        too, so the quick check and the full run never disagree on the files.
     """
     found = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if is_candidate(entry.name) and entry.is_file():
-                st = entry.stat()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not is_candidate(entry.name):
+                    continue
+                try:
+                    st = entry.stat()
+                except OSError as e:
+                    raise _unusable(entry.path, e) from e
+                if not S_ISREG(st.st_mode):
+                    raise _not_a_file(entry.path, st.st_mode)
                 found.append((entry.name, entry.path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+    except OSError as e:
+        from ..errors import DiscoveryError
+
+        raise DiscoveryError(
+            f"Migrations folder {folder} cannot be listed: {e.strerror or e}. Let the app's user"
+            " read and enter it (chmod u+rx, or a+rx), or point the migrations setting at the"
+            " right place.",
+            paths=[folder],
+        ) from e
     found.sort()
     return found
+
+
+def _unusable(path: str, error: OSError) -> Exception:
+    """The error for a candidate whose :func:`os.stat` fails."""
+    from ..errors import DiscoveryError
+
+    if os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        if isinstance(error, FileNotFoundError):
+            problem = f"is a symbolic link to {target}, which does not exist"
+        elif error.errno == 40:  # ELOOP
+            problem = f"is a symbolic link to {target} that loops back on itself"
+        else:
+            problem = f"is a symbolic link to {target}, which cannot be examined ({error.strerror or error})"
+        fix = "Point the link at the migration file, or remove it"
+    elif isinstance(error, PermissionError):
+        problem = "cannot be examined: entering its folder is not allowed"
+        fix = f"Let the app's user enter the folder (chmod a+x {os.path.dirname(path) or '.'})"
+    else:
+        problem = f"cannot be examined ({error.strerror or error})"
+        fix = "Check the file and the disk"
+    return DiscoveryError(
+        f"Migration file {path} {problem}. {fix}; start its name with '_' if it is not a migration.",
+        paths=[path],
+    )
+
+
+def _not_a_file(path: str, mode: int) -> Exception:
+    """The error for a candidate that is a directory, a FIFO, a device or a socket."""
+    from ..errors import DiscoveryError
+
+    what = "a directory" if S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
+    return DiscoveryError(
+        f"{path} is named like a migration but is {what}. Rename or remove it; start its name"
+        " with '_' if it is not a migration.",
+        paths=[path],
+    )
 
 
 def folders_of(locations: t.Sequence[str | os.PathLike[str]]) -> list[str] | None:

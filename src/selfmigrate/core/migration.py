@@ -2,7 +2,7 @@
 
 Holds :class:`Migration` (what discovery knows of a file; its checksum read on first use)
 and :class:`LoadedMigration` (its up and down, parsed or imported by :meth:`Migration.load`
-only when it is about to run). Must not know databases, engines or the tracker.
+only when it is about to run), and the ``.sql`` marker lines. Must not know databases or engines.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import traceback
 import types
 import typing as t
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import MigrationFunction as MigrationFunction
 from ..backends.base import SQLScript as SQLScript
+from ..backends.tokens import SQL_WHITESPACE, line_of, sql_tokens
 from ..errors import DiscoveryError
 
 if t.TYPE_CHECKING:
@@ -138,8 +140,11 @@ class Migration:
         executed as a fresh module (never cached in :data:`sys.modules`, so what
         runs is exactly what was checksummed) and must define ``up(conn)``.
 
-        :raises DiscoveryError: the file is empty, has no ``up``, or cannot be
-            imported.
+        :raises DiscoveryError: the file is empty, has no ``up``, cannot be
+            imported, has an ``up``/``down`` that would not run its body
+            (``async``, a generator, a signature that does not take the
+            connection), or a line that looks like a marker and is not one
+            (see ``parse_markers``).
         """
         text = self.read_text()
         if not text.strip():
@@ -178,17 +183,18 @@ class LoadedMigration:
 
 
 def _load_sql(migration: Migration, text: str) -> LoadedMigration:
-    lines = text.splitlines(keepends=True)
-    transactional = not _has_header(lines, NO_TRANSACTION_MARKER)
-    loaded = LoadedMigration(migration, up_sql=SQLScript(text, 1), transactional=transactional)
-    for index, line in enumerate(lines):
-        if line.strip().lower() == DOWN_MARKER:
-            up = SQLScript("".join(lines[:index]), 1)
-            down = SQLScript("".join(lines[index + 1 :]), index + 2)
-            loaded = LoadedMigration(migration, up_sql=up, down_sql=down, transactional=transactional)
-            break
-    assert loaded.up_sql is not None
-    if not _has_statement(loaded.up_sql):
+    # The checksum counts \r\n and a lone \r as \n; so does the SQL that runs. SQLite
+    # itself knows only \n: a "--" comment in a file with \r line ends would run to the
+    # end of the file and hide every statement after it.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    markers = parse_markers(text, migration.location)
+    if markers.down is None:
+        up = SQLScript(text, 1)
+        down = None
+    else:
+        up = SQLScript(text[: markers.down], 1)
+        down = SQLScript(text[markers.down_body :], line_of(text, markers.down_body))
+    if not _has_statement(up):
         # An unedited template is all comments: recording it as applied would hide
         # the change that was meant to be written.
         raise DiscoveryError(
@@ -197,39 +203,148 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
             " or delete the file if it was created by mistake.",
             paths=[migration.location],
         )
-    return loaded
-
-
-def _has_header(lines: list[str], marker: str) -> bool:
-    """Whether ``marker`` is a line of the comment header (the lines before the first statement)."""
-    for line in lines:
-        stripped = line.strip()
-        if stripped.lower() == marker:
-            return True
-        if stripped and not stripped.startswith("--"):
-            return False
-    return False
+    return LoadedMigration(migration, up_sql=up, down_sql=down, transactional=markers.transactional)
 
 
 def _has_statement(script: SQLScript) -> bool:
-    """Whether ``script`` has any SQL outside comments, white space and lone semicolons.
+    """Whether ``script`` has a token that is not space, a comment or a lone semicolon.
 
-    The same answer as "the backend's splitter finds a statement", without
-    asking the engine: this runs for every file that loads.
+    The same answer as "the SQLite splitter finds a statement", read with the
+    shared tokenizer, without asking an engine.
     """
-    text, i, n = script.text, 0, len(script.text)
-    while i < n:
-        if text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end == -1 else end + 1
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end == -1 else end + 2
-        elif text[i].isspace() or text[i] == ";":
-            i += 1
-        else:
-            return True
-    return False
+    return any(kind not in ("space", "line", "block", "semicolon") for kind, _, _ in sql_tokens(script.text))
+
+
+@dataclass(frozen=True)
+class Markers:
+    """Where a ``.sql`` file's marker lines are, as :func:`parse_markers` found them."""
+
+    #: Offset of the start of the ``-- migrate:down`` line, or ``None``.
+    down: int | None
+    #: Offset just after that line (where the down script starts).
+    down_body: int
+    #: ``False`` when the header has ``-- migrate:no-transaction`` (or dbmate's
+    #: ``-- migrate:up transaction:false``).
+    transactional: bool
+
+
+def looks_like_marker(comment: str) -> bool:
+    """Whether the text of a comment (without ``--``/``/* */``) looks meant as a marker.
+
+    Generous on purpose: any case, any spacing, ``migrate`` (or ``migration``,
+    sql-migrate's ``+migrate``, goose's ``+goose``) followed by ``:`` or ``=``,
+    or by ``up``, ``down`` or ``(no-)transaction`` as a word. A line that looks
+    like a marker and is not exactly one is an error, never a plain comment: a
+    misspelt ``-- migrate:down`` would run the down script on the way up.
+    """
+    return _MARKER_LIKE.match(comment) is not None
+
+
+_MARKER_LIKE = re.compile(
+    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction)\b)",
+    re.IGNORECASE,
+)
+#: dbmate's marker for the up script, accepted (and needed by nothing) at the top of a file.
+UP_MARKER = "-- migrate:up"
+#: dbmate's spelling of ``-- migrate:no-transaction``, accepted at the top of a file.
+UP_MARKER_NO_TRANSACTION = "-- migrate:up transaction:false"
+_EXACT = (DOWN_MARKER, NO_TRANSACTION_MARKER, UP_MARKER, UP_MARKER_NO_TRANSACTION)
+
+
+def parse_markers(text: str, location: str) -> Markers:
+    """Find the marker lines of a ``.sql`` file's text (line ends already ``\\n``).
+
+    A marker is a ``--`` comment on a line of its own, outside strings and
+    ``/* */`` comments, spelt exactly as one of ``-- migrate:down``,
+    ``-- migrate:no-transaction``, ``-- migrate:up`` or ``-- migrate:up
+    transaction:false`` (case and the spaces around the line do not matter).
+    ``-- migrate:no-transaction`` and ``-- migrate:up`` belong to the header
+    (the comments before the first statement; ``/* */`` comments included).
+
+    :raises DiscoveryError: a comment looks like a marker (:func:`looks_like_marker`)
+        but is not exactly one, or a marker is where it does nothing (a second
+        ``-- migrate:down``, ``-- migrate:no-transaction`` after the first statement,
+        ``transaction:false`` on the down marker, a marker after code on its line).
+    """
+    down: int | None = None
+    down_body = len(text)
+    down_line = 0
+    transactional = True
+    in_header = True  # no statement seen yet
+    line_start = 0  # offset where the current line starts
+    code_on_line = False
+    for kind, begin, end in sql_tokens(text):
+        if kind == "space":
+            newline = text.rfind("\n", begin, end)
+            if newline != -1:
+                line_start, code_on_line = newline + 1, False
+            continue
+        if kind == "block":
+            if "\n" in text[begin:end]:
+                line_start, code_on_line = text.rfind("\n", begin, end) + 1, True
+            elif looks_like_marker(text[begin + 2 : end].removesuffix("*/")):
+                raise _marker_error(location, text, begin, "is a /* */ comment; a marker is a '--' line comment")
+            continue
+        if kind != "line":
+            code_on_line = True
+            if down is None:
+                in_header = False
+            continue
+        comment = text[begin:end]
+        if not looks_like_marker(comment[2:]):
+            continue
+        if code_on_line or text[line_start:begin].strip(SQL_WHITESPACE):
+            raise _marker_error(location, text, begin, "follows something else on its line")
+        spelt = comment.strip(SQL_WHITESPACE).lower()
+        if spelt not in _EXACT:
+            raise _marker_error(location, text, begin, "is not spelt exactly as a marker")
+        line = line_of(text, begin)
+        if spelt == DOWN_MARKER:
+            if down is not None:
+                raise DiscoveryError(
+                    f"Migration file {location} has two '{DOWN_MARKER}' lines (lines {down_line} and"
+                    f" {line}). Keep one: everything above it is the up script, everything below it"
+                    " the down script.",
+                    paths=[location],
+                )
+            down, down_line = line_start, line
+            down_body = end + 1 if text.startswith("\n", end) else end
+        elif not in_header or down is not None:
+            raise DiscoveryError(
+                f"Migration file {location}, line {line}: '{comment.strip()}' must come before the"
+                " first statement of the file (among the comment lines at its top), where it applies"
+                " to the whole migration; here it does nothing. Move it to the top of the file.",
+                paths=[location],
+            )
+        elif spelt != UP_MARKER:
+            transactional = False
+    return Markers(down, down_body, transactional)
+
+
+def _marker_error(location: str, text: str, begin: int, problem: str) -> DiscoveryError:
+    end = text.find("\n", begin)
+    written = text[begin : len(text) if end == -1 else end].strip()
+    lowered = written.lower()
+    if "down" in lowered and "transaction" in lowered:
+        use = (
+            f"'{DOWN_MARKER}' alone (a down always runs in a transaction; a migration that must run"
+            f" outside one has '{NO_TRANSACTION_MARKER}' at the top of the file)"
+        )
+    elif "down" in lowered:
+        use = f"'{DOWN_MARKER}'"
+    elif "transaction" in lowered:
+        use = f"'{NO_TRANSACTION_MARKER}' at the top of the file, before the first statement"
+    elif "up" in lowered:
+        use = f"'{UP_MARKER}' at the top of the file, or nothing (everything above '{DOWN_MARKER}' is the up)"
+    else:
+        use = f"one of '{DOWN_MARKER}', '{NO_TRANSACTION_MARKER}'"
+    return DiscoveryError(
+        f"Migration file {location}, line {line_of(text, begin)}: {written!r} looks like a selfmigrate"
+        f" marker but {problem}, so it would be read as an ordinary comment (a misspelt down marker"
+        f" runs the down script on the way up). Write exactly {use}, on a line of its own; if it is"
+        " an ordinary comment, reword it.",
+        paths=[location],
+    )
 
 
 def _load_python(migration: Migration, text: str) -> LoadedMigration:
@@ -275,7 +390,69 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
             " True or False.",
             paths=[location],
         )
-    return LoadedMigration(migration, up_function=up, down_function=down, transactional=transactional)
+    checked_down = None if down is None else _checked(down, location, "down")
+    return LoadedMigration(
+        migration, up_function=_checked(up, location, "up"), down_function=checked_down, transactional=transactional
+    )
+
+
+def _checked(function: MigrationFunction, location: str, name: str) -> MigrationFunction:
+    """Refuse an ``up``/``down`` that would not run its body when called with the connection.
+
+    An ``async def``, a generator or an async generator returns an object when
+    called and runs nothing: recorded as applied, it would change nothing. A
+    function that cannot take exactly one argument fails only when it is its
+    turn, after the migrations before it ran. Both are found here, when the
+    pending files are loaded, before the first change. What is returned also
+    refuses, when called, a result that is a coroutine, generator or other
+    awaitable (a decorator can hide an ``async def``).
+    """
+    import inspect  # here, not at the top: a start with nothing pending never needs it
+
+    line = getattr(getattr(function, "__code__", None), "co_firstlineno", None)
+    where = f"{location}, line {line}" if line is not None else location
+    kind = None
+    if inspect.isasyncgenfunction(function):
+        kind = "an async generator (async def with yield)"
+    elif inspect.iscoroutinefunction(function):
+        kind = "an async function (async def)"
+    elif inspect.isgeneratorfunction(function):
+        kind = "a generator (it contains yield)"
+    if kind is not None:
+        raise DiscoveryError(
+            f"Migration file {where}: {name}() is {kind}. Calling it would only create an object and"
+            f" run none of its body, yet the migration would be recorded as applied. Make it a plain"
+            f" 'def {name}(conn):' (no async, no yield); run any async code inside it with"
+            " asyncio.run(...).",
+            paths=[location],
+        )
+    try:
+        signature: inspect.Signature | None = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(None)
+        except TypeError as e:
+            raise DiscoveryError(
+                f"Migration file {where}: {name}{signature} cannot be called with the connection as"
+                f" its one argument ({e}). Define it as 'def {name}(conn):'.",
+                paths=[location],
+            ) from e
+
+    def call(conn: t.Any) -> object:
+        result = function(conn)
+        if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()  # an unstarted coroutine: no "never awaited" warning
+            raise TypeError(
+                f"{name}(conn) of {location} returned {type(result).__name__} {result!r} instead of"
+                f" running: its body did not run. Make {name} a plain function (no async, no yield)."
+            )
+        return result
+
+    return functools.update_wrapper(call, function)
 
 
 def line_in(error: BaseException, filename: str) -> int | None:

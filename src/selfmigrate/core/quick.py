@@ -32,6 +32,10 @@ def up_to_date(
     not exist, has no fingerprint yet, something changed, or a location is
     inside a zip file. The full run that follows finds and reports whatever is
     wrong. Nothing is written and no lock is taken.
+
+    A database held exclusively by another process is waited for at most
+    ``lock_timeout`` seconds; :func:`selfmigrate.migrate` charges that wait to
+    the full run's budget, so that one start waits ``lock_timeout`` in all.
     """
     if isinstance(locations, (str, os.PathLike)):
         locations = [locations]
@@ -44,7 +48,17 @@ def up_to_date(
     if read is None:
         return None
     stored, rows = read
-    if stored is None or not rows or stored != fingerprint_key(fingerprint(folders), rows):
+    if stored is None or not rows:
+        return None
+    from ..errors import DiscoveryError  # loaded already by the caller: costs nothing
+
+    try:
+        files = fingerprint(folders)
+    except DiscoveryError:
+        # A folder or file the registry refuses too: the full run raises it, where
+        # on_failure applies.
+        return None
+    if stored != fingerprint_key(files, rows):
         return None
     return int(rows[-1][0])
 

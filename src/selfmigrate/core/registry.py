@@ -140,6 +140,15 @@ def _migration(
 ) -> Migration:
     kind = t.cast(Kind, match["kind"])
     version = int(match["version"])
+    if version == 0:
+        # 0 is the version of a database with nothing applied: 'rollback --to 0' undoes
+        # everything, and status shows 0 for "none". A migration 0 would be neither.
+        raise DiscoveryError(
+            f"Migration file {where} has version 0, which stands for a database with no migration"
+            " applied ('rollback --to 0' undoes every migration). Renumber it to 1 or more, before"
+            " the next file ('python -m selfmigrate create' numbers files from 0001).",
+            paths=[where],
+        )
     if version > MAX_VERSION:
         raise DiscoveryError(
             f"Migration file {where} has version {version}, more than the database can store"

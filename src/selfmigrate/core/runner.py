@@ -14,9 +14,9 @@ import time
 import typing as t
 
 from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
-from ..errors import ConfigError, DatabaseError, MigrationError, StateError
+from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
 from ..report import AppliedResult, MigrationReport
-from .execute import ms_since, run_down, run_outside, run_up
+from .execute import failure, ms_since, run_down, run_outside, run_up
 from .plan import check, rollback_range, up_to, version_label
 from .registry import MigrationRegistry
 from .status import Status, compare
@@ -27,7 +27,8 @@ if t.TYPE_CHECKING:
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.runner")
 
 
 class Runner:
@@ -37,7 +38,8 @@ class Runner:
     :param migrations: a :class:`MigrationRegistry`, or the locations to build
         one from (package names, directories).
     :param table: the tracker table's name.
-    :param lock_timeout: seconds to wait for the write lock.
+    :param lock_timeout: seconds one run may wait in total for a busy database,
+        the write lock and the migration lock.
     :param allow_out_of_order: apply a pending migration older than the newest
         applied one instead of raising :class:`OutOfOrderError`.
     :param backup: before the first change to a non-empty database, take a
@@ -193,24 +195,19 @@ class Runner:
         database = self.backend.describe()
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
+        self.backend.reset_wait()
         conn = self.backend.connect(create=False)
         try:
             todo = rollback_range(self.status(conn), target, steps, database=database)
             for body in todo:
                 migration = body.migration
-                with self.backend.locked_transaction(conn):
-                    status = compare(migrations, self.tracker.read(conn))
-                    if status.current_version != migration.version:
-                        raise StateError(
-                            f"Database {database} changed during the rollback: its newest applied"
-                            f" version is {version_label(status.current_version)}, not {migration.version}."
-                            " Nothing more was rolled back; check 'status' before going on."
-                        )
-                    self._take_snapshot(conn, status, report, since)
-                    t0 = time.perf_counter()
-                    run_down(self.backend, conn, body, status)
-                    duration = ms_since(t0)
-                    self.tracker.remove(conn, migration.version)
+                # Each down on a connection of its own: nothing a down set on its
+                # connection (a pragma, a function) reaches the next one.
+                step = self.backend.connect(create=False)
+                try:
+                    duration = self._roll_back_one(step, body, migrations, report, since)
+                finally:
+                    step.close()
                 report.applied.append(AppliedResult(migration.version, migration.name, duration))
                 logger.info("Rolled back migration %s on %s in %.1f ms.", migration.id, database, duration)
             report.current_version = self.status(conn).current_version
@@ -223,6 +220,47 @@ class Runner:
             conn.close()
         report.duration_ms = ms_since(started)
         return report
+
+    def _roll_back_one(
+        self,
+        conn: Connection,
+        body: LoadedMigration,
+        migrations: tuple[Migration, ...],
+        report: MigrationReport,
+        since: float,
+    ) -> float:
+        """Under the write lock, run ``body``'s down and remove its tracker row; return its duration."""
+        migration = body.migration
+        database = self.backend.describe()
+        committing = False
+        try:
+            with self.backend.locked_transaction(conn):
+                status = compare(migrations, self.tracker.read(conn))
+                if status.current_version != migration.version:
+                    raise StateError(
+                        f"Database {database} changed during the rollback: its newest applied"
+                        f" version is {version_label(status.current_version)}, not {migration.version}."
+                        " Nothing more was rolled back; check 'status' before going on."
+                    )
+                self._take_snapshot(conn, status, report, since)
+                t0 = time.perf_counter()
+                run_down(self.backend, conn, body, status)
+                duration = ms_since(t0)
+                committing = True
+                self.tracker.remove(conn, migration.version)
+        except self.backend.engine_errors as e:
+            if not committing:
+                raise
+            raise failure(
+                self.backend,
+                migration,
+                e,
+                [],
+                status,
+                what=f"Rolling back migration {migration.id} (its down)",
+                outcome="at its commit, and was rolled back; the database is as it was before the rollback",
+            ) from e
+        return duration
 
     def history(self) -> list[AppliedMigration]:
         """The tracker's rows, newest first (by time applied, then version).
@@ -249,6 +287,7 @@ class Runner:
         if migration is None:
             raise ConfigError(f"No migration file has version {version}. Give the version of an applied migration.")
         database = self.backend.describe()
+        self.backend.reset_wait()
         conn = self.backend.connect(create=False)
         try:
             with self.backend.locked_transaction(conn):
@@ -276,9 +315,17 @@ class Runner:
             )
         return row.checksum, migration.checksum
 
-    def apply(self, *, target: int | None = None) -> MigrationReport:
+    def apply(self, *, target: int | None = None, waited: float = 0.0) -> MigrationReport:
         """Apply every pending migration (up to ``target``, if given), in order.
 
+        Every migration runs on a connection of its own, opened as the backend
+        opens every connection: whatever one migration sets on its connection
+        (a pragma such as ``foreign_keys``, a function, a row factory) never
+        reaches the next.
+
+        :param waited: seconds this start already waited for the database (the
+            quick check of :func:`selfmigrate.migrate`); every wait of the run
+            draws on what is left of ``lock_timeout``.
         :raises MigrationError: a migration failed; it was rolled back and no
             later migration was attempted. ``error.report`` says what was applied.
         :raises SelfMigrateError: discovery, state or lock problems, before any
@@ -288,6 +335,7 @@ class Runner:
         database = self.backend.describe()
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
+        self.backend.reset_wait(waited)
         conn = self.backend.connect()
         lock: MigrationLock | None = None
         try:
@@ -304,7 +352,7 @@ class Runner:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
                 lock = self.backend.migration_lock()
-                lock.acquire(self.backend.lock_timeout)
+                self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
                 self._explain_interrupted(conn, status)
             for row in status.missing:
@@ -339,12 +387,16 @@ class Runner:
             if lock is None and not all(body.transactional for body in loaded.values()):
                 # Taken before any write lock, never while holding one (no deadlock).
                 lock = self.backend.migration_lock()
-                lock.acquire(self.backend.lock_timeout)
+                self.backend.acquire(lock)
             final: Status | None = None
             while final is None:
-                final = self._apply_next(
-                    conn, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
-                )
+                step = self.backend.connect()
+                try:
+                    final = self._apply_next(
+                        step, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
+                    )
+                finally:
+                    step.close()
             status = final
         except MigrationError as e:
             done = {r.version for r in report.applied}
@@ -390,51 +442,108 @@ class Runner:
     ) -> Status | None:
         """Under the lock, apply the oldest pending migration; return the status when none is left."""
         outside: LoadedMigration | None = None
-        with self.backend.locked_transaction(conn):
-            self.tracker.ensure(conn)
-            status = compare(migrations, self.tracker.read(conn))
-            self._check(status, target)
-            todo = up_to(status.pending, target)
-            if not todo:
-                # Certify the files as checked against these rows, for the next start's quick
-                # check (selfmigrate.core.quick) - only in the state it takes for "up to date".
-                files = self.registry.fingerprint()
-                if files is not None and not (status.pending or status.missing or status.interrupted):
-                    self.tracker.store_fingerprint(conn, self.tracker.fingerprint_key(files, status.applied))
-                return status
-            migration = todo[0]
-            body = loaded.get(migration.version) or migration.load()
-            if not report.applied:
-                # Paid only when something is pending, before this run's first change.
-                self.backend.check_integrity(conn)
-            if snapshot_since is not None:
-                self._take_snapshot(conn, status, report, snapshot_since)
-            if body.transactional:
-                t0 = time.perf_counter()
-                run_up(self.backend, conn, body, status)
-                duration = ms_since(t0)
-                self.tracker.record(conn, migration, duration)
-            else:
-                # Recorded as started and committed before it runs: if the process dies
-                # before the 'applied' row, the next start finds the row, sees the
-                # migration lock free, and refuses to guess (see plan.check).
-                if lock is None or not lock.held:
-                    raise StateError(
-                        f"Migration {migration.id} runs outside a transaction and needs the migration lock,"
-                        " which this run does not hold. Start again."
-                    )
-                self.tracker.record(conn, migration, 0.0, state=STARTED)
-                outside = body
-        if outside is not None:
-            logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
-            t0 = time.perf_counter()
-            run_outside(self.backend, conn, outside, status)
-            duration = ms_since(t0)
+        committing = False
+        try:
             with self.backend.locked_transaction(conn):
-                self.tracker.finish(conn, migration.version, duration)
+                self.tracker.ensure(conn)
+                status = compare(migrations, self.tracker.read(conn))
+                self._check(status, target)
+                todo = up_to(status.pending, target)
+                if not todo:
+                    # Certify the files as checked against these rows, for the next start's quick
+                    # check (selfmigrate.core.quick) - only in the state it takes for "up to date".
+                    files = self.registry.fingerprint()
+                    if files is not None and not (status.pending or status.missing or status.interrupted):
+                        self.tracker.store_fingerprint(conn, self.tracker.fingerprint_key(files, status.applied))
+                    return status
+                migration = todo[0]
+                body = loaded.get(migration.version) or migration.load()
+                if not report.applied:
+                    # Paid only when something is pending, before this run's first change.
+                    self.backend.check_integrity(conn)
+                if snapshot_since is not None:
+                    self._take_snapshot(conn, status, report, snapshot_since)
+                if body.transactional:
+                    t0 = time.perf_counter()
+                    run_up(self.backend, conn, body, status)
+                    duration = ms_since(t0)
+                    committing = True
+                    self.tracker.record(conn, migration, duration)
+                else:
+                    # Recorded as started and committed before it runs: if the process dies
+                    # before the 'applied' row, the next start finds the row, sees the
+                    # migration lock free, and refuses to guess (see plan.check).
+                    if lock is None or not lock.held:
+                        raise StateError(
+                            f"Migration {migration.id} runs outside a transaction and needs the migration"
+                            " lock, which this run does not hold. Start again."
+                        )
+                    self.tracker.record(conn, migration, 0.0, state=STARTED)
+                    outside = body
+        except self.backend.engine_errors as e:
+            if not committing:
+                raise
+            # A full disk, an I/O error at COMMIT: the migration did not take effect,
+            # and it is this migration's failure.
+            raise failure(
+                self.backend,
+                migration,
+                e,
+                [],
+                status,
+                outcome="at its commit, and was rolled back; the database is as it was before it",
+            ) from e
+        except LockTimeout as e:
+            if not committing:
+                raise
+            # Readers kept the commit waiting: a lock timeout (as the startup contract
+            # says), worded for the migration it held back.
+            raise LockTimeout(f"Migration {migration.id} ({migration.location}) was not applied: {e}") from (
+                e.__cause__
+            )
+        if outside is not None:
+            duration = self._run_outside_transaction(conn, outside, status, report)
         report.applied.append(AppliedResult(migration.version, migration.name, duration))
         logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
         return None
+
+    def _run_outside_transaction(
+        self, conn: Connection, body: LoadedMigration, status: Status, report: MigrationReport
+    ) -> float:
+        """Run a non-transactional migration whose 'started' row is committed; record it finished.
+
+        ``conn`` is closed once the migration has run; the 'applied' row is
+        written through a new connection. Returns the migration's duration.
+        """
+        migration = body.migration
+        logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
+        t0 = time.perf_counter()
+        run_outside(self.backend, conn, body, status)
+        duration = ms_since(t0)
+        # Recorded through a new connection: the migration's one carries whatever the
+        # migration set on it, and is closed first so that none of its locks (an
+        # exclusive locking mode keeps them) stands in the way.
+        conn.close()
+        finish = self.backend.connect()
+        failures: tuple[type[Exception], ...] = (*self.backend.engine_errors, LockTimeout)
+        try:
+            with self.backend.locked_transaction(finish):
+                self.tracker.finish(finish, migration.version, duration)
+        except failures as e:
+            raise failure(
+                self.backend,
+                migration,
+                e,
+                [],
+                status,
+                outcome="outside a transaction; it ran, but recording it as finished failed",
+                advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
+                f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
+                " if its change is complete.",
+            ) from e
+        finally:
+            finish.close()
+        return duration
 
     def _take_snapshot(self, conn: Connection, status: Status, report: MigrationReport, since: float) -> None:
         """Snapshot a non-empty database once per run, holding the write lock, before the first change.

@@ -1,15 +1,8 @@
 """Adopting a database that predates selfmigrate: :func:`baseline` and :func:`adopt`.
 
-A database that was built by hand, or migrated by a home-made system, already
-has the schema some migrations would create. :func:`baseline` records versions
-1..N as applied without running them. :func:`adopt` imports the history of a
-home-made tracker table (for example one row per applied file name, with a
-date), keeping its dates, and moves that table aside under a new name: it is
-renamed whole, never altered or emptied, so not a row is lost.
-
-Each has a ``*_plan`` twin that says what it would do and changes nothing; the
-work itself happens in one transaction under the database's write lock, and the
-plan is made again inside it. Must not name an engine: it works through a Runner's backend.
+Holds both tasks and their ``*_plan`` twins (what they would do, changing nothing); each
+runs in one locked transaction and re-plans inside it (docs/adopting.rst). Must not name
+an engine: it works through a Runner's backend and tracker.
 """
 
 from __future__ import annotations
@@ -28,7 +21,8 @@ if t.TYPE_CHECKING:
     from ..core.migration import Migration
     from ..core.runner import Runner
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.adopt")
 
 #: A legacy table's entry that names a migration: ``7``, ``0007_add_x`` or ``0007_add_x.sql``.
 LEGACY_NAME = re.compile(r"0*(?P<version>[0-9]+)(?:_(?P<slug>[A-Za-z0-9_]*?))?(?:\.(?:sql|py))?")

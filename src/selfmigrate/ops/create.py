@@ -21,7 +21,8 @@ if t.TYPE_CHECKING:
 
     from ..core.locations import LocationSpec
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.create")
 
 #: The longest slug :func:`create` writes.
 MAX_SLUG_LENGTH = 60

@@ -1,14 +1,8 @@
-"""Resolving an interrupted non-transactional migration: :func:`resolve`.
+"""Repairs of a database's history: :func:`resolve` for an interrupted non-transactional migration.
 
-A migration that runs outside a transaction is recorded as ``started`` before it
-runs and ``applied`` after. If its process dies in between (or the migration
-fails), nobody can know from the outside how much of it took effect, so every
-later start refuses until a person has looked and said which it is: done
-(``--done``: its change is complete; record it as applied) or not (``--retry``:
-forget the row, so that the next start runs it again — after restoring the
-snapshot if it changed anything). Must not name an engine: the backend is chosen
-by :mod:`selfmigrate.backends.select`. (``rehash`` and ``history`` are methods of
-:class:`~selfmigrate.Runner`, whose public interface they are.)
+Holds the operator's answer to "did it take effect?" (``done`` records it, ``retry``
+forgets it; docs/reliability.rst). ``rehash`` and ``history`` are :class:`~selfmigrate.Runner`
+methods, their public home. Must not name an engine: backends.select chooses it.
 """
 
 from __future__ import annotations
@@ -22,7 +16,8 @@ from ..config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ..core.tracker import APPLIED, STARTED, AppliedMigration, Tracker
 from ..errors import ConfigError, LockTimeout
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.resolve")
 
 Resolution = t.Literal["done", "retry"]
 

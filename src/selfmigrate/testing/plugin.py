@@ -1,24 +1,8 @@
-"""The pytest plugin: a freshly migrated database for every test (hooks and fixtures only).
+"""The pytest plugin (entry point ``selfmigrate``): hooks, the ``migrate_to`` marker, the fixtures.
 
-Holds the ini options, the marker and the fixtures; the machinery is :mod:`.templates`,
-imported when a test first asks for a fixture. Must stay cheap to import and do nothing
-(no file, no database) for a pytest run that uses none of it.
-
-Registered through the ``pytest11`` entry point (named ``selfmigrate``; disable
-it with ``-p no:selfmigrate``), so installing selfmigrate is enough. It adds:
-
-- the fixtures :func:`migrated_db` (a :class:`sqlite3.Connection`),
-  :func:`migrated_db_path` (a file path) and :func:`migrated_db_factory`, and
-  the fixtures they take their settings from: :func:`selfmigrate_migrations`,
-  :func:`selfmigrate_table`, :func:`selfmigrate_check_database`;
-- the ini options ``selfmigrate_migrations``, ``selfmigrate_table`` and
-  ``selfmigrate_check_database``;
-- the marker ``@pytest.mark.migrate_to(version)``.
-
-Importing it is cheap and it does nothing — no file, no database — until a test
-asks for one of its fixtures: the machinery (:mod:`selfmigrate.testing.templates`) is
-imported then. The optional migration checks are ready-made tests in
-:mod:`selfmigrate.pytest_checks`.
+Holds :func:`migrated_db`, :func:`migrated_db_path`, :func:`migrated_db_factory` and the
+fixtures and ini options they read (docs/testing.rst). Must stay cheap to import and do
+nothing for a run that uses none of it: the machinery (:mod:`.templates`) is imported late.
 """
 
 from __future__ import annotations

@@ -1,29 +1,8 @@
 """What the pytest plugin's fixtures are made of: the per-session template cache, the factory.
 
-Holds :class:`TemplateCache` (one migrated template per set of migrations, copied per
-test) and the ini-option readers; the fixtures are in :mod:`.plugin`. May use SQLite
-directly (it is the SQLite test side); must not be imported until a fixture is used.
-
-Migrating from scratch in every test is slow: at a hundred migrations it is most
-of a suite's time. So each distinct set of migrations (with its target version
-and tracker table) is migrated once per test session into a *template*
-database, and every test gets a file copy of it.
-
-A template is keyed by the migrations' versions, names and checksums, the target
-version and the tracker table. Before a template is reused, the migration
-folders are looked at again (names, sizes, modification times — a few
-``stat`` calls), and if anything changed the files are read and checksummed
-again: a migration edited during the session gets a new template, never a
-stale one. Templates live in the session's temporary directory, so a new
-session always starts from the files as they are.
-
-Under pytest-xdist the workers of one run share the template directory; a
-template is built under a private name and renamed into place, so a worker sees
-either no template or a complete one (two workers may both build it; the
-contents are the same).
-
-The fixtures themselves are in :mod:`selfmigrate.testing.plugin`, which imports
-this module only when a test asks for one of them.
+Holds :class:`TemplateCache` (each set of migrations migrated once per session into a
+template, copied for every test; why and how: docs/design.rst, "pytest plugin") and the
+ini-option readers. May use SQLite directly; imported only when a fixture is first used.
 """
 
 from __future__ import annotations

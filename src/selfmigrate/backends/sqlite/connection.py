@@ -52,12 +52,26 @@ def is_busy(error: sqlite3.Error) -> bool:
     return name in ("SQLITE_BUSY", "SQLITE_LOCKED") or (not name and "locked" in str(error))
 
 
-def connect(path: Path, *, lock_timeout: float, create: bool = True) -> sqlite3.Connection:
+def is_closed(conn: sqlite3.Connection) -> bool:
+    """Whether ``conn`` was closed."""
+    try:
+        conn.total_changes  # noqa: B018 - any attribute that needs the open database
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def connect(
+    path: Path, *, lock_timeout: float, create: bool = True, waited: float = 0.0, limit: str | None = None
+) -> sqlite3.Connection:
     """Open the database in autocommit mode; transactions are explicit.
 
+    :param lock_timeout: seconds to wait for a database another process holds.
     :param create: create the file if it does not exist. With ``False`` a
         missing file is an error, so that read-only commands never leave an
         empty database behind.
+    :param waited: seconds already waited by the caller, for the message.
+    :param limit: how the message names the limit (default ``lock timeout N s``).
     :raises DatabaseError: the folder does not exist, the path is a
         directory, the file is missing (``create=False``), or it is not a
         SQLite database.
@@ -75,25 +89,29 @@ def connect(path: Path, *, lock_timeout: float, create: bool = True) -> sqlite3.
             " a database for a command that only reads."
         )
     target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
+    started = time.monotonic()
     try:
+        # No statement cache: every statement is prepared, so every one passes the
+        # authorizer of the backend's guard, including one run again after SQLite ended
+        # the transaction (a cached statement would skip it and autocommit).
         conn = sqlite3.connect(
             target,
             timeout=lock_timeout,
             isolation_level=None,
             uri=not create,
             check_same_thread=False,
+            cached_statements=0,
         )
     except sqlite3.Error as e:
         raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
-    started = time.monotonic()
     try:
         conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as e:
         conn.close()
         if is_busy(e):
             raise LockTimeout(
-                f"Timed out after {time.monotonic() - started:.1f} s waiting to read database"
-                f" {path} (lock timeout {lock_timeout:g} s): another process holds it"
+                f"Timed out after {waited + time.monotonic() - started:.1f} s waiting to read database"
+                f" {path} ({limit or f'lock timeout {lock_timeout:g} s'}): another process holds it"
                 " exclusively, usually while it writes a large migration. Raise the lock"
                 " timeout (SELFMIGRATE_LOCK_TIMEOUT) or find the process that holds it."
             ) from e

@@ -21,7 +21,8 @@ from ..base import Snapshot
 from .connection import check_idle, connect
 from .lock import lock_for
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.backup")
 
 #: The suffix of snapshot files.
 SUFFIX = ".bak"
