@@ -276,7 +276,9 @@ def test_non_transactional_create_index_concurrently(pg_url: str, tmp_path: Path
     write(
         folder,
         {
-            "0003_index.sql": "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY accounts_email ON accounts (email);\n"
+            "0003_index.sql": (
+                "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY accounts_email ON accounts (email);\n"
+            )
         },
     )
     report = selfmigrate.migrate(pg_url, str(folder))
@@ -293,7 +295,9 @@ def test_failed_create_index_concurrently_is_reported_with_its_invalid_index(pg_
     write(
         folder,
         {
-            "0003_unique.sql": "-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY accounts_email ON accounts (email);\n"
+            "0003_unique.sql": (
+                "-- migrate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY accounts_email ON accounts (email);\n"
+            )
         },
     )
     with pytest.raises(MigrationError, match="NOT undone"):

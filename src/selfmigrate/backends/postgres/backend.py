@@ -31,7 +31,7 @@ from .sqltext import SQLTextError, split_statements
 from .url import is_postgres_url, libpq_url, mask
 
 if t.TYPE_CHECKING:
-    from ..base import Connection, Schema, Snapshot, Step
+    from ..base import Connection, MigrationLock, Schema, Snapshot, Step
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class PostgresBackend:
         #: The schema of the tracker, found at the first connection (see :meth:`qualified`).
         self.schema: str | None = None
         self._session_lock: locks.SessionLock | None = None
+        #: Seconds of :attr:`lock_timeout` this run has spent waiting (see :meth:`reset_wait`).
+        self.waited = 0.0
         self._pause = 0.5  # first pause before retrying a migration that met a table lock
 
     def __repr__(self) -> str:
@@ -271,6 +273,22 @@ class PostgresBackend:
 
     # -- transactions and the migration lock ----------------------------------------
 
+    def reset_wait(self, waited: float = 0.0) -> None:
+        """Start a run's wait budget: :attr:`lock_timeout` in all, ``waited`` of it spent already."""
+        self.waited = max(waited, 0.0)
+
+    def remaining(self) -> float:
+        """Seconds the budget still allows to wait."""
+        return max(self.lock_timeout - self.waited, 0.0)
+
+    def acquire(self, lock: MigrationLock) -> None:
+        """Take ``lock`` within the budget, and charge the wait to it."""
+        started = time.monotonic()
+        try:
+            lock.acquire(self.remaining())
+        finally:
+            self.waited += time.monotonic() - started
+
     @contextlib.contextmanager
     def locked_transaction(self, conn: Connection) -> t.Iterator[None]:
         """A READ COMMITTED transaction holding the migrations' transaction-level advisory lock.
@@ -293,9 +311,11 @@ class PostgresBackend:
         row = cursor.fetchone()
         try:
             if not (row and row[0]):
-                waited = locks.poll(lambda: locks.try_xact_lock(pg, key), self.lock_timeout)
+                started = time.monotonic()
+                waited = locks.poll(lambda: locks.try_xact_lock(pg, key), self.remaining())
+                self.waited += time.monotonic() - started
                 if waited is None:
-                    raise locks.timeout_error(pg, key, locks.TRANSACTION_LOCK, self.describe(), self.lock_timeout)
+                    raise locks.timeout_error(pg, key, locks.TRANSACTION_LOCK, self.describe(), self.waited)
             yield
             pg.execute("COMMIT")
         except BaseException:
@@ -450,7 +470,7 @@ class PostgresBackend:
             refused.append("end")
             raise TransactionControlRefused("the migration ended the transaction selfmigrate ran it in")
 
-    def run_outside_transaction(self, conn: Connection, step: Step) -> None:
+    def run_outside_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
         """Run a non-transactional migration on the migration lock's own (direct) connection.
 
         Statements run one by one in autocommit mode (``CREATE INDEX
@@ -497,17 +517,23 @@ class PostgresBackend:
         ]
         return "; ".join(held)
 
-    def refusal_advice(self, refused: str) -> str:
-        """Why a statement was refused, and what to do instead."""
-        return (
-            f"The migration tried to {refused} the transaction selfmigrate runs it in (refused before it"
-            " could). Remove BEGIN/COMMIT/ROLLBACK/END (and conn.commit(), conn.rollback(), autocommit)"
-            " from it: selfmigrate commits each migration together with its tracker row. A statement"
-            " that cannot run in a transaction (CREATE INDEX CONCURRENTLY, VACUUM) goes in a migration"
-            " of its own with '-- migrate:no-transaction' (.sql) or 'transactional = False' (.py)."
-        )
+    def failure_advice(self, error: BaseException, refused: list[str], *, transactional: bool = True) -> list[str]:
+        """The lines of a migration's failure message: the SQLSTATE, why, and what to do."""
+        lines = []
+        if refused:
+            lines.append(
+                f"The migration tried to {refused[0]} the transaction selfmigrate runs it in (refused before"
+                " it could). Remove BEGIN/COMMIT/ROLLBACK/END (and conn.commit(), conn.rollback(),"
+                " autocommit) from it: selfmigrate commits each migration together with its tracker row."
+                " A statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY, VACUUM) goes in"
+                " a migration of its own with '-- migrate:no-transaction' (.sql) or 'transactional = False' (.py)."
+            )
+        hint = self._hint(error)
+        if hint is not None:
+            lines.append(hint)
+        return lines
 
-    def failure_hint(self, error: BaseException) -> str | None:
+    def _hint(self, error: BaseException) -> str | None:
         """The SQLSTATE, and what to do for the common ones (table lock, timeout, not in a transaction)."""
         if isinstance(error, SQLTextError):
             return "The file cannot be split into statements: fix it at that line (nothing ran)."
