@@ -350,3 +350,17 @@ def test_connect_errors_mask_the_password_and_say_what_to_do(pg_url: str, tmp_pa
     with pytest.raises(selfmigrate.SelfMigrateError) as caught:
         selfmigrate.migrate(refused, str(folder))
     assert "hunter2" not in str(caught.value) and "host and port" in str(caught.value)
+
+
+def test_the_no_op_start_is_answered_by_the_quick_read(pg_url: str, tmp_path: Path) -> None:
+    from selfmigrate.backends.postgres.text import loaded_text, stored_text
+    from selfmigrate.core.quick import up_to_date
+
+    folder = write(tmp_path / "m", BASE)
+    assert up_to_date(pg_url, [str(folder)], "schema_migrations", 5.0) is None
+    selfmigrate.migrate(pg_url, str(folder))
+    assert up_to_date(pg_url, [str(folder)], "schema_migrations", 5.0) == 2
+    write(folder, {"0003_x.sql": "CREATE TABLE x (id int);\n"})
+    assert up_to_date(pg_url, [str(folder)], "schema_migrations", 5.0) is None
+    for text in ["", "a\0b", "\\0", "\\\0\\", "C:\\x\0"]:
+        assert loaded_text(stored_text(text)) == text and "\0" not in stored_text(text)

@@ -19,9 +19,7 @@ if TYPE_CHECKING:
     Row = tuple[int, str, str]
 
 #: Changes whenever what the fingerprint covers changes.
-# Fields are joined with "/", which no file name holds (NUL would do too, but a
-# PostgreSQL text column cannot store it).
-FORMAT = "selfmigrate fingerprint 5"
+FORMAT = "selfmigrate fingerprint 4"
 
 
 def fingerprint(folders: t.Sequence[str]) -> str:
@@ -35,7 +33,7 @@ def fingerprint(folders: t.Sequence[str]) -> str:
     for folder in folders:
         parts.append(os.path.abspath(folder))
         for name, _, (size, mtime, ctime) in list_folder(folder):
-            parts.append(f"{name}/{size}/{mtime}/{ctime}")
+            parts.append(f"{name}\0{size}\0{mtime}\0{ctime}")
     return "\n".join(parts)
 
 
@@ -48,4 +46,4 @@ def fingerprint_key(files: str, rows: t.Iterable[Row]) -> str:
     would cost a tenth of a bare start), and nothing to doubt about collisions.
     For 1000 migrations it is about 120 kB, in one row.
     """
-    return files + "\n" + "\n".join(f"{version}/{checksum}/{state}" for version, checksum, state in rows)
+    return files + "\n" + "\n".join(f"{version}\0{checksum}\0{state}" for version, checksum, state in rows)

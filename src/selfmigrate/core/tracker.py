@@ -91,6 +91,10 @@ class Tracker:
         use_table = getattr(backend, "use_table", None)
         if use_table is not None:
             use_table(table)
+        # A text column that cannot hold every character (PostgreSQL: no NUL) stores the
+        # fingerprint key escaped; the engine's quick reader unescapes it the same way.
+        self._to_stored: t.Callable[[str], str] = getattr(backend, "stored_text", str)
+        self._from_stored: t.Callable[[str], str] = getattr(backend, "loaded_text", str)
 
     def _sql(self, table: str) -> str:
         """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
@@ -196,7 +200,7 @@ class Tracker:
         if self.backend.table_columns(conn, self.fingerprint_table) != list(_FINGERPRINT_COLUMNS):
             return None
         row = conn.execute(f"SELECT fingerprint FROM {self._sql(self.fingerprint_table)} WHERE id = 1").fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else self._from_stored(str(row[0]))
 
     def store_fingerprint(self, conn: Connection, key: str) -> None:
         """Remember ``key`` as verified (inside the caller's write transaction).
@@ -215,7 +219,8 @@ class Tracker:
         p = self.backend.placeholder
         conn.execute(f"DELETE FROM {self._sql(table)}")
         conn.execute(
-            f"INSERT INTO {self._sql(table)} (id, fingerprint, verified_at) VALUES (1, {p}, {p})", (key, utc_now())
+            f"INSERT INTO {self._sql(table)} (id, fingerprint, verified_at) VALUES (1, {p}, {p})",
+            (self._to_stored(key), utc_now()),
         )
 
     def set_checksum(self, conn: Connection, version: int, checksum: str) -> None:

@@ -28,6 +28,7 @@ from . import lock as locks
 from .guard import GuardedConnection, TransactionControlRefused, transaction_control
 from .pooler import pooled_port
 from .sqltext import SQLTextError, split_statements
+from .text import loaded_text, stored_text
 from .url import is_postgres_url, libpq_url, mask
 
 if t.TYPE_CHECKING:
@@ -257,6 +258,14 @@ class PostgresBackend:
     def use_table(self, table: str) -> None:
         """Say which tracker table the tracker uses (its schema and lock key follow from it)."""
         self._table_name = table
+
+    def stored_text(self, text: str) -> str:
+        """The fingerprint key as the tracker stores it (NUL escaped: see :mod:`.text`)."""
+        return stored_text(text)
+
+    def loaded_text(self, text: str) -> str:
+        """The fingerprint key as it was before :meth:`stored_text`."""
+        return loaded_text(text)
 
     def qualified(self, table: str) -> str:
         """``"schema"."table"``: a table in the tracker's schema, as SQL.

@@ -22,6 +22,7 @@ def read(
     """
     import psycopg
 
+    from .text import loaded_text
     from .url import libpq_url
 
     try:
@@ -41,4 +42,5 @@ def read(
         return None
     if not rows:
         return None
-    return rows[0][0], [(int(v), str(c), str(s)) for _, v, c, s in rows]
+    stored = rows[0][0]
+    return (None if stored is None else loaded_text(stored)), [(int(v), str(c), str(s)) for _, v, c, s in rows]
