@@ -20,15 +20,21 @@ from pathlib import Path
 from ...errors import BackupError
 from ..base import Snapshot
 
-if t.TYPE_CHECKING:
-    from .backend import PostgresBackend
+
+class Database(t.Protocol):
+    """What a snapshot needs of the backend: its libpq URL and its masked description."""
+
+    conninfo: str
+
+    def describe(self) -> str: ...
+
 
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(?P<db>.+)-(?P<stamp>\d{8}T\d{6}\d{6}Z)-v(?P<version>\d+)\.dump$")
 
 
-def _dbname(backend: PostgresBackend) -> str:
+def _dbname(backend: Database) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     name = conninfo_to_dict(backend.conninfo).get("dbname") or os.environ.get("PGDATABASE") or "postgres"
@@ -36,7 +42,7 @@ def _dbname(backend: PostgresBackend) -> str:
 
 
 def snapshot_for_run(
-    backend: PostgresBackend,
+    backend: Database,
     *,
     since: float,
     version: int | None,
@@ -94,7 +100,7 @@ def snapshot_for_run(
     return Snapshot(path, now, version or 0, path.stat().st_size)
 
 
-def list_snapshots(backend: PostgresBackend, directory: str | os.PathLike[str] | None) -> list[Snapshot]:
+def list_snapshots(backend: Database, directory: str | os.PathLike[str] | None) -> list[Snapshot]:
     """The database's snapshots in ``directory`` (none without one), newest first."""
     if directory is None or not Path(directory).is_dir():
         return []
@@ -110,7 +116,7 @@ def list_snapshots(backend: PostgresBackend, directory: str | os.PathLike[str] |
 
 
 def find_snapshot(
-    backend: PostgresBackend, name: str | os.PathLike[str], directory: str | os.PathLike[str] | None
+    backend: Database, name: str | os.PathLike[str], directory: str | os.PathLike[str] | None
 ) -> Snapshot:
     """The snapshot called ``name`` (a file name or path)."""
     wanted = Path(name).name
@@ -122,9 +128,7 @@ def find_snapshot(
     raise BackupError(f"No snapshot {wanted} of {backend.describe()} in {directory}; there are: {listed}.")
 
 
-def restore(
-    backend: PostgresBackend, snapshot: str | os.PathLike[str], directory: str | os.PathLike[str] | None
-) -> Snapshot:
+def restore(backend: Database, snapshot: str | os.PathLike[str], directory: str | os.PathLike[str] | None) -> Snapshot:
     """Refuse, with the command: restoring a server database is the operator's step.
 
     :raises BackupError: always; it names the ``pg_restore`` command to run.
