@@ -51,7 +51,7 @@ def dump(url: str) -> list[tuple[object, ...]]:
 def rows(url: str, sql: str, params: t.Sequence[object] = ()) -> list[tuple[t.Any, ...]]:
     """The rows of one query."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+        return [tuple(r) for r in conn.execute(sql, params or None).fetchall()]
 
 
 @contextlib.contextmanager
