@@ -364,3 +364,30 @@ def test_the_no_op_start_is_answered_by_the_quick_read(pg_url: str, tmp_path: Pa
     assert up_to_date(pg_url, [str(folder)], "schema_migrations", 5.0) is None
     for text in ["", "a\0b", "\\0", "\\\0\\", "C:\\x\0"]:
         assert loaded_text(stored_text(text)) == text and "\0" not in stored_text(text)
+
+
+def test_a_snapshot_folder_without_pg_dump_migrates_nothing(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write(tmp_path / "m", BASE)
+    selfmigrate.migrate(pg_url, str(folder))
+    before = dump(pg_url)
+    write(folder, {"0003_x.sql": "CREATE TABLE x (id int);\n"})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(selfmigrate.BackupError, match="pg_dump is not on PATH"):
+        selfmigrate.migrate(pg_url, str(folder), backup_dir=str(tmp_path / "snaps"))
+    assert dump(pg_url) == before
+
+
+def test_baseline_records_without_running(pg_url: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = write(tmp_path / "m", BASE)
+    result = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", "-d", pg_url, "-m", str(folder), "baseline", "--version", "1", "--yes"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert applied(pg_url) == [(1, "applied")] and rows(pg_url, "SELECT to_regclass('accounts')") == [(None,)]
