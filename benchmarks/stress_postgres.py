@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "postgres"))
 
-from pgharness import exactly_once, fresh_database, kill_trial, outcomes, start, write_migrations  # noqa: E402
+from pgharness import apply_duration, exactly_once, fresh_database, kill_trial, outcomes, start, write_migrations  # noqa: E402
 
 PROCESSES = 16
 COUNT = 20
@@ -127,11 +127,13 @@ def main() -> int:
                 bouncer[0].terminate()
                 bouncer[0].wait(10)
         rng = random.Random(seed)
+        window = apply_duration(server, killed)
+        print(f"one process applies the 20 migrations in {window:.2f} s: kills spread over that")
         boundaries: dict[int, int] = {}
         started = failed = 0
         for _ in range(args.kills):
             try:
-                found = kill_trial(server, killed, COUNT, rng, window=0.6)
+                found = kill_trial(server, killed, COUNT, rng, window=window)
             except AssertionError as e:
                 failed += 1
                 print(f"  kill: FAILED {e}"[:2000])

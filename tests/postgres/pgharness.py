@@ -157,6 +157,17 @@ def exactly_once(results: list[dict[str, t.Any]], url: str, count: int, *, no_tr
     assert reported == list(range(1, count + 1)), reported
 
 
+def apply_duration(server: str, folder: Path) -> float:
+    """Seconds one process takes from its ``go`` to its end, applying ``folder`` to a fresh database."""
+    with fresh_database(server) as url:
+        (process,) = start(url, folder, 1, 0.0)
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "go"
+        started = time.perf_counter()
+        process.communicate(timeout=120)
+        return time.perf_counter() - started
+
+
 def kill_trial(server: str, folder: Path, count: int, rng: random.Random, window: float) -> dict[str, t.Any]:
     """Start one process on a fresh database, SIGKILL it after a random part of ``window``, then check.
 

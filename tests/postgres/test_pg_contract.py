@@ -362,7 +362,7 @@ def test_the_no_op_start_is_answered_by_the_quick_read(pg_url: str, tmp_path: Pa
     assert up_to_date(pg_url, [str(folder)], "schema_migrations", 5.0) == 2
     write(folder, {"0003_x.sql": "CREATE TABLE x (id int);\n"})
     assert up_to_date(pg_url, [str(folder)], "schema_migrations", 5.0) is None
-    for text in ["", "a\0b", "\\0", "\\\0\\", "C:\\x\0"]:
+    for text in ["", "a\0b", "\\0", "\\\0\\", "C:\\x\0", "\x01\0\\0", "x\x01"]:
         assert loaded_text(stored_text(text)) == text and "\0" not in stored_text(text)
 
 

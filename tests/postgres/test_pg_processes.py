@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgharness import NO_TRANSACTION, exactly_once, kill_trial, outcomes, start, write_migrations
+from pgharness import NO_TRANSACTION, apply_duration, exactly_once, kill_trial, outcomes, start, write_migrations
 from pghelpers import dump, rows, write
 
 import selfmigrate
@@ -78,7 +78,8 @@ def test_non_transactional_migration_through_pgbouncer_fails_fast_with_the_fix(
 def test_sigkill_at_random_moments_leaves_a_migration_boundary(pg_server: str, tmp_path: Path) -> None:
     folder = write_migrations(tmp_path / "m", COUNT, no_transaction=True)
     rng = random.Random(12)
-    found = [kill_trial(pg_server, folder, COUNT, rng, window=0.6) for _ in range(24)]
+    window = apply_duration(pg_server, folder)  # kills spread over a whole run
+    found = [kill_trial(pg_server, folder, COUNT, rng, window=window) for _ in range(24)]
     assert any(0 < f["applied_at_kill"] < COUNT for f in found), found  # some kills landed mid-apply
 
 

@@ -17,6 +17,7 @@ import random
 import re
 import time
 import typing as t
+import weakref
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -98,6 +99,57 @@ def check_duration(value: str, what: str) -> str:
     return value.strip()
 
 
+class _Idle:
+    """The one connection a backend keeps between two uses (closed when the backend goes)."""
+
+    def __init__(self) -> None:
+        self.conn: PooledConnection | None = None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close_for_good()
+
+
+class PooledConnection(psycopg.Connection[t.Any]):
+    """A psycopg connection whose ``close()`` hands it back to its backend, session reset.
+
+    The runner opens a connection per migration so that nothing one migration
+    sets on its session reaches the next; ``DISCARD ALL`` (settings, role, temporary
+    tables, prepared statements, session locks, ``LISTEN``) gives the same clean
+    session without a new connection and its authentication round trips.
+    """
+
+    _idle: _Idle | None = None
+
+    def close(self) -> None:
+        """Keep the connection for the backend's next :meth:`~PostgresBackend.connect`, or close it.
+
+        One is kept at most: closing another while one is kept closes both (the
+        runner closes its first connection last, so a run leaves none open).
+        """
+        idle, self._idle = self._idle, None
+        if idle is not None and idle.conn is None and self._reset():
+            idle.conn = self
+            return
+        if idle is not None:
+            idle.close()
+        self.close_for_good()
+
+    def _reset(self) -> bool:
+        if self.closed or self.info.transaction_status != TransactionStatus.IDLE:
+            return False
+        try:
+            self.execute("DISCARD ALL")
+        except psycopg.Error:
+            return False  # a broken session is not kept
+        return True
+
+    def close_for_good(self) -> None:
+        """Close the connection itself."""
+        super().close()
+
+
 def _pg(conn: Connection) -> psycopg.Connection[t.Any]:
     assert isinstance(conn, psycopg.Connection), conn
     return conn
@@ -161,6 +213,8 @@ class PostgresBackend:
         #: Seconds of :attr:`lock_timeout` this run has spent waiting (see :meth:`reset_wait`).
         self.waited = 0.0
         self._pause = 0.5  # first pause before retrying a migration that met a table lock
+        self._idle = _Idle()
+        weakref.finalize(self, self._idle.close)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()!r})"
@@ -177,23 +231,27 @@ class PostgresBackend:
 
         return f"selfmigrate {socket.gethostname()}:{os.getpid()}"[:63]
 
-    def _open(self, conninfo: str, database: str) -> psycopg.Connection[t.Any]:
+    def _open(self, conninfo: str, database: str) -> PooledConnection:
         options: dict[str, t.Any] = {"application_name": self.application_name()}
         if "connect_timeout" not in conninfo and not os.environ.get("PGCONNECT_TIMEOUT"):
             options["connect_timeout"] = max(1, min(30, int(self.lock_timeout) or 1))
         try:
-            return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, **options)
+            return PooledConnection.connect(conninfo, autocommit=True, prepare_threshold=None, **options)
         except psycopg.Error as e:
             raise self.connect_error(e, database) from e
 
-    def connect(self, *, create: bool = True) -> psycopg.Connection[t.Any]:
+    def connect(self, *, create: bool = True) -> PooledConnection:
         """Open a connection in autocommit mode (transactions are explicit).
 
         selfmigrate never creates a PostgreSQL database (``create`` is for
         SQLite files): a missing one is a :class:`DatabaseError` saying how to
         create it. The first connection finds the tracker's schema.
         """
-        conn = self._open(self.conninfo, self.describe())
+        conn = self._idle.conn
+        self._idle.conn = None
+        if conn is None or conn.closed:
+            conn = self._open(self.conninfo, self.describe())
+        conn._idle = self._idle
         if self.schema is None:
             try:
                 self.schema = self._find_schema(conn)

@@ -34,13 +34,20 @@ def read(
         with psycopg.connect(
             conninfo, autocommit=True, prepare_threshold=None, connect_timeout=max(1, min(30, int(lock_timeout) or 1))
         ) as conn:
-            rows = conn.execute(
-                f'SELECT (SELECT fingerprint FROM {fingerprint} WHERE id = 1), version, checksum, state FROM "{table}"'
-                " ORDER BY version"
-            ).fetchall()
+            # One row: the key once, and the rows as one string (a row per migration
+            # would be a thousand result rows to parse on every start).
+            row = conn.execute(
+                f"SELECT (SELECT fingerprint FROM {fingerprint} WHERE id = 1),"
+                " (SELECT string_agg(version::text || '/' || checksum || '/' || state, ',' ORDER BY version)"
+                f' FROM "{table}")'
+            ).fetchone()
     except psycopg.Error:
         return None
-    if not rows:
+    if row is None or row[1] is None:
         return None
-    stored = rows[0][0]
-    return (None if stored is None else loaded_text(stored)), [(int(v), str(c), str(s)) for _, v, c, s in rows]
+    stored, listed = row
+    rows: list[tuple[int, str, str]] = []
+    for item in str(listed).split(","):
+        version, checksum, state = item.split("/")
+        rows.append((int(version), checksum, state))
+    return (None if stored is None else loaded_text(str(stored))), rows
