@@ -40,6 +40,9 @@ def test_noop_migrate_imports_neither_faces_nor_migrations(tmp_path: Path) -> No
     loaded = _modules_after(code, tmp_path)
     for module in ("flask", "click", "selfmigrate.faces.flask", "selfmigrate.faces.cli.main", "selfmigrate.ops.create"):
         assert module not in loaded
+    # Nor what only the full run needs: the runner, the errors (and typing through them), logging.
+    for module in ("selfmigrate.core.runner", "selfmigrate.errors", "typing", "logging", "dataclasses"):
+        assert module not in loaded
     assert not any("0002_second" in name for name in loaded)
 
 

@@ -112,8 +112,9 @@ def test_the_boundary_names_no_engine() -> None:
 
 def test_an_engine_package_is_named_only_where_backends_are_chosen() -> None:
     # select.py imports engines by name from its table; beside the engine itself, only
-    # the public faces that re-export its names (lazily) and the test side refer to it.
-    allowed = ("selfmigrate.backends.sqlite", "selfmigrate.testing", "selfmigrate.sqlite")
+    # the public faces that re-export its names, the test side, and the shim that keeps
+    # the flat layout's selfmigrate.checks importable refer to it.
+    allowed = ("selfmigrate.backends.sqlite", "selfmigrate.testing", "selfmigrate.sqlite", "selfmigrate.checks")
     users = sorted(
         name
         for name, imported in GRAPH.items()
@@ -206,3 +207,22 @@ def test_every_module_says_what_it_holds() -> None:
         if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))):
             missing.append(name)
     assert missing == []
+
+
+def test_the_flat_layouts_public_paths_still_import_the_same_objects() -> None:
+    import selfmigrate.checks
+    import selfmigrate.cli
+    import selfmigrate.flask_ext
+    import selfmigrate.sqlite
+    from selfmigrate.backends.sqlite.backend import SQLiteBackend
+    from selfmigrate.faces import flask
+    from selfmigrate.faces.cli import main
+    from selfmigrate.testing import roundtrip
+
+    assert selfmigrate.cli.cli is main.cli and selfmigrate.cli.main is main.main
+    assert selfmigrate.flask_ext.FlaskState is flask.FlaskState and selfmigrate.flask_ext.apply is flask.apply
+    assert selfmigrate.checks.check_round_trips is roundtrip.check_round_trips
+    assert selfmigrate.sqlite.SQLiteBackend is SQLiteBackend
+    for shim in (selfmigrate.cli, selfmigrate.flask_ext, selfmigrate.checks):
+        defined = [n for n, v in vars(shim).items() if getattr(v, "__module__", None) == shim.__name__]
+        assert defined == [], f"{shim.__name__} holds code of its own: {defined}"

@@ -27,7 +27,8 @@ DEFAULT_BACKUP_KEEP = 5
 #: The default name of the ``flask`` command group (``SELFMIGRATE_CLI_GROUP``);
 #: Flask-Migrate's is ``db``.
 DEFAULT_CLI_GROUP = "selfmigrate"
-#: Where ``create`` writes when no migrations location is given.
+#: The migrations folder when none is given: where ``create`` writes, and the
+#: folder beside a Flask app's code that :func:`selfmigrate.apply` looks for.
 DEFAULT_MIGRATIONS_DIR = "migrations"
 
 #: The Flask config keys :func:`selfmigrate.apply` reads into :class:`Options`, and the

@@ -10,6 +10,8 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
+from ..config import DEFAULT_TABLE
+
 if t.TYPE_CHECKING:
     import datetime as dt
     import os
@@ -95,6 +97,9 @@ class Snapshot:
     version: int
     #: Its size in bytes.
     size: int
+    #: The identity key of the database it was taken of (its path and lineage);
+    #: ``None`` for a snapshot in the older format, whose name has no key.
+    key: str | None = None
 
     @property
     def name(self) -> str:
@@ -169,6 +174,9 @@ class Backend(t.Protocol):
     name: str
     #: The DB-API parameter marker of the engine's driver (``"?"``, ``"%s"``).
     placeholder: str
+    #: The column type of a version in the tracker: a signed 64-bit integer
+    #: (``"INTEGER"`` in SQLite, ``"BIGINT"`` in PostgreSQL).
+    integer_type: str
     #: Seconds to wait for the write lock and for a busy database.
     lock_timeout: float
     #: The driver's error classes, for :meth:`database_error`.
@@ -252,31 +260,47 @@ class Backend(t.Protocol):
         *,
         since: float,
         version: int | None,
+        oldest: tuple[int, str, str] | None,
+        table: str,
         directory: str | os.PathLike[str] | None,
         keep: int | None,
     ) -> Snapshot | None:
         """A snapshot of the database as it is now (inside the write lock).
 
-        One taken since ``since`` (a time stamp) by another process of the same
-        start, or one of the same unchanged data, is reused. ``None``: the engine
-        takes none in this configuration (it says so in its log), and none is claimed.
+        ``oldest`` is the tracker's oldest row (version, applied at, applied
+        by): the database's lineage, which tells its snapshots from those of
+        other databases. One taken since ``since`` (a time stamp) by another
+        process of the same start, or one of the same unchanged data, is reused.
+        ``None``: the engine takes none in this configuration (it says so in its
+        log), and none is claimed.
         """
         ...
 
-    def list_snapshots(self, *, directory: str | os.PathLike[str] | None = None) -> list[Snapshot]:
-        """The database's snapshots, newest first."""
+    def list_snapshots(
+        self, *, directory: str | os.PathLike[str] | None = None, table: str = DEFAULT_TABLE
+    ) -> list[Snapshot]:
+        """The database's snapshots, newest first (never another database's)."""
         ...
 
     def find_snapshot(
-        self, name: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None
+        self,
+        name: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        table: str = DEFAULT_TABLE,
     ) -> Snapshot:
         """The snapshot named ``name`` (:class:`BackupError` listing those there are)."""
         ...
 
     def restore(
-        self, snapshot: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None, wait: float = 0.5
+        self,
+        snapshot: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        wait: float = 0.5,
+        table: str = DEFAULT_TABLE,
     ) -> Snapshot:
-        """Put a snapshot's data back; return the snapshot of what it replaced."""
+        """Put one of the database's snapshots back; return the snapshot of what it replaced."""
         ...
 
     def read_schema(self, *, exclude: t.Collection[str] = ()) -> Schema:

@@ -99,13 +99,16 @@ def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> Ba
 
 
 def database_location(
-    database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None
+    database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *, flask_sqlalchemy: bool = False
 ) -> Path | str:
     """``database`` as its engine names it: a SQLite file path (relative ones from ``base``), a URL.
 
+    :param flask_sqlalchemy: resolve it as Flask-SQLAlchemy rewrites a
+        ``SQLALCHEMY_DATABASE_URI`` before SQLAlchemy opens it.
     :raises ConfigError: as :func:`open_backend`.
     """
-    location: Path | str = _module(database, "backend").database_location(database, base)
+    module = _module(database, "backend")
+    location: Path | str = module.database_location(database, base, flask_sqlalchemy=flask_sqlalchemy)
     return location
 
 

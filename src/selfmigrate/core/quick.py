@@ -50,13 +50,16 @@ def up_to_date(
     stored, rows = read
     if stored is None or not rows:
         return None
-    from ..errors import DiscoveryError  # loaded already by the caller: costs nothing
-
     try:
         files = fingerprint(folders)
-    except DiscoveryError:
-        # A folder or file the registry refuses too: the full run raises it, where
-        # on_failure applies.
+    except BaseException as e:
+        # A folder or file the registry refuses too (a DiscoveryError): the full run
+        # raises it, where on_failure applies. Looked up, not imported: the errors
+        # module is loaded only if one was raised, and an up-to-date start never pays
+        # for importing it.
+        errors = sys.modules.get("selfmigrate.errors")
+        if errors is None or not isinstance(e, errors.DiscoveryError):
+            raise
         return None
     if stored != fingerprint_key(files, rows):
         return None

@@ -556,8 +556,16 @@ class Runner:
             return  # off, or not this run's first change
         if not self.backend.has_objects(conn, exclude=(self.tracker.table, self.tracker.fingerprint_table)):
             return
+        # The oldest tracker row, read inside the lock, is the database's lineage: it
+        # ties the snapshot to this database in a folder that several databases share.
+        oldest = min(status.applied.values(), key=lambda row: row.version, default=None)
         snapshot = self.backend.snapshot_before_change(
-            since=since, version=status.current_version, directory=self.backup_dir, keep=self.backup_keep
+            since=since,
+            version=status.current_version,
+            oldest=None if oldest is None else (oldest.version, oldest.applied_at, oldest.applied_by),
+            table=self.tracker.table,
+            directory=self.backup_dir,
+            keep=self.backup_keep,
         )
         if snapshot is not None:
             report.snapshot = str(snapshot.path)

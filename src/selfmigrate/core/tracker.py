@@ -124,7 +124,7 @@ class Tracker:
             return
         conn.execute(
             f"CREATE TABLE {self._sql(self.table)} ("
-            " version INTEGER PRIMARY KEY,"
+            f" version {self.backend.integer_type} PRIMARY KEY,"
             " name TEXT NOT NULL,"
             " checksum TEXT NOT NULL,"
             " applied_at TEXT NOT NULL,"
@@ -211,8 +211,8 @@ class Tracker:
         columns = self.backend.table_columns(conn, table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {self._sql(table)}"
-                " (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
+                f"CREATE TABLE {self._sql(table)} (id {self.backend.integer_type} PRIMARY KEY,"
+                " fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
             )
         elif columns != list(_FINGERPRINT_COLUMNS):
             return

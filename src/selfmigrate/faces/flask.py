@@ -12,7 +12,7 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DEFAULT_CLI_GROUP, FAILURE_POLICIES, FLASK_KEYS, Options
+from ..config import DEFAULT_CLI_GROUP, DEFAULT_MIGRATIONS_DIR, FAILURE_POLICIES, FLASK_KEYS, Options
 from ..core.locations import default_location, from_base
 from ..errors import ConfigError
 from ..startup import migrate_with
@@ -210,8 +210,11 @@ def database_for(app: Flask) -> Path | str:
     """The database file from the app's config.
 
     ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
-    ``SQLALCHEMY_DATABASE_URI``. A relative path is taken from
-    ``app.instance_path``, whose folder is created if missing.
+    ``SQLALCHEMY_DATABASE_URI``. Each may be a path or a SQLAlchemy URL
+    (a string or a ``sqlalchemy.engine.URL``), resolved to the file
+    SQLAlchemy opens for it (see ``selfmigrate.sqlite.database_path``). A
+    relative path is taken from ``app.instance_path``, whose folder is created
+    if missing, as Flask-SQLAlchemy does for ``SQLALCHEMY_DATABASE_URI``.
     """
     from ..backends.select import database_location, handles
 
@@ -221,10 +224,14 @@ def database_for(app: Flask) -> Path | str:
         value = config.get(key)
         if not value:
             continue
+        if not isinstance(value, (str, os.PathLike)):
+            # A sqlalchemy.engine.URL (never imported here): its text form parses back to it.
+            render = getattr(value, "render_as_string", None)
+            value = render(hide_password=False) if callable(render) else str(value)
         if key == "SQLALCHEMY_DATABASE_URI" and not handles(str(value)):
             continue
         try:
-            path = database_location(value, app.instance_path)
+            path = database_location(value, app.instance_path, flask_sqlalchemy=key == "SQLALCHEMY_DATABASE_URI")
         except ConfigError as e:
             raise ConfigError(f"{key}: {e}") from e
         if isinstance(path, str):
@@ -254,7 +261,7 @@ def migrations_for(app: Flask) -> LocationsSpec:
             return from_base(configured, app.root_path)
         return [from_base(location, app.root_path) for location in configured]
     package = f"{app.import_name}.migrations"
-    folder = Path(app.root_path) / "migrations"
+    folder = Path(app.root_path) / DEFAULT_MIGRATIONS_DIR
     found = default_location(package, folder)
     if found is not None:
         return found

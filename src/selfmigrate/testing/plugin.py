@@ -1,8 +1,8 @@
 """The pytest plugin (entry point ``selfmigrate``): hooks, the ``migrate_to`` marker, the fixtures.
 
 Holds :func:`migrated_db`, :func:`migrated_db_path`, :func:`migrated_db_factory` and the
-fixtures and ini options they read (docs/testing.rst). Must stay cheap to import and do
-nothing for a run that uses none of it: the machinery (:mod:`.templates`) is imported late.
+fixtures and ini options they read (docs/testing.rst). Must not import the machinery, nor do
+anything, for a run that uses none of it: :mod:`.templates` is imported by the fixtures.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import typing as t
 
 import pytest
+
+from ..config import DEFAULT_TABLE
 
 if t.TYPE_CHECKING:
     import sqlite3
@@ -38,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         TABLE_OPTION,
         default="",
-        help="selfmigrate: tracker table of the test databases (default: schema_migrations)",
+        help=f"selfmigrate: tracker table of the test databases (default: {DEFAULT_TABLE})",
     )
     parser.addini(
         CHECK_DATABASE_OPTION,

@@ -2,7 +2,7 @@
 
 Holds :class:`TemplateCache` (each set of migrations migrated once per session into a
 template, copied for every test; why and how: docs/design.rst, "pytest plugin") and the
-ini-option readers. May use SQLite directly; imported only when a fixture is first used.
+ini-option readers. May use SQLite directly; must not be imported before a fixture is used.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
+from ...config import DEFAULT_TABLE
 from ...errors import ConfigError, DatabaseError, SelfMigrateError
 from ..base import Refused, SQLScript, Statement, StatementError
 from . import lock as locks
@@ -187,6 +188,7 @@ class PostgresBackend:
 
     name = "postgresql"
     placeholder = "%s"
+    integer_type = "BIGINT"
     engine_errors: tuple[type[Exception], ...] = (psycopg.Error,)
 
     def __init__(
@@ -720,22 +722,30 @@ class PostgresBackend:
         *,
         since: float,
         version: int | None,
+        oldest: tuple[int, str, str] | None,
+        table: str,
         directory: str | os.PathLike[str] | None,
         keep: int | None,
     ) -> Snapshot | None:
-        """A ``pg_dump -Fc`` of the database when a snapshot folder is set, else ``None`` (logged once)."""
+        """A ``pg_dump -Fc`` of the database when a snapshot folder is set, else ``None`` (logged)."""
         from .snapshots import snapshot_for_run
 
         return snapshot_for_run(self, since=since, version=version, directory=directory, keep=keep)
 
-    def list_snapshots(self, *, directory: str | os.PathLike[str] | None = None) -> list[Snapshot]:
+    def list_snapshots(
+        self, *, directory: str | os.PathLike[str] | None = None, table: str = DEFAULT_TABLE
+    ) -> list[Snapshot]:
         """The database's ``pg_dump`` snapshots in ``directory``, newest first."""
         from .snapshots import list_snapshots
 
         return list_snapshots(self, directory)
 
     def find_snapshot(
-        self, name: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None
+        self,
+        name: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        table: str = DEFAULT_TABLE,
     ) -> Snapshot:
         """The snapshot named ``name``."""
         from .snapshots import find_snapshot
@@ -743,7 +753,12 @@ class PostgresBackend:
         return find_snapshot(self, name, directory)
 
     def restore(
-        self, snapshot: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None, wait: float = 0.5
+        self,
+        snapshot: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        wait: float = 0.5,
+        table: str = DEFAULT_TABLE,
     ) -> Snapshot:
         """Not done by selfmigrate on a server: the error gives the ``pg_restore`` command."""
         from .snapshots import restore
@@ -765,3 +780,11 @@ def _line(script: SQLScript, line: int) -> str:
     lines = script.text.splitlines()
     index = line - script.first_line
     return lines[index].strip() if 0 <= index < len(lines) else ""
+
+
+if t.TYPE_CHECKING:
+    from ..base import Backend
+
+    def _is_a_backend(backend: PostgresBackend) -> Backend:
+        # The type checker proves here that PostgresBackend has every member of the protocol.
+        return backend

@@ -15,6 +15,7 @@ import time
 import typing as t
 from pathlib import Path
 
+from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import Refused, SQLScript, StatementError
 from .connection import connect, database_path, is_busy, is_closed
@@ -68,9 +69,11 @@ def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> SQ
     return SQLiteBackend(database_path(database), lock_timeout=lock_timeout)
 
 
-def database_location(database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
-    """The file of a SQLite path or URL; a relative one taken from ``base``."""
-    return database_path(database, base)
+def database_location(
+    database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *, flask_sqlalchemy: bool = False
+) -> Path:
+    """The file of a SQLite path or URL; a relative one taken from ``base`` (see :func:`.connection.database_path`)."""
+    return database_path(database, base, flask_sqlalchemy=flask_sqlalchemy)
 
 
 def _sqlite(conn: Connection) -> sqlite3.Connection:
@@ -89,9 +92,10 @@ class SQLiteBackend:
 
     name = "sqlite"
     placeholder = "?"
+    integer_type = "INTEGER"
     engine_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         #: Seconds waited so far for locks and busy databases, charged against
@@ -548,35 +552,50 @@ class SQLiteBackend:
         *,
         since: float,
         version: int | None,
+        oldest: tuple[int, str, str] | None,
+        table: str,
         directory: str | os.PathLike[str] | None,
         keep: int | None,
     ) -> Snapshot:
         """A snapshot of the file (see :func:`.snapshots.snapshot_for_run`)."""
         from .snapshots import snapshot_for_run
 
-        return snapshot_for_run(self.path, since=since, version=version, directory=directory, keep=keep)
+        return snapshot_for_run(
+            self.path, since=since, version=version, oldest=oldest, table=table, directory=directory, keep=keep
+        )
 
-    def list_snapshots(self, *, directory: str | os.PathLike[str] | None = None) -> list[Snapshot]:
+    def list_snapshots(
+        self, *, directory: str | os.PathLike[str] | None = None, table: str = DEFAULT_TABLE
+    ) -> list[Snapshot]:
         """The snapshots of the file, newest first."""
         from .snapshots import list_snapshots
 
-        return list_snapshots(self.path, directory=directory)
+        return list_snapshots(self.path, directory=directory, table=table)
 
     def find_snapshot(
-        self, name: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None
+        self,
+        name: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        table: str = DEFAULT_TABLE,
     ) -> Snapshot:
         """The snapshot of the file named ``name``."""
         from .snapshots import find_snapshot
 
-        return find_snapshot(self.path, name, directory=directory)
+        return find_snapshot(self.path, name, directory=directory, table=table)
 
     def restore(
-        self, snapshot: str | os.PathLike[str], *, directory: str | os.PathLike[str] | None = None, wait: float = 0.5
+        self,
+        snapshot: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        wait: float = 0.5,
+        table: str = DEFAULT_TABLE,
     ) -> Snapshot:
         """Put a snapshot's data back into the file (see :func:`.snapshots.restore`)."""
         from .snapshots import restore
 
-        return restore(self.path, snapshot, directory=directory, wait=wait)
+        return restore(self.path, snapshot, directory=directory, wait=wait, table=table)
 
     def read_schema(self, *, exclude: t.Collection[str] = ()) -> Schema:
         """The file's schema (see :func:`.schema.read_schema`); empty if there is no file."""
@@ -619,3 +638,11 @@ def _check_transaction_kept(conn: sqlite3.Connection, denied: list[str]) -> None
         if TRANSACTION_ENDED not in denied:
             denied.insert(0, TRANSACTION_ENDED)
         raise sqlite3.OperationalError("the migration's transaction is gone: SQLite rolled it back")
+
+
+if t.TYPE_CHECKING:
+    from ..base import Backend
+
+    def _is_a_backend(backend: SQLiteBackend) -> Backend:
+        # The type checker proves here that SQLiteBackend has every member of the protocol.
+        return backend

@@ -138,10 +138,13 @@ def snapshots(settings: Settings, backup_dir: str | None) -> None:
     """List the snapshots of the database taken before migrating, newest first.
 
     One line each: file name, when it was taken (UTC), the version it holds,
-    its size.
+    its size. Only this database's, even in a backup folder that several
+    databases share.
     """
     database = settings.require_database()
-    found = settings.backend().list_snapshots(directory=backup_dir or settings.options.backup_dir)
+    found = settings.backend().list_snapshots(
+        directory=backup_dir or settings.options.backup_dir, table=settings.options.table
+    )
     if not found:
         click.echo(f"No snapshots of database {database}.", err=True)
         return
@@ -159,19 +162,22 @@ def restore(settings: Settings, snapshot: str, backup_dir: str | None, yes: bool
 
     Refuses while another process uses the database: stop the app first. The
     current contents are saved as a new snapshot before they are replaced.
-    Asks for confirmation unless --yes.
+    Only the database's own snapshots are accepted. Asks for confirmation
+    unless --yes.
     """
     database = settings.require_database()
     backend = settings.backend()
     directory = backup_dir or settings.options.backup_dir
-    chosen = backend.find_snapshot(snapshot, directory=directory)
+    chosen = backend.find_snapshot(snapshot, directory=directory, table=settings.options.table)
     click.echo(
         f"Database {database} will get the contents of snapshot {chosen.path}"
         f" ({chosen.created:%Y-%m-%d %H:%M:%S} UTC, version {chosen.version})."
     )
     if not yes:
         click.confirm("Replace the database's current contents?", abort=True, err=True)
-    before = backend.restore(chosen.path, wait=min(settings.options.lock_timeout, 2.0))
+    before = backend.restore(
+        chosen.path, directory=directory, wait=min(settings.options.lock_timeout, 2.0), table=settings.options.table
+    )
     click.echo(f"Restored. The contents it replaced are in {before.path}.")
 
 
