@@ -2,13 +2,14 @@
 
 Holds :func:`fingerprint` and :func:`fingerprint_key`, which the runner stores after a run
 and the quick check compares at the next start. Must not know databases or engines; it is
-on the no-op start, so it imports only :mod:`os` (the why is in docs/startup.rst).
+on the no-op start, so it imports only :mod:`os` and the import-free config (the why is in docs/startup.rst).
 """
 
 from __future__ import annotations
 
 import os
 
+from ..config import TRACKER_LAYOUT
 from .locations import list_folder
 
 TYPE_CHECKING = False
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     Row = tuple[int, str, str]
 
 #: Changes whenever what the fingerprint covers changes.
-FORMAT = "selfmigrate fingerprint 4"
+FORMAT = f"selfmigrate fingerprint 4, tracker layout {TRACKER_LAYOUT}"
 
 
 def fingerprint(folders: t.Sequence[str]) -> str:

@@ -6,11 +6,14 @@ Must not hold migration logic (the core and ops do), nor know an engine.
 
 from __future__ import annotations
 
+import os
 import typing as t
+from pathlib import Path
 
 import click
 
 from ...config import DEFAULT_MIGRATIONS_DIR
+from ...core.plan import version_label
 from ...errors import ConfigError
 from .settings import Settings, pass_settings
 
@@ -27,20 +30,36 @@ if t.TYPE_CHECKING:
     "-m",
     "into",
     metavar="LOCATION",
-    help="The directory or package to write into (default: the group's first --migrations, else ./migrations).",
+    help="The directory or package to write into (default: the first migrations location of the settings).",
 )
 @pass_settings
 def create(settings: Settings, message: str, sql: bool, edit: bool, into: str | None) -> None:
     """Write the next numbered migration, named after MESSAGE, from a template.
 
-    It goes into --migrations, else the (first) migrations location of the
-    group, else ./migrations. Prints the new file's path.
+    It goes into --migrations, else the first migrations location of the
+    settings (the group's --migrations, SELFMIGRATE_MIGRATIONS, the
+    [tool.selfmigrate] table; under 'flask', the app's), else an existing
+    ./migrations folder. A folder it creates inside a package gets an
+    __init__.py. Prints the new file's path.
     """
     from ...ops.create import create as create_migration
+    from ...ops.create import slugify
 
-    location = into or (settings.migrations[0] if settings.migrations else DEFAULT_MIGRATIONS_DIR)
+    slugify(message)  # a bad message is the first thing to say
+    location = into or (settings.migrations[0] if settings.migrations else None)
+    if location is None:
+        if not os.path.isdir(DEFAULT_MIGRATIONS_DIR):
+            raise ConfigError(
+                "No migrations location is configured, and there is no ./migrations folder to write"
+                ' into. Say where the app reads its migrations: add migrations = "myapp/migrations"'
+                " to [tool.selfmigrate] in pyproject.toml (every command then finds it), or pass"
+                " --migrations DIR. In a Flask app, 'flask selfmigrate create' writes where"
+                " selfmigrate.apply(app) reads."
+            )
+        location = DEFAULT_MIGRATIONS_DIR
     path = create_migration(location, message, sql=sql)
-    click.echo(str(path))
+    here = Path.cwd()
+    click.echo(str(path.relative_to(here) if path.is_absolute() and path.is_relative_to(here) else path))
     if edit:
         click.edit(filename=str(path))
 
@@ -62,7 +81,7 @@ def plan(ctx: click.Context, settings: Settings, target: int | None) -> None:
 
 
 def _echo_plan(database: str, current: int | None, todo: t.Sequence[LoadedMigration]) -> None:
-    at = "has no migrations applied" if current is None else f"is at version {current}"
+    at = f"is at version {version_label(current)}"
     if not todo:
         click.echo(f"Nothing to apply: database {database} {at} and is up to date.")
         return
@@ -105,7 +124,7 @@ def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_o
     report = runner.apply(target=target)
     for result in report.applied:
         click.echo(f"Applied {result.id} in {result.duration_ms:.1f} ms")
-    version = "none" if report.current_version is None else report.current_version
+    version = version_label(report.current_version)
     if report.applied:
         click.echo(f"Database {report.database} is at version {version}.")
     else:
@@ -121,29 +140,40 @@ def rollback(settings: Settings, target: int | None, steps: int | None, yes: boo
     """Undo the newest applied migrations by running their down, newest first.
 
     Each one runs in its own transaction with the removal of its tracker row.
-    Refuses before changing anything when a migration in the range has no
-    down, is edited, or has no file. Shows what it will undo and asks for
+    A migration whose file is gone (an older image on a newer database) is
+    undone with the down the tracker stored when it was applied, and the output
+    says so. Refuses before changing anything when a migration in the range has
+    no down, is edited, or has neither a file nor a stored down (or a stored
+    down whose checksum does not match). Shows what it will undo and asks for
     confirmation unless --yes.
     """
     runner = settings.runner()
     todo = runner.rollback_plan(target=target, steps=steps)
     database = runner.backend.describe()
     if not todo:
-        click.echo(f"Nothing to roll back: database {database} is at version {target}.")
+        click.echo(
+            f"Nothing to roll back: database {database} is at version {version_label(runner.status().current_version)}."
+        )
         return
     remaining = runner.status().current_version
-    click.echo(f"Database {database} is at version {remaining}. Rolling back will undo, newest first:")
+    click.echo(f"Database {database} is at version {version_label(remaining)}. Rolling back will undo, newest first:")
+    stored = {body.migration.version for body in todo if body.from_tracker}
     for body in todo:
-        click.echo(f"  {body.migration.id}  ({body.migration.location})")
+        where = (
+            "its file is not in the migrations: the down stored in the tracker runs"
+            if body.from_tracker
+            else body.migration.location
+        )
+        click.echo(f"  {body.migration.id}  ({where})")
     if not yes:
         click.confirm(f"Roll back {len(todo)} migration(s)?", abort=True, err=True)
     report = runner.rollback(target=target, steps=steps)
     if report.snapshot is not None:
         click.echo(f"Snapshot of the data from before: {report.snapshot}")
     for result in report.applied:
-        click.echo(f"Rolled back {result.id} in {result.duration_ms:.1f} ms")
-    version = "none (no migrations applied)" if report.current_version is None else report.current_version
-    click.echo(f"Database {database} is at version {version}.")
+        how = " with the down stored in the tracker" if result.version in stored else ""
+        click.echo(f"Rolled back {result.id}{how} in {result.duration_ms:.1f} ms")
+    click.echo(f"Database {database} is at version {version_label(report.current_version)}.")
 
 
 @click.command("verify")
@@ -167,7 +197,8 @@ def verify_command(settings: Settings, strict: bool) -> None:
         allow_out_of_order=settings.options.allow_out_of_order,
     )
     for problem in result.problems:
-        click.echo(f"{problem.severity}: {problem.message}")
+        # The one style of every command's diagnostics: "Error: …" on stderr.
+        click.echo(f"{problem.severity.capitalize()}: {problem.message}", err=True)
     failing = [p for p in result.problems if p.severity == "error" or strict]
     checked = f"{len(result.migrations)} migration file(s)"
     if result.database is not None:
