@@ -84,6 +84,21 @@ class Tracker:
             )
         self.backend = backend
         self.table = table
+        # Optional Backend members of a server engine: the tracker's table is named
+        # schema-qualified (a migration's search_path cannot move it) and the engine
+        # learns its name (its lock key derives from it).
+        self._qualify: t.Callable[[str], str] | None = getattr(backend, "qualified", None)
+        use_table = getattr(backend, "use_table", None)
+        if use_table is not None:
+            use_table(table)
+        # A text column that cannot hold every character (PostgreSQL: no NUL) stores the
+        # fingerprint key escaped; the engine's quick reader unescapes it the same way.
+        self._to_stored: t.Callable[[str], str] = getattr(backend, "stored_text", str)
+        self._from_stored: t.Callable[[str], str] = getattr(backend, "loaded_text", str)
+
+    def _sql(self, table: str) -> str:
+        """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
+        return table if self._qualify is None else self._qualify(table)
 
     def check_layout(self, conn: Connection) -> bool:
         """Return whether the table exists, checking that it is ours if it does.
@@ -108,7 +123,7 @@ class Tracker:
         if self.check_layout(conn):
             return
         conn.execute(
-            f"CREATE TABLE {self.table} ("
+            f"CREATE TABLE {self._sql(self.table)} ("
             f" version {self.backend.integer_type} PRIMARY KEY,"
             " name TEXT NOT NULL,"
             " checksum TEXT NOT NULL,"
@@ -123,7 +138,7 @@ class Tracker:
         """Return the applied migrations by version (empty when there is no table)."""
         if not self.check_layout(conn):
             return {}
-        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY version")
+        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {self._sql(self.table)} ORDER BY version")
         return {row[0]: AppliedMigration(*row) for row in rows}
 
     def record(
@@ -152,8 +167,7 @@ class Tracker:
         )
         p = self.backend.placeholder
         conn.execute(
-            f"INSERT INTO {self.table} ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join([p] * len(COLUMNS))})",
+            f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
             (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
         )
         return row
@@ -162,13 +176,13 @@ class Tracker:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""
         p = self.backend.placeholder
         conn.execute(
-            f"UPDATE {self.table} SET state = {p}, duration_ms = {p} WHERE version = {p} AND state = {p}",
+            f"UPDATE {self._sql(self.table)} SET state = {p}, duration_ms = {p} WHERE version = {p} AND state = {p}",
             (APPLIED, round(duration_ms, 3), version, STARTED),
         )
 
     def remove(self, conn: Connection, version: int) -> None:
         """Delete the row of ``version``."""
-        conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
+        conn.execute(f"DELETE FROM {self._sql(self.table)} WHERE version = {self.backend.placeholder}", (version,))
 
     @property
     def fingerprint_table(self) -> str:
@@ -185,8 +199,8 @@ class Tracker:
         """The key stored by :meth:`store_fingerprint`, or ``None``."""
         if self.backend.table_columns(conn, self.fingerprint_table) != list(_FINGERPRINT_COLUMNS):
             return None
-        row = conn.execute(f"SELECT fingerprint FROM {self.fingerprint_table} WHERE id = 1").fetchone()
-        return None if row is None else str(row[0])
+        row = conn.execute(f"SELECT fingerprint FROM {self._sql(self.fingerprint_table)} WHERE id = 1").fetchone()
+        return None if row is None else self._from_stored(str(row[0]))
 
     def store_fingerprint(self, conn: Connection, key: str) -> None:
         """Remember ``key`` as verified (inside the caller's write transaction).
@@ -197,16 +211,19 @@ class Tracker:
         columns = self.backend.table_columns(conn, table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {table} (id {self.backend.integer_type} PRIMARY KEY, fingerprint TEXT NOT NULL,"
-                " verified_at TEXT NOT NULL)"
+                f"CREATE TABLE {self._sql(table)} (id {self.backend.integer_type} PRIMARY KEY,"
+                " fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
             )
         elif columns != list(_FINGERPRINT_COLUMNS):
             return
         p = self.backend.placeholder
-        conn.execute(f"DELETE FROM {table}")
-        conn.execute(f"INSERT INTO {table} (id, fingerprint, verified_at) VALUES (1, {p}, {p})", (key, utc_now()))
+        conn.execute(f"DELETE FROM {self._sql(table)}")
+        conn.execute(
+            f"INSERT INTO {self._sql(table)} (id, fingerprint, verified_at) VALUES (1, {p}, {p})",
+            (self._to_stored(key), utc_now()),
+        )
 
     def set_checksum(self, conn: Connection, version: int, checksum: str) -> None:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
         p = self.backend.placeholder
-        conn.execute(f"UPDATE {self.table} SET checksum = {p} WHERE version = {p}", (checksum, version))
+        conn.execute(f"UPDATE {self._sql(self.table)} SET checksum = {p} WHERE version = {p}", (checksum, version))
