@@ -82,8 +82,10 @@ def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> Po
     )
 
 
-def database_location(database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> str:
-    """A PostgreSQL URL names its database itself (``base`` is for files)."""
+def database_location(
+    database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *, flask_sqlalchemy: bool = False
+) -> str:
+    """A PostgreSQL URL names its database itself (``base`` and ``flask_sqlalchemy`` are for files)."""
     url = os.fspath(database)
     if not is_postgres_url(url):
         raise ConfigError(f"{mask(url)} is not a PostgreSQL URL (postgresql://user@host:port/database).")
@@ -312,8 +314,8 @@ class PostgresBackend:
             )
         return str(schemas[0])
 
-    #: The tracker table's unqualified name (set by :meth:`qualified`'s first call).
-    _table_name = "schema_migrations"
+    #: The tracker table's unqualified name (see :meth:`use_table`).
+    _table_name = DEFAULT_TABLE
 
     def use_table(self, table: str) -> None:
         """Say which tracker table the tracker uses (its schema and lock key follow from it)."""
