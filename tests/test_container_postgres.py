@@ -70,15 +70,17 @@ ENABLE = (
     " start) or point SELFMIGRATE_TEST_POSTGRES at a server; then run pytest tests/test_container_postgres.py"
 )
 V1_MIGRATIONS = ("0001_create_note", "0002_seed_note", "0003_index_note_created_at")
-# v2: run twice, the ALTER fails (the column exists) and stops the worker that ran it. The pause
-# holds the migration lock while the other workers start, so that they find it taken.
+# v2: run twice, the ALTER fails (the column exists) and stops the worker that ran it. The test
+# keeps it waiting for a table lock for a while: above the 5 s default, so that it waits, not retries.
 V2_MIGRATION = {
     "0004_add_note_author.sql": (
-        "ALTER TABLE note ADD COLUMN author text NOT NULL DEFAULT 'nobody';\nSELECT pg_sleep(1);\n"
+        "-- migrate:lock-timeout 60s\nALTER TABLE note ADD COLUMN author text NOT NULL DEFAULT 'nobody';\n"
     ),
 }
 # Each worker start logs exactly one of these first (the no-op start or the one that found work).
 START = re.compile(r"is up to date at version \d+|migration\(s\) pending")
+# Each worker start of v2 while 0004 is held back.
+PENDING_4 = re.compile(r"at version 3; 1 migration\(s\) pending: 0004_add_note_author")
 # For a database whose head is version 4, each worker start ends with exactly one of these.
 V4_OUTCOME = re.compile(
     r"Applied migration 0004_add_note_author|up to date at version 4\b|migrated to version 4 by another process"
@@ -277,9 +279,11 @@ class Fleet:
         for host, process in zip(self.hosts, starts, strict=True):
             out, _ = process.communicate(timeout=120)
             assert process.returncode == 0, f"podman start {host.name} exited {process.returncode}: {out}"
+        return self.hosts
+
+    def wait_serving(self) -> None:
         for host in self.hosts:
             host.wait_serving()
-        return self.hosts
 
     def stop(self) -> None:
         for host in self.hosts:
@@ -290,15 +294,17 @@ class Fleet:
         """Every worker's answer, container by container: :data:`HOSTS` × :data:`WORKERS` of them."""
         return [answer for host in self.hosts for answer in host.workers().values()]
 
-    def logs(self) -> list[str]:
-        """Each container's log, once each of its workers has logged how its start began."""
-        found = []
-        for host in self.hosts:
-            deadline = time.monotonic() + 60
-            while len(START.findall(log := host.logs())) < WORKERS and time.monotonic() < deadline:
-                time.sleep(0.2)
-            found.append(log)
-        return found
+    def logs(self, timeout: float = 50) -> list[str]:
+        """Each container's log, once every worker has logged how its start began (or ``timeout`` passed).
+
+        Below the 60 s that a worker waits for the migration lock.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [host.logs() for host in self.hosts]
+            if all(len(START.findall(log)) >= WORKERS for log in found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.3)
 
 
 @pytest.fixture
@@ -328,6 +334,7 @@ def test_four_containers_of_four_workers_migrate_one_database_once_and_a_new_ima
 
     # v1 on the fresh database: 16 workers race for migrations 1-3.
     hosts = fleet.start(image_v1)
+    fleet.wait_serving()
     workers = fleet.workers()
     assert len(workers) == HOSTS * WORKERS
     assert {w["current_version"] for w in workers} == {3}, workers
@@ -354,8 +361,26 @@ def test_four_containers_of_four_workers_migrate_one_database_once_and_a_new_ima
     assert [note["body"] for note in before] == ["seeded by migration 2", "written under v1"]
     assert written in before
 
-    # v2 replaces all 4 containers at once: its one migration runs once across the 16 new workers.
-    hosts = fleet.start(image_v2)
+    # v2 replaces all 4 containers at once. A transaction of the test holds a lock on the
+    # table, as a long app query would: the worker that runs 0004 waits inside it, holding
+    # the migration lock, until every one of the 16 workers has found 0004 pending.
+    gate = psycopg.connect(database, application_name="many-hosts-gate")
+    try:
+        gate.execute("LOCK TABLE note IN SHARE MODE")
+        hosts = fleet.start(image_v2)
+        logs = fleet.logs()
+        pending = [len(PENDING_4.findall(log)) for log in logs]
+        assert pending == [WORKERS] * HOSTS, "\n".join(logs)  # all 16 raced for 0004
+        with psycopg.connect(database, autocommit=True) as conn:
+            running = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE note%'"
+            ).fetchone()
+        assert running == (1,), "\n".join(logs)  # exactly one worker is running it; 15 wait for the lock
+    finally:
+        gate.rollback()
+        gate.close()
+    fleet.wait_serving()
     workers = fleet.workers()
     assert len(workers) == HOSTS * WORKERS
     assert {w["current_version"] for w in workers} == {4}, workers
@@ -370,6 +395,7 @@ def test_four_containers_of_four_workers_migrate_one_database_once_and_a_new_ima
     everything = "\n".join(logs)
     assert everything.count("Applied migration") == 1, everything
     assert everything.count("Applied migration 0004_add_note_author ") == 1, everything
+    assert everything.count("migrated to version 4 by another process") == HOSTS * WORKERS - 1, everything
     with psycopg.connect(database) as conn:
         assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4]
         assert conn.execute("SELECT body, author FROM note ORDER BY id").fetchall() == [
