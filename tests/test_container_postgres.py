@@ -53,7 +53,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_container import APP_IMAGE, BASE_IMAGE, HOW_TO_ENABLE, Podman, free_port, run
+from test_container import APP_IMAGE, BASE_IMAGE, Podman, free_port, run
 from test_container import base_image as base_image  # noqa: F401 (the fixture, reached by name in required())
 from test_container import podman as podman  # noqa: F401 (the fixture, reached by name in required())
 
@@ -66,7 +66,8 @@ HOSTS = 4
 #: gunicorn workers per container (WEB_CONCURRENCY, the Dockerfile's default, set explicitly).
 WORKERS = 4
 ENABLE = (
-    f"{HOW_TO_ENABLE}; start PostgreSQL (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main"
+    "as root, apt-get install -y --no-install-recommends podman runc debootstrap (bash .ci/run does this);"
+    " start PostgreSQL (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main"
     " start) or point SELFMIGRATE_TEST_POSTGRES at a server; then run pytest tests/test_container_postgres.py"
 )
 V1_MIGRATIONS = ("0001_create_note", "0002_seed_note", "0003_index_note_created_at")
@@ -92,7 +93,8 @@ def required(request: pytest.FixtureRequest, name: str) -> t.Any:
     try:
         return request.getfixturevalue(name)
     except pytest.skip.Exception as e:
-        unavailable(str(e.msg))
+        reason = str(e.msg)
+    unavailable(reason)
 
 
 def unavailable(reason: str) -> t.NoReturn:
@@ -109,9 +111,9 @@ def engine(request: pytest.FixtureRequest) -> Podman:
     return found
 
 
-@pytest.fixture
-def database() -> t.Iterator[str]:
-    """The URL of a new, empty database on the server, dropped when the test ends."""
+@pytest.fixture(scope="module")
+def server() -> str:
+    """The URL of the server's maintenance database, checked to answer (before any image is built)."""
     try:
         import psycopg
     except ImportError:
@@ -119,18 +121,27 @@ def database() -> t.Iterator[str]:
     try:
         psycopg.connect(SERVER, connect_timeout=5).close()
     except psycopg.Error as e:
-        unavailable(f"No PostgreSQL server answers at {SERVER} ({str(e).strip()}).")
+        reason = f"No PostgreSQL server answers at {SERVER} ({' '.join(str(e).split())})."
+    else:
+        return SERVER
+    unavailable(reason)
+
+
+@pytest.fixture
+def database(server: str) -> t.Iterator[str]:
+    """The URL of a new, empty database on the server, dropped when the test ends."""
+    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     name = f"sm_hosts_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER, autocommit=True) as admin:
+    with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(SERVER)
+    params = conninfo_to_dict(server)
     user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
     try:
         yield f"postgresql://{user}@{host}:{port}/{name}"
     finally:
-        with psycopg.connect(SERVER, autocommit=True) as admin:
+        with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -325,7 +336,7 @@ def fleet(engine: Podman, database: str) -> t.Iterator[Fleet]:
 
 
 def test_four_containers_of_four_workers_migrate_one_database_once_and_a_new_image_applies_its_migration_once(
-    images: Images, fleet: Fleet, database: str
+    server: str, images: Images, fleet: Fleet, database: str
 ) -> None:
     import psycopg
 
