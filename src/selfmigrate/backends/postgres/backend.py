@@ -60,6 +60,10 @@ STATEMENT_TIMEOUT_ATTRIBUTE = "statement_timeout"
 _DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|min|h|d)?", re.IGNORECASE)
 # Between migrations: undo what the previous one SET on the session (search_path, role…).
 _RESET_SESSION = "RESET ALL; RESET ROLE"
+# Before each transaction on a connection that may have been used before: what DISCARD
+# ALL does, but allowed before a BEGIN in one round trip (session advisory locks are
+# left alone: through a pooler they may be another client's).
+_FRESH_SESSION = "RESET SESSION AUTHORIZATION; RESET ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES"
 _SAVEPOINT = "selfmigrate_attempt"
 
 
@@ -118,9 +122,10 @@ class PooledConnection(psycopg.Connection[t.Any]):
     """A psycopg connection whose ``close()`` hands it back to its backend, session reset.
 
     The runner opens a connection per migration so that nothing one migration
-    sets on its session reaches the next; ``DISCARD ALL`` (settings, role, temporary
-    tables, prepared statements, session locks, ``LISTEN``) gives the same clean
-    session without a new connection and its authentication round trips.
+    sets on its session reaches the next; the reset each transaction starts with
+    (settings, role, temporary tables, prepared statements, ``LISTEN``: what
+    ``DISCARD ALL`` resets but session locks) gives the same clean session without
+    a new connection and its authentication round trips.
     """
 
     _idle: _Idle | None = None
@@ -140,13 +145,8 @@ class PooledConnection(psycopg.Connection[t.Any]):
         self.close_for_good()
 
     def _reset(self) -> bool:
-        if self.closed or self.info.transaction_status != TransactionStatus.IDLE:
-            return False
-        try:
-            self.execute("DISCARD ALL")
-        except psycopg.Error:
-            return False  # a broken session is not kept
-        return True
+        # Kept only when idle; the next transaction on it starts with _FRESH_SESSION.
+        return not self.closed and self.info.transaction_status == TransactionStatus.IDLE
 
     def close_for_good(self) -> None:
         """Close the connection itself."""
@@ -218,6 +218,9 @@ class PostgresBackend:
         self.waited = 0.0
         self._pause = 0.5  # first pause before retrying a migration that met a table lock
         self._idle = _Idle()
+        # Tracker tables seen with their columns: read once per backend, not at every
+        # migration (forgotten when a transaction rolls back).
+        self._columns: dict[str, list[str]] = {}
         weakref.finalize(self, self._idle.close)
 
     def __repr__(self) -> str:
@@ -296,14 +299,19 @@ class PostgresBackend:
     def _find_schema(self, conn: psycopg.Connection[t.Any]) -> str:
         """The tracker's schema: where the search path finds it, else the first schema of the search path."""
         table = _quote(self._table_name)
+        # The tracker's columns come along (one round trip for what every command reads next).
         row = conn.execute(
             "SELECT (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE c.oid = to_regclass(%s)), current_schemas(false)",
-            (table,),
+            " WHERE c.oid = to_regclass(%s)), current_schemas(false),"
+            " (SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped)",
+            (table, table),
         ).fetchone()
         assert row is not None
-        found, schemas = row
+        found, schemas, columns = row
         if found:
+            if columns:
+                self._columns[self._table_name] = list(columns)
             return str(found)
         if not schemas:
             raise DatabaseError(
@@ -375,7 +383,7 @@ class PostgresBackend:
         key = self._lock_key(locks.TRANSACTION_LOCK)
         # One round trip: the reset, BEGIN and the first try.
         cursor = pg.execute(
-            f"{_RESET_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
+            f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
         )
         while cursor.nextset():
             pass
@@ -390,6 +398,7 @@ class PostgresBackend:
             yield
             pg.execute("COMMIT")
         except BaseException:
+            self._columns.clear()  # a tracker table created in this transaction is gone
             self.rollback(pg)
             raise
 
@@ -665,16 +674,18 @@ class PostgresBackend:
 
     def table_columns(self, conn: Connection, table: str) -> list[str] | None:
         """The column names of ``table`` in the tracker's schema, or ``None`` if there is no such table."""
-        row = (
-            _pg(conn)
-            .execute(
-                "SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
-                " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-                (self.qualified(table),),
-            )
-            .fetchone()
+        if table in self._columns:
+            return list(self._columns[table])
+        sql = (
+            "SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
         )
-        return None if row is None or row[0] is None else list(row[0])
+        row = _pg(conn).execute(sql, (self.qualified(table),)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        if table in (self._table_name, f"{self._table_name}_fingerprint"):
+            self._columns[table] = list(row[0])
+        return list(row[0])
 
     def has_objects(self, conn: Connection, *, exclude: t.Collection[str] = ()) -> bool:
         """Whether any schema but the system ones holds a table, view, sequence… other than ``exclude``."""
