@@ -399,6 +399,7 @@ class Runner:
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
+                self._explain_interrupted(conn, status)
             rolled_back = self._handle_ahead(conn, status, report, started)
             if rolled_back:
                 status = compare(migrations, self.tracker.read(conn))
@@ -618,7 +619,26 @@ class Runner:
             directory=self.backup_dir,
             keep=self.backup_keep,
         )
-        report.snapshot = str(snapshot.path)
+        if snapshot is not None:
+            report.snapshot = str(snapshot.path)
+
+    def _explain_interrupted(self, conn: Connection, status: Status) -> None:
+        """Raise the interrupted-migration error with what the engine found it left behind.
+
+        ``interrupted_advice(conn)`` is an optional Backend member (PostgreSQL: the
+        INVALID index of an interrupted CREATE INDEX CONCURRENTLY).
+        """
+        advise = getattr(self.backend, "interrupted_advice", None)
+        if not status.interrupted or advise is None:
+            return
+        advice = advise(conn)
+        try:
+            self._check(status, None)
+        except StateError as e:
+            if advice:
+                e.message += " " + advice.replace("<version>", str(status.interrupted[0].version))
+                e.args = (e.message,)
+            raise
 
     def _handle_ahead(self, conn: Connection, status: Status, report: MigrationReport, started: float) -> bool:
         """Apply the ``ahead`` policy to the migrations the database has and this code lacks.
