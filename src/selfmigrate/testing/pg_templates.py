@@ -94,6 +94,7 @@ class PostgresTemplates:
         self._templates: dict[str, str | SelfMigrateError] = {}
         #: Per template: this worker's database and its reused connection (see :meth:`connect`).
         self._worker_dbs: dict[str, tuple[str, PgConnection | None]] = {}
+        self._keys: dict[tuple[int, int | None, str], tuple[object, str]] = {}
         self._numbers = itertools.count()
         #: How many templates this process migrated, cloned (``CREATE DATABASE … TEMPLATE``), re-cloned.
         self.built = 0
@@ -196,7 +197,14 @@ class PostgresTemplates:
         from .templates import template_key
 
         registry = self.cache.registry(locations, module=module)
-        key = template_key(registry.migrations, target, table)[:16]
+        # The registry object is the same while its files are unchanged: key it once.
+        known = self._keys.get((id(registry), target, table))
+        if known is None or known[0] is not registry:
+            known = self._keys[id(registry), target, table] = (
+                registry,
+                template_key(registry.migrations, target, table),
+            )
+        key = known[1][:16]
         name = f"sm_tmpl_{self.run}_{key}"
         found = self._templates.get(name)
         if found is None:
