@@ -287,8 +287,8 @@ def parse_markers(text: str, location: str) -> Markers:
     ``-- migrate:no-transaction``, ``-- migrate:compatible``, ``-- migrate:up``
     or ``-- migrate:up transaction:false`` (case and the spaces around the line
     do not matter). All but ``-- migrate:down`` belong to the header (the
-    comments before the first statement; ``/* */`` comments included), as do
-    the settings ``-- migrate:lock-timeout 10s`` and ``-- migrate:statement-timeout 0``.
+    comments before the first statement; ``/* */`` comments included),
+    as do the settings ``-- migrate:lock-timeout 10s`` and ``-- migrate:statement-timeout 0``.
 
     :raises DiscoveryError: a comment looks like a marker (:func:`looks_like_marker`)
         but is not exactly one, or a marker is where it does nothing (a second

@@ -135,9 +135,9 @@ class Tracker:
             )
         self.backend = backend
         self.table = table
-        # Optional Backend members of a server engine: the tracker's table is named
-        # schema-qualified (a migration's search_path cannot move it) and the engine
-        # learns its name (its lock key derives from it).
+        # Optional Backend members of a server engine: the tracker's tables are named
+        # schema-qualified (a migration's search_path cannot move them) and the engine
+        # learns the tracker's name (its lock key derives from it).
         self._qualify: t.Callable[[str], str] | None = getattr(backend, "qualified", None)
         use_table = getattr(backend, "use_table", None)
         if use_table is not None:
@@ -248,7 +248,8 @@ class Tracker:
         p = self.backend.placeholder
         conn.execute(f"DELETE FROM {self._sql(self.layout_table)}")
         conn.execute(
-            f"INSERT INTO {self._sql(self.layout_table)} (id, layout, readable_by, upgraded_at) VALUES (1, {p}, {p}, {p})",
+            f"INSERT INTO {self._sql(self.layout_table)} (id, layout, readable_by, upgraded_at)"
+            f" VALUES (1, {p}, {p}, {p})",
             (LAYOUT, READABLE_BY, utc_now()),
         )
 
@@ -389,7 +390,9 @@ class Tracker:
         """Delete the row of ``version`` (and what was stored with it)."""
         conn.execute(f"DELETE FROM {self._sql(self.table)} WHERE version = {self.backend.placeholder}", (version,))
         if self.backend.table_columns(conn, self.rollback_table) is not None:
-            conn.execute(f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {self.backend.placeholder}", (version,))
+            conn.execute(
+                f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {self.backend.placeholder}", (version,)
+            )
 
     @property
     def fingerprint_table(self) -> str:
@@ -436,4 +439,6 @@ class Tracker:
         conn.execute(f"UPDATE {self._sql(self.table)} SET checksum = {p} WHERE version = {p}", (checksum, version))
         if self.backend.table_columns(conn, self.rollback_table) is not None:
             # The edit was cosmetic: what was stored with the row still belongs to it.
-            conn.execute(f"UPDATE {self._sql(self.rollback_table)} SET checksum = {p} WHERE version = {p}", (checksum, version))
+            conn.execute(
+                f"UPDATE {self._sql(self.rollback_table)} SET checksum = {p} WHERE version = {p}", (checksum, version)
+            )

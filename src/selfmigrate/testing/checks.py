@@ -33,7 +33,9 @@ def schema_diff(expected: Schema, actual: Schema) -> list[str]:
         elif want is None:
             lines.append(f"{got.type} {name} should not be there")
         elif want.columns != got.columns:
-            lines.append(f"{want.type} {name}: columns should be {_columns(want.columns)}, are {_columns(got.columns)}")
+            lines.append(
+                f"{want.type} {name}: columns should be {_columns(want.columns)}, are {_columns(got.columns)}"
+            )
         elif want != got:
             lines.append(f"{want.type} {name}: should be {want.sql!r}, is {got.sql!r}")
     return lines
