@@ -258,8 +258,12 @@ def test_stale_databases_of_dead_runs_are_dropped_and_others_kept(
 
 
 def test_a_crashed_run_leaves_databases_the_next_run_drops(
-    pytester: pytest.Pytester, inner: Path, pg_server: str
+    pytester: pytest.Pytester, inner: Path, pg_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Both runs inherit the same xdist variables (as runs started inside an xdist worker
+    # do): they must still be two runs.
+    monkeypatch.setenv("PYTEST_XDIST_TESTRUNUID", "f" * 32)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
     pytester.makepyfile(
         test_inner=f"""
         import os

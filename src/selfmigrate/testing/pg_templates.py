@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import os
 import re
 import time
 import typing as t
@@ -80,16 +79,16 @@ class PostgresTemplates:
         have ``CREATEDB``.
     :param cache: the session's :class:`~selfmigrate.testing.templates.TemplateCache`,
         whose discovery (and its reuse between tests) is shared.
-    :param run: the test run's id (shared by its xdist workers).
-    :param worker: this process's name in the run (``gw0``…, ``main``).
+    :param run: the test run's id (shared by its xdist workers); by default a new one.
+    :param worker: this process's name in the run (``gw0``…); by default ``main``.
     """
 
     def __init__(self, server: str, cache: TemplateCache, *, run: str | None = None, worker: str | None = None) -> None:
         self.server = server_url(server)
         self.cache = cache
-        run = run or os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
-        self.run = hashlib.sha256(run.encode()).hexdigest()[:12]
-        self.worker = re.sub(r"[^a-z0-9]", "", (worker or os.environ.get("PYTEST_XDIST_WORKER") or "main").lower())
+        # Not from PYTEST_XDIST_* variables: a pytest started inside an xdist worker inherits them.
+        self.run = hashlib.sha256((run or uuid.uuid4().hex).encode()).hexdigest()[:12]
+        self.worker = re.sub(r"[^a-z0-9]", "", (worker or "main").lower()) or "main"
         self._admin: PgConnection | None = None
         self._templates: dict[str, str | SelfMigrateError] = {}
         #: Per template: this worker's database and its reused connection (see :meth:`connect`).

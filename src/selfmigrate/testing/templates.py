@@ -516,7 +516,11 @@ def session_cache(
                 pytrace=False,
             )
         try:
-            cache.postgres = PostgresTemplates(database, cache)
+            # pytest-xdist's workerinput: the run's id, shared by its workers, and the worker's.
+            worker: dict[str, t.Any] = getattr(config, "workerinput", {})
+            cache.postgres = PostgresTemplates(
+                database, cache, run=worker.get("testrunuid"), worker=worker.get("workerid")
+            )
         except SelfMigrateError as e:
             pytest.fail(f"selfmigrate: {e}", pytrace=False)
     return cache
