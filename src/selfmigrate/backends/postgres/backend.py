@@ -65,6 +65,8 @@ _RESET_SESSION = "RESET ALL; RESET ROLE"
 # left alone: through a pooler they may be another client's).
 _FRESH_SESSION = "RESET SESSION AUTHORIZATION; RESET ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES"
 _SAVEPOINT = "selfmigrate_attempt"
+#: The tracker's companion tables (``<table>_fingerprint``…), whose layout is read once too.
+_COMPANIONS = ("fingerprint", "layout", "rollback")
 
 
 def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> PostgresBackend:
@@ -495,12 +497,15 @@ class PostgresBackend:
                 raise StatementError(statement, TransactionControlRefused(f"{word} refused before any statement ran"))
         pause = self._pause
         for attempt in range(self.lock_retries + 1):
-            pg.execute(
+            setup = (
                 f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{lock_timeout}';"
                 f" SET LOCAL statement_timeout = '{statement_timeout}'"
             )
+            if not statements:
+                pg.execute(setup)
             try:
-                self._run_step(pg, step, statements, refused)
+                # A script's setup rides with its first statement (one round trip fewer).
+                self._run_step(pg, step, statements, refused, setup=setup)
             except Exception as e:
                 cause = e.error if isinstance(e, StatementError) else e
                 if not isinstance(cause, pg_errors.LockNotAvailable) or refused:
@@ -529,12 +534,18 @@ class PostgresBackend:
             raise Refused(f"{refused[0]} refused")
 
     def _run_step(
-        self, pg: psycopg.Connection[t.Any], step: Step, statements: list[Statement] | None, refused: list[str]
+        self,
+        pg: psycopg.Connection[t.Any],
+        step: Step,
+        statements: list[Statement] | None,
+        refused: list[str],
+        *,
+        setup: str,
     ) -> None:
         if statements is not None:
-            for statement in statements:
+            for index, statement in enumerate(statements):
                 try:
-                    pg.execute(statement.sql)
+                    pg.execute(f"{setup}; {statement.sql}" if index == 0 else statement.sql)
                 except psycopg.Error as e:
                     raise StatementError(statement, e) from e
         else:
@@ -683,7 +694,7 @@ class PostgresBackend:
         row = _pg(conn).execute(sql, (self.qualified(table),)).fetchone()
         if row is None or row[0] is None:
             return None
-        if table in (self._table_name, f"{self._table_name}_fingerprint"):
+        if table == self._table_name or table in {f"{self._table_name}_{s}" for s in _COMPANIONS}:
             self._columns[table] = list(row[0])
         return list(row[0])
 
