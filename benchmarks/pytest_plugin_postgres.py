@@ -118,10 +118,11 @@ def main() -> int:
         base = Path(tmp)
         migrations = write_migrations(base / "migrations", args.migrations)
         cache = TemplateCache(base, base)
-        pg = PostgresTemplates(args.server, cache, worker="bench")
+        pg = PostgresTemplates(args.server, worker="bench")
         try:
             t0 = time.perf_counter()
-            template = pg.template([str(migrations)], target=None, table="schema_migrations")
+            registry, key = cache.keyed([str(migrations)], target=None, table="schema_migrations")
+            template = pg.template(registry, key, target=None, table="schema_migrations")
             build = (time.perf_counter() - t0) * 1000
             with pg.rolled_back(template):
                 pass  # the worker's clone, once

@@ -33,7 +33,7 @@ from ..core.runner import Runner
 from ..errors import ConfigError, SelfMigrateError
 
 if t.TYPE_CHECKING:
-    from .templates import Locations, TemplateCache
+    from ..core.registry import MigrationRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -77,15 +77,12 @@ class PostgresTemplates:
     :param server: URL of a database of the server to connect to for ``CREATE
         DATABASE`` (the maintenance database ``postgres`` will do); its user must
         have ``CREATEDB``.
-    :param cache: the session's :class:`~selfmigrate.testing.templates.TemplateCache`,
-        whose discovery (and its reuse between tests) is shared.
     :param run: the test run's id (shared by its xdist workers); by default a new one.
     :param worker: this process's name in the run (``gw0``…); by default ``main``.
     """
 
-    def __init__(self, server: str, cache: TemplateCache, *, run: str | None = None, worker: str | None = None) -> None:
+    def __init__(self, server: str, *, run: str | None = None, worker: str | None = None) -> None:
         self.server = server_url(server)
-        self.cache = cache
         # Not from PYTEST_XDIST_* variables: a pytest started inside an xdist worker inherits them.
         self.run = hashlib.sha256((run or uuid.uuid4().hex).encode()).hexdigest()[:12]
         self.worker = re.sub(r"[^a-z0-9]", "", (worker or "main").lower()) or "main"
@@ -93,7 +90,6 @@ class PostgresTemplates:
         self._templates: dict[str, str | SelfMigrateError] = {}
         #: Per template: this worker's database and its reused connection (see :meth:`connect`).
         self._worker_dbs: dict[str, tuple[str, PgConnection | None]] = {}
-        self._keys: dict[tuple[int, int | None, str], tuple[object, str]] = {}
         self._numbers = itertools.count()
         #: How many templates this process migrated, cloned (``CREATE DATABASE … TEMPLATE``), re-cloned.
         self.built = 0
@@ -187,23 +183,14 @@ class PostgresTemplates:
 
     # -- templates ----------------------------------------------------------------
 
-    def template(self, locations: Locations, *, target: int | None, table: str, module: object = None) -> str:
-        """The name of the run's template database of ``locations`` up to ``target``, built if missing.
+    def template(self, registry: MigrationRegistry, key: str, *, target: int | None, table: str) -> str:
+        """The name of the run's template database of ``registry`` up to ``target``, built if missing.
 
+        :param key: the template's key (:func:`~selfmigrate.testing.templates.template_key`).
         :raises SelfMigrateError: discovery or a migration failed (raised again
             for later requests, without migrating again).
         """
-        from .templates import template_key
-
-        registry = self.cache.registry(locations, module=module)
-        # The registry object is the same while its files are unchanged: key it once.
-        known = self._keys.get((id(registry), target, table))
-        if known is None or known[0] is not registry:
-            known = self._keys[id(registry), target, table] = (
-                registry,
-                template_key(registry.migrations, target, table),
-            )
-        key = known[1][:16]
+        key = key[:16]
         name = f"sm_tmpl_{self.run}_{key}"
         found = self._templates.get(name)
         if found is None:
@@ -217,7 +204,7 @@ class PostgresTemplates:
             raise found.with_traceback(None)
         return found
 
-    def _build(self, registry: t.Any, name: str, target: int | None, table: str) -> str:
+    def _build(self, registry: MigrationRegistry, name: str, target: int | None, table: str) -> str:
         admin = self.admin()
         key = lock_key(f"build {name}")
         deadline = time.monotonic() + BUILD_WAIT
@@ -334,7 +321,8 @@ class PostgresTemplates:
             names = [
                 str(row[0])
                 for row in admin.execute(
-                    "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"sm_test_{self.run}_{self.worker}_%",)
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                    (f"sm\\_test\\_{self.run}\\_{self.worker}\\_%",),
                 )
             ]
             for name in names:

@@ -184,6 +184,16 @@ class TemplateCache:
         source = self._sources[key] = _Source(registry, snapshot, {}, module)
         return source
 
+    def keyed(
+        self, locations: Locations, *, target: int | None, table: str, module: object = None
+    ) -> tuple[MigrationRegistry, str]:
+        """The migrations at ``locations`` (as :meth:`registry`) and the key of their template."""
+        source = self._source(locations, module)
+        key = source.keys.get((target, table))
+        if key is None:
+            key = source.keys[target, table] = template_key(source.registry.migrations, target, table)
+        return source.registry, key
+
     def registry(self, locations: Locations, *, module: object = None) -> MigrationRegistry:
         """The migrations at ``locations``, discovered again only if their files changed.
 
@@ -348,7 +358,8 @@ class MigratedDatabaseFactory:
     ) -> str:
         locations, table = self._arguments(migrations, to, table)
         try:
-            return postgres.template(locations, target=to, table=table, module=self._module)
+            registry, key = self._cache.keyed(locations, target=to, table=table, module=self._module)
+            return postgres.template(registry, key, target=to, table=table)
         except SelfMigrateError as e:
             error = e
         self._fail(locations, to, error)
@@ -518,9 +529,7 @@ def session_cache(
         try:
             # pytest-xdist's workerinput: the run's id, shared by its workers, and the worker's.
             worker: dict[str, t.Any] = getattr(config, "workerinput", {})
-            cache.postgres = PostgresTemplates(
-                database, cache, run=worker.get("testrunuid"), worker=worker.get("workerid")
-            )
+            cache.postgres = PostgresTemplates(database, run=worker.get("testrunuid"), worker=worker.get("workerid"))
         except SelfMigrateError as e:
             pytest.fail(f"selfmigrate: {e}", pytrace=False)
     return cache
