@@ -67,6 +67,39 @@ def _module(database: str | os.PathLike[str], job: str) -> t.Any:
     return import_module(f"selfmigrate.backends.{engine}.{job}")
 
 
+def job(database: str | os.PathLike[str] | None, name: str, *, what: str | None) -> t.Any:
+    """The module ``name`` of the engine package of ``database``: an operator task's engine side.
+
+    Tasks beyond migrating (``lint``, ``dryrun``) are a module an engine may or may
+    not have, not members of the :class:`~.base.Backend` protocol, so that a new
+    engine works without them. ``None`` (no database given) is the default engine.
+
+    :param what: the task, for the error (``"The linter"``); ``None``: return ``None``
+        when the engine has no such module (a task that is skipped where it is missing).
+    :raises ConfigError: no backend handles ``database``, or its engine has no such module.
+    """
+    engine = DEFAULT_ENGINE if database is None else engine_of(database)
+    if engine is None:
+        assert database is not None
+        return _module(database, name)  # raises the ConfigError naming the URL
+    from importlib import import_module
+
+    module_name = f"selfmigrate.backends.{engine}.{name}"
+    try:
+        return import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        if what is None:
+            return None
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"{what} is not supported for {engine} databases; nothing was read or changed."
+            " Leave it out for this database: the other commands work as usual."
+        ) from None
+
+
 def shown(database: str | os.PathLike[str]) -> str:
     """``database`` for messages: a URL's password (``user:secret@``) shown as ``***``.
 

@@ -42,6 +42,11 @@ COMPATIBLE_ATTRIBUTE = "compatible"
 
 Kind = t.Literal["sql", "py"]
 
+#: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
+#: a comment line anywhere in a ``.sql`` file, for ``lint``; the marker check lets it
+#: through and the migration ignores it.
+ACCEPT_MARKER = re.compile(r"--\s*migrate:accept\b", re.IGNORECASE)
+
 
 def checksum(data: bytes) -> str:
     """Return the SHA-256 hex digest of ``data`` with line endings normalised.
@@ -326,6 +331,8 @@ def parse_markers(text: str, location: str) -> Markers:
         if code_on_line or text[line_start:begin].strip(SQL_WHITESPACE):
             raise _marker_error(location, text, begin, "follows something else on its line")
         spelt = comment.strip(SQL_WHITESPACE).lower()
+        if ACCEPT_MARKER.match(spelt):
+            continue  # the linter's
         setting = _SETTING.fullmatch(spelt) is not None
         if spelt not in _EXACT and not setting:
             raise _marker_error(location, text, begin, "is not spelt exactly as a marker")

@@ -15,6 +15,7 @@ import click
 from ...config import DEFAULT_MIGRATIONS_DIR
 from ...core.plan import version_label
 from ...errors import ConfigError
+from . import trial
 from .settings import Settings, pass_settings
 
 if t.TYPE_CHECKING:
@@ -66,14 +67,19 @@ def create(settings: Settings, message: str, sql: bool, edit: bool, into: str | 
 
 @click.command(short_help="Show what 'apply' would run, with its SQL; change nothing.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
+@trial.dry_run_option
 @pass_settings
 @click.pass_context
-def plan(ctx: click.Context, settings: Settings, target: int | None) -> None:
+def plan(ctx: click.Context, settings: Settings, target: int | None, dry_run: bool) -> None:
     """Show what 'apply' would run, in order, with the SQL of .sql migrations.
 
     Makes every check 'apply' makes before its first change, and changes
-    nothing. Exit code 0, or that of the error 'apply' would meet.
+    nothing. Exit code 0, or that of the error 'apply' would meet. With
+    --dry-run, applies them to a copy of the database instead (see 'apply').
     """
+    if dry_run:
+        trial.dry_run(settings, target)
+        return
     runner = settings.runner()
     todo = runner.plan(target=target)
     current = runner.status().current_version
@@ -98,7 +104,7 @@ def _echo_plan(database: str, current: int | None, todo: t.Sequence[LoadedMigrat
 
 @click.command("apply", short_help="Apply pending migrations, as startup does.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
-@click.option("--dry-run", is_flag=True, help="Only show what would run (the same as 'plan').")
+@trial.dry_run_option
 @click.option(
     "--allow-out-of-order",
     is_flag=True,
@@ -111,16 +117,21 @@ def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_o
     Prints a line per migration with its duration. Creates the database file
     if it does not exist. Exit code 0, or 5 when a migration failed (it was
     rolled back, later ones were not attempted).
+
+    With --dry-run, the database is copied (SQLite's backup API) to a
+    temporary file where the snapshots go, the migrations are applied to the
+    copy one by one, and each one's outcome, duration and rows changed per
+    table are printed; the copy is deleted and the database never written.
+    Exit code 0 when all would apply, 5 when one would fail.
     """
     if allow_out_of_order:
         settings.options = settings.options.replace(allow_out_of_order=True)
+    if dry_run:
+        trial.dry_run(settings, target)
+        return
     runner = settings.runner()
     if target is not None and runner.registry.get(target) is None:
         raise ConfigError(f"Target version {target} is not the version of any migration file. Nothing was applied.")
-    if dry_run:
-        todo = runner.plan(target=target)
-        _echo_plan(runner.backend.describe(), runner.status().current_version, todo)
-        return
     report = runner.apply(target=target)
     for result in report.applied:
         click.echo(f"Applied {result.id} in {result.duration_ms:.1f} ms")
@@ -184,9 +195,10 @@ def verify_command(settings: Settings, strict: bool) -> None:
 
     Without a database: file names, duplicate versions (two branches that both
     added 0007), every file loads, gaps in the numbering. With --database also
-    edited, out-of-order, interrupted and missing migrations. Exit code 0 when
-    nothing is wrong, 2 for a problem in the files, 3 for a database that
-    disagrees with them.
+    edited, out-of-order, interrupted and missing migrations. It runs 'lint'
+    too: its errors fail, its warnings are warnings. Exit code 0 when nothing
+    is wrong, 2 for a problem in the files, 3 for a database that disagrees
+    with them.
     """
     from ...ops.verify import verify
 

@@ -13,7 +13,7 @@ import typing as t
 
 import click
 
-from . import commands, configuration, repair, status
+from . import commands, configuration, repair, status, trial
 from .settings import SelfMigrateGroup, Settings, accept_global_options, apply_given, global_options
 
 #: ``-h`` as well as ``--help``, for the group and every command (click passes it down).
@@ -26,11 +26,12 @@ CONTEXT_SETTINGS: dict[str, t.Any] = {"help_option_names": ["-h", "--help"]}
     help="Apply and manage selfmigrate migrations.\n\nSettings come from the options (before or after"
     " the command), else SELFMIGRATE_* environment variables, else the [tool.selfmigrate] table of the"
     " nearest pyproject.toml, else the defaults; 'config' shows each one and where it came from.",
-    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, or a confirmation"
-    " declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
-    " missing or interrupted migrations, a pending file that cannot load); 4 the write lock was not"
-    " obtained in time; 5 a migration"
-    " failed (and was rolled back); 6 a snapshot could not be taken or restored.",
+    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, lint: findings, or a"
+    " confirmation declined; 2 bad input or configuration; 3 a problem that needs a person (edited,"
+    " out-of-order, missing or interrupted migrations, a pending file that cannot load); 4 the write lock"
+    " was not obtained in time; 5 a migration failed (and was rolled back), or would fail (dry run);"
+    " 6 a snapshot could not be taken or restored; 7 the database is ahead of this code by a migration"
+    " not marked compatible.",
     params=global_options(),
 )
 @click.version_option(package_name="selfmigrate", prog_name="selfmigrate", message="%(prog)s %(version)s")
@@ -50,6 +51,7 @@ for _command in (
     commands.apply_command,
     commands.rollback,
     status.history,
+    trial.lint_command,
     commands.verify_command,
     repair.baseline_command,
     repair.adopt_command,
