@@ -501,11 +501,11 @@ class PostgresBackend:
                 f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{lock_timeout}';"
                 f" SET LOCAL statement_timeout = '{statement_timeout}'"
             )
-            if not statements:
-                pg.execute(setup)
+            # Sent on its own: pg_stat_activity then shows the migration's statement as
+            # written (what an operator, and the lock timeout's message, look for).
+            pg.execute(setup)
             try:
-                # A script's setup rides with its first statement (one round trip fewer).
-                self._run_step(pg, step, statements, refused, setup=setup)
+                self._run_step(pg, step, statements, refused)
             except Exception as e:
                 cause = e.error if isinstance(e, StatementError) else e
                 if not isinstance(cause, pg_errors.LockNotAvailable) or refused:
@@ -534,18 +534,12 @@ class PostgresBackend:
             raise Refused(f"{refused[0]} refused")
 
     def _run_step(
-        self,
-        pg: psycopg.Connection[t.Any],
-        step: Step,
-        statements: list[Statement] | None,
-        refused: list[str],
-        *,
-        setup: str,
+        self, pg: psycopg.Connection[t.Any], step: Step, statements: list[Statement] | None, refused: list[str]
     ) -> None:
         if statements is not None:
-            for index, statement in enumerate(statements):
+            for statement in statements:
                 try:
-                    pg.execute(f"{setup}; {statement.sql}" if index == 0 else statement.sql)
+                    pg.execute(statement.sql)
                 except psycopg.Error as e:
                     raise StatementError(statement, e) from e
         else:
