@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from helpers import dump
 
 import selfmigrate
-from selfmigrate.cli import cli
-from selfmigrate.sqlite import SQLiteBackend
+from selfmigrate.backends.sqlite.backend import SQLiteBackend
+from selfmigrate.faces.cli.main import cli
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

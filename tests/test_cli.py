@@ -1,7 +1,7 @@
 """The command line, through both faces: ``python -m selfmigrate`` and ``flask selfmigrate``.
 
 Every test runs real commands against real SQLite files in ``tmp_path``. The
-faces are click's :class:`~click.testing.CliRunner` on :data:`selfmigrate.cli.cli`,
+faces are click's :class:`~click.testing.CliRunner` on :data:`selfmigrate.faces.cli.main.cli`,
 a real Flask app's ``test_cli_runner()`` (the app calls :func:`selfmigrate.apply`,
 which registers the group), and a few real ``python -m selfmigrate`` subprocesses.
 
@@ -27,8 +27,8 @@ from flask import Flask
 from helpers import connected
 
 import selfmigrate
-from selfmigrate.cli import cli
-from selfmigrate.sqlite import SQLiteBackend
+from selfmigrate.backends.sqlite.backend import SQLiteBackend
+from selfmigrate.faces.cli.main import cli
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

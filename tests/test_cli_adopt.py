@@ -20,7 +20,7 @@ from helpers import connected
 from test_cli import FILES, tables, tracker, write
 
 import selfmigrate
-from selfmigrate.cli import cli
+from selfmigrate.faces.cli.main import cli
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

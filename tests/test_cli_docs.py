@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from helpers import connected
 from test_cli import FILES
 
-from selfmigrate.cli import cli
+from selfmigrate.faces.cli.main import cli
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

@@ -10,8 +10,8 @@ from helpers import connected
 from test_cli import FILES, NEWER, tracker, write
 
 import selfmigrate
-from selfmigrate.adopt import adoption_plan, baseline, baseline_plan
-from selfmigrate.verify import verify
+from selfmigrate.ops.adopt import adoption_plan, baseline, baseline_plan
+from selfmigrate.ops.verify import verify
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

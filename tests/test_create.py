@@ -13,7 +13,7 @@ import pytest
 
 import selfmigrate
 from selfmigrate import ConfigError, DiscoveryError, MigrationError
-from selfmigrate.create import MAX_SLUG_LENGTH, slugify
+from selfmigrate.ops.create import MAX_SLUG_LENGTH, slugify
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

@@ -267,7 +267,7 @@ def check_command(words: list[str], sample: Sample) -> None:
 
 
 def selfmigrate_cli() -> click.Group:
-    from selfmigrate.cli import cli
+    from selfmigrate.faces.cli.main import cli
 
     return cli
 
@@ -276,7 +276,7 @@ def check_flask(args: list[str], sample: Sample) -> None:
     """``flask [--app X] selfmigrate ...`` or one of Flask's own commands."""
     from flask.cli import cli as flask_cli
 
-    from selfmigrate.cli import flask_group
+    from selfmigrate.faces.flask import flask_group
 
     group = click.Group("flask", params=list(flask_cli.params))
     group.commands.update(flask_cli.commands)

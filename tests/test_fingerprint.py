@@ -104,7 +104,7 @@ def test_up_to_date_start_takes_the_quick_path_in_a_fresh_process(
         "import sys, selfmigrate\n"
         f"report = selfmigrate.migrate({str(db_path)!r}, {location!r})\n"
         "assert report.applied == [] and report.current_version == 2, report\n"
-        "print(sorted(m for m in sys.modules if m in ('selfmigrate.runner', 'selfmigrate.registry',"
+        "print(sorted(m for m in sys.modules if m in ('selfmigrate.core.runner', 'selfmigrate.core.registry',"
         " 'dataclasses', 'logging')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

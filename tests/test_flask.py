@@ -15,7 +15,7 @@ from flask import Flask
 
 import selfmigrate
 from selfmigrate import ConfigError, LockTimeout, MigrationError
-from selfmigrate.flask_ext import EXTENSION_KEY, FlaskState
+from selfmigrate.faces.flask import EXTENSION_KEY, FlaskState
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory
@@ -391,8 +391,9 @@ def test_import_selfmigrate_does_not_import_flask_click_or_pytest() -> None:
         """
         import sys
         import selfmigrate
-        import selfmigrate.runner, selfmigrate.registry, selfmigrate.tracker, selfmigrate.sqlite
-        import selfmigrate.create, selfmigrate.status, selfmigrate.report, selfmigrate.flask_ext
+        import selfmigrate.core.runner, selfmigrate.core.registry, selfmigrate.core.tracker, selfmigrate.sqlite
+        import selfmigrate.ops.create, selfmigrate.core.status, selfmigrate.report, selfmigrate.faces.flask
+        import selfmigrate.backends.sqlite.backend
         assert callable(selfmigrate.apply) and callable(selfmigrate.migrate)
         heavy = sorted(m for m in ("flask", "werkzeug", "click", "pytest", "jinja2") if m in sys.modules)
         print(",".join(heavy))

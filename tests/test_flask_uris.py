@@ -16,9 +16,9 @@ import pytest
 from flask import Flask
 
 import selfmigrate
+from selfmigrate.backends.sqlite.connection import database_path
 from selfmigrate.errors import ConfigError
-from selfmigrate.flask_ext import EXTENSION_KEY, FlaskState
-from selfmigrate.sqlite import database_path
+from selfmigrate.faces.flask import EXTENSION_KEY, FlaskState
 
 sqlalchemy = pytest.importorskip("sqlalchemy")
 flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy")
@@ -167,7 +167,7 @@ def test_database_path_agrees_with_sqlalchemys_connect_args(
     # A URL object from SQLAlchemy is accepted as its text.
     app = Flask("uri_obj", root_path=str(tmp_path), instance_path=str(tmp_path / "inst"))
     app.config["SELFMIGRATE_DATABASE"] = url
-    from selfmigrate.flask_ext import database_for
+    from selfmigrate.faces.flask import database_for
 
     expected = database_path(_fill(template, absolute), app.instance_path)
     assert database_for(app) == expected
@@ -199,7 +199,7 @@ def test_urls_resolve_without_sqlalchemy_being_imported_by_selfmigrate() -> None
     import sys
 
     code = (
-        "import sys, selfmigrate.flask_ext, selfmigrate.sqlite as s;"
+        "import sys, selfmigrate.faces.flask, selfmigrate.sqlite as s;"
         "s.database_path('sqlite:///file:x.db?uri=true', '/i', flask_sqlalchemy=True);"
         "print('sqlalchemy' in sys.modules)"
     )

@@ -24,7 +24,7 @@ import pytest
 from helpers import dump
 
 import selfmigrate
-from selfmigrate.sqlite import NO_TRANSACTION_PRAGMAS, SQLiteBackend
+from selfmigrate.backends.sqlite.backend import NO_TRANSACTION_PRAGMAS, SQLiteBackend
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from selfmigrate import DiscoveryError, Migration, MigrationRegistry
-from selfmigrate.migration import DOWN_MARKER, checksum, decode
+from selfmigrate.core.migration import DOWN_MARKER, checksum, decode
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

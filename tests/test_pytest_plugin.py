@@ -468,9 +468,9 @@ def test_under_xdist_every_worker_gets_correct_private_databases(pytester: pytes
 
 def test_importing_the_plugin_imports_no_flask_and_no_machinery() -> None:
     code = (
-        "import sys, selfmigrate.pytest_plugin\n"
+        "import sys, selfmigrate.testing.plugin\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'flask'"
-        " or m in ('selfmigrate.fixtures', 'selfmigrate.runner', 'sqlite3')))"
+        " or m in ('selfmigrate.testing.templates', 'selfmigrate.core.runner', 'sqlite3')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -591,7 +591,7 @@ ALTER TABLE new_item RENAME TO item;
 
 
 def test_a_down_that_rebuilds_the_table_round_trips(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
-    from selfmigrate.checks import check_round_trips
+    from selfmigrate.testing.roundtrip import check_round_trips
 
     # SQLite stores the rebuilt table as CREATE TABLE "item" (...): not a difference.
     location = make_migrations(
@@ -612,7 +612,8 @@ def test_a_down_that_rebuilds_the_table_round_trips(make_migrations: MigrationsF
 
 
 def test_schema_diff_names_each_difference() -> None:
-    from selfmigrate.checks import Schema, schema, schema_diff
+    from selfmigrate.backends.sqlite.schema import schema
+    from selfmigrate.testing.checks import Schema, schema_diff
 
     def of(sql: str) -> Schema:
         conn = sqlite3.connect(":memory:")

@@ -11,7 +11,7 @@ import pytest
 from helpers import as_other_user, shared_folder
 
 from selfmigrate import DiscoveryError, MigrationRegistry
-from selfmigrate.registry import resolve_location
+from selfmigrate.core.locations import resolve_location
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import selfmigrate
-from selfmigrate.migration import Migration
-from selfmigrate.sqlite import SQLiteBackend
-from selfmigrate.tracker import STARTED, Tracker
+from selfmigrate.backends.sqlite.backend import SQLiteBackend
+from selfmigrate.core.migration import Migration
+from selfmigrate.core.tracker import STARTED, Tracker
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from selfmigrate import DiscoveryError
-from selfmigrate.migration import DOWN_MARKER, Migration, SQLScript, looks_like_marker, parse_markers
-from selfmigrate.sqlite import split_statements, sql_tokens
+from selfmigrate.backends.sqlite.sqltext import split_statements
+from selfmigrate.backends.tokens import sql_tokens
+from selfmigrate.core.migration import DOWN_MARKER, Migration, SQLScript, looks_like_marker, parse_markers
 
 # No example database: tests never write into the source tree (.hypothesis/).
 EXAMPLES = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

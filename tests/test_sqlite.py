@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 from selfmigrate import ConfigError, DatabaseError, LockTimeout
-from selfmigrate.migration import SQLScript
-from selfmigrate.sqlite import SQLiteBackend, StatementError, database_path, split_statements
+from selfmigrate.backends.base import StatementError
+from selfmigrate.backends.sqlite.backend import SQLiteBackend
+from selfmigrate.backends.sqlite.connection import database_path
+from selfmigrate.backends.sqlite.sqltext import split_statements
+from selfmigrate.core.migration import SQLScript
 
 
 def split(text: str, first_line: int = 1) -> list[tuple[str, int]]:

@@ -10,8 +10,8 @@ import pytest
 
 import selfmigrate
 from selfmigrate import DatabaseError, MigrationRegistry, Runner
-from selfmigrate.status import compare
-from selfmigrate.tracker import APPLIED, STARTED, AppliedMigration
+from selfmigrate.core.status import compare
+from selfmigrate.core.tracker import APPLIED, STARTED, AppliedMigration
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from helpers import connected, dump
 
 import selfmigrate
-from selfmigrate.cli import cli
+from selfmigrate.faces.cli.main import cli
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

@@ -12,8 +12,8 @@ import pytest
 
 import selfmigrate
 from selfmigrate import ConfigError, MigrationRegistry, TrackerError
-from selfmigrate.sqlite import SQLiteBackend
-from selfmigrate.tracker import APPLIED, COLUMNS, Tracker
+from selfmigrate.backends.sqlite.backend import SQLiteBackend
+from selfmigrate.core.tracker import APPLIED, COLUMNS, Tracker
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory

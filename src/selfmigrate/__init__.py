@@ -21,11 +21,14 @@ __version__ = "0.1.0"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .backup import Snapshot as Snapshot
-    from .backup import list_snapshots as list_snapshots
-    from .backup import restore as restore
-    from .backup import take_snapshot as take_snapshot
-    from .create import create as create
+    from .backends.base import Snapshot as Snapshot
+    from .backends.sqlite.snapshots import list_snapshots as list_snapshots
+    from .backends.sqlite.snapshots import restore as restore
+    from .backends.sqlite.snapshots import take_snapshot as take_snapshot
+    from .core.migration import Migration as Migration
+    from .core.registry import MigrationRegistry as MigrationRegistry
+    from .core.runner import Runner as Runner
+    from .core.status import Status as Status
     from .errors import BackupError as BackupError
     from .errors import ChecksumMismatch as ChecksumMismatch
     from .errors import ConfigError as ConfigError
@@ -37,26 +40,23 @@ if TYPE_CHECKING:
     from .errors import SelfMigrateError as SelfMigrateError
     from .errors import StateError as StateError
     from .errors import TrackerError as TrackerError
-    from .flask_ext import apply as apply
-    from .migration import Migration as Migration
-    from .registry import MigrationRegistry as MigrationRegistry
+    from .faces.flask import apply as apply
+    from .ops.create import create as create
+    from .ops.maintenance import resolve as resolve
     from .report import AppliedResult as AppliedResult
     from .report import MigrationReport as MigrationReport
-    from .resolve import resolve as resolve
-    from .runner import Runner as Runner
     from .startup import migrate as migrate
-    from .status import Status as Status
 
 # Public name -> the module that defines it. Each module is imported when one of
 # its names is first used (PEP 562), so ``import selfmigrate`` costs next to
 # nothing and a process pays only for what it calls (the startup benchmark:
 # benchmarks/startup.py). A new public name goes both here and above.
 _EXPORTS = {
-    "Snapshot": "backup",
-    "list_snapshots": "backup",
-    "restore": "backup",
-    "take_snapshot": "backup",
-    "create": "create",
+    "Snapshot": "backends.base",
+    "list_snapshots": "backends.sqlite.snapshots",
+    "restore": "backends.sqlite.snapshots",
+    "take_snapshot": "backends.sqlite.snapshots",
+    "create": "ops.create",
     "BackupError": "errors",
     "ChecksumMismatch": "errors",
     "ConfigError": "errors",
@@ -68,15 +68,15 @@ _EXPORTS = {
     "SelfMigrateError": "errors",
     "StateError": "errors",
     "TrackerError": "errors",
-    "apply": "flask_ext",
-    "Migration": "migration",
-    "MigrationRegistry": "registry",
+    "apply": "faces.flask",
+    "Migration": "core.migration",
+    "MigrationRegistry": "core.registry",
     "AppliedResult": "report",
     "MigrationReport": "report",
-    "resolve": "resolve",
-    "Runner": "runner",
+    "resolve": "ops.maintenance",
+    "Runner": "core.runner",
     "migrate": "startup",
-    "Status": "status",
+    "Status": "core.status",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -94,14 +94,6 @@ class _Package(type(sys)):  # type: ignore[misc]
         # Not cached here: the name always comes from the module now in
         # sys.modules, even after something (pytester, a reload) replaced it.
         return getattr(import_module(f".{module}", __name__), name)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        # Importing a submodule sets it as an attribute of the package. Where a
-        # public function has its module's name (``create``), keep the function,
-        # as the eager ``from .create import create`` used to.
-        if name in _EXPORTS and isinstance(value, type(sys)) and name == _EXPORTS[name]:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *_EXPORTS})

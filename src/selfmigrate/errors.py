@@ -1,16 +1,14 @@
 """The exceptions selfmigrate raises: one family rooted at :class:`SelfMigrateError`.
 
-Every message says what went wrong, where (database, file, migration) and what to
-do next, so that it can be read in a container log by someone who did not write
-the migration.
+Every message says what went wrong, where (database, file, migration) and what to do
+next. The bottom of the import graph: it imports no other selfmigrate module.
 """
 
 from __future__ import annotations
 
-import typing as t
-
-if t.TYPE_CHECKING:
-    from .report import MigrationReport
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing as t
 
 
 class SelfMigrateError(Exception):
@@ -119,7 +117,7 @@ class MigrationError(SelfMigrateError):
         path: str,
         line: int | None = None,
         statement: str | None = None,
-        report: MigrationReport | None = None,
+        report: t.Any = None,
     ) -> None:
         super().__init__(message)
         self.version = version
@@ -127,4 +125,6 @@ class MigrationError(SelfMigrateError):
         self.path = path
         self.line = line
         self.statement = statement
-        self.report = report
+        # A selfmigrate.report.MigrationReport. Typed loosely so that this module, which
+        # report.py imports, imports nothing back: no import cycle, not even for types.
+        self.report: t.Any = report

@@ -19,7 +19,7 @@ module. They check the migrations of the ``selfmigrate_migrations`` fixture
   new database;
 - :func:`test_migrations_round_trip`: each migration with a down goes up, down
   and up again and leaves the same schema (see
-  :func:`selfmigrate.checks.check_round_trips`);
+  :func:`selfmigrate.testing.roundtrip.check_round_trips`);
 - :func:`test_applied_migrations_unchanged`: no migration applied to the
   database of the ``selfmigrate_check_database`` fixture (ini option
   ``selfmigrate_check_database``, e.g. a copy of production) was edited since;
@@ -32,15 +32,16 @@ import typing as t
 
 import pytest
 
-from .checks import check_round_trips, edited_migrations
+from .core.registry import MigrationRegistry
 from .errors import SelfMigrateError
-from .registry import MigrationRegistry
 from .startup import migrate
+from .testing.checks import edited_migrations
+from .testing.roundtrip import check_round_trips
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-    from .registry import LocationsSpec
+    from .core.locations import LocationsSpec
 
 __all__ = [
     "test_applied_migrations_unchanged",

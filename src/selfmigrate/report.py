@@ -1,11 +1,8 @@
-"""What a migration run did: :class:`MigrationReport`.
+"""What a migration run did: :class:`MigrationReport` and :class:`AppliedResult`.
 
-Plain classes rather than dataclasses: every start builds a report, and a start
-with nothing pending imports this module and little else, so it must not pay
-for :mod:`dataclasses` (which imports :mod:`inspect`, :mod:`ast`, :mod:`dis`…).
-Both classes behave as the dataclasses they replace: keyword or positional
-construction, equality by fields, a readable ``repr``; :class:`AppliedResult`
-is immutable and hashable.
+Holds the two result values every start builds; plain classes that behave as dataclasses,
+because the no-op start imports this module and must not pay for :mod:`dataclasses`.
+Must not know databases or engines.
 """
 
 from __future__ import annotations

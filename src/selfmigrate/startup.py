@@ -1,10 +1,9 @@
-"""What an app does at startup: :func:`migrate`.
+"""What an app does at startup: :func:`migrate`, the framework-free entry point.
 
-A start with nothing pending is the common case and must cost next to nothing:
-:func:`migrate` first asks :func:`selfmigrate.quickcheck.up_to_date`, which
-imports little and reads no migration file, and returns at once when the
-database is known to be up to date. Otherwise it hands over to the
-:class:`~selfmigrate.Runner`, imported only then.
+Holds the step from a call to a run: build the :class:`~selfmigrate.config.Options`, ask
+the quick check (:func:`selfmigrate.core.quick.up_to_date`), and only when it cannot say
+"up to date" import the :class:`~selfmigrate.Runner`. Must not import the runner, logging
+or an engine on the way to a no-op return.
 """
 
 from __future__ import annotations
@@ -12,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 
-from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FAILURE_POLICIES
-from .quickcheck import log_info, up_to_date
+from .config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
+from .core.quick import log_info, up_to_date
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .defaults import FailurePolicy
-    from .registry import LocationsSpec, MigrationRegistry
+    from .config import FailurePolicy
+    from .core.locations import LocationsSpec
+    from .core.registry import MigrationRegistry
     from .report import MigrationReport
 
 
@@ -63,20 +63,35 @@ def migrate(
         pruned first (``None``: keep all).
     :returns: what was applied, with durations.
     """
-    if on_failure not in FAILURE_POLICIES:
-        from .errors import ConfigError
+    options = Options(
+        table=table,
+        lock_timeout=lock_timeout,
+        allow_out_of_order=allow_out_of_order,
+        on_failure=on_failure,
+        target=target,
+        backup=backup,
+        backup_dir=backup_dir,
+        backup_keep=backup_keep,
+    )
+    return migrate_with(database, migrations, options)
 
-        raise ConfigError(f"on_failure must be one of {', '.join(FAILURE_POLICIES)}, not {on_failure!r}.")
-    locations = _plain_locations(migrations, table, lock_timeout)
+
+def migrate_with(
+    database: str | os.PathLike[str], migrations: MigrationRegistry | LocationsSpec, options: Options
+) -> MigrationReport:
+    """:func:`migrate` with its settings as an :class:`~selfmigrate.config.Options` (what the faces build)."""
+    options.check()
+    locations = _plain_locations(migrations, options.table)
     # lock_timeout is the total this start waits: what the quick check waited for a
     # busy database is charged to the full run that follows.
     waited = 0.0
-    if target is None and locations is not None:
+    if options.target is None and locations is not None:
         started = time.perf_counter()
-        version = up_to_date(database, locations, table, lock_timeout)
+        version = up_to_date(database, locations, options.table, options.lock_timeout)
         waited = time.perf_counter() - started
         if version is not None:
-            log_info("selfmigrate.runner", "Database %s is up to date at version %s.", os.fspath(database), version)
+            where = os.fspath(database)
+            log_info("selfmigrate.runner", "Database %s is up to date at version %s.", where, version)
             from .report import MigrationReport
 
             return MigrationReport(
@@ -87,26 +102,17 @@ def migrate(
     # Something may be pending, or changed: the full run (discover, compare, lock, apply).
     import logging
 
+    from .core.runner import Runner
     from .errors import ConfigError, SelfMigrateError
     from .report import MigrationReport
-    from .runner import Runner
 
-    runner = Runner(
-        database,
-        migrations,
-        table=table,
-        lock_timeout=lock_timeout,
-        allow_out_of_order=allow_out_of_order,
-        backup=backup,
-        backup_dir=backup_dir,
-        backup_keep=backup_keep,
-    )
+    runner = Runner.from_options(database, migrations, options)
     try:
-        return runner.apply(target=target, waited=waited)
+        return runner.apply(target=options.target, waited=waited)
     except ConfigError:
         raise
     except SelfMigrateError as e:
-        if on_failure == "raise":
+        if options.on_failure == "raise":
             raise
         logging.getLogger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
@@ -122,7 +128,7 @@ def migrate(
         return report
 
 
-def _plain_locations(migrations: object, table: object, lock_timeout: object) -> list[str | os.PathLike[str]] | None:
+def _plain_locations(migrations: object, table: object) -> list[str | os.PathLike[str]] | None:
     """The locations as a list, if the arguments are of the plain kinds the quick check reads.
 
     ``None`` for anything else (a registry object, a bad value): the full run
@@ -133,11 +139,5 @@ def _plain_locations(migrations: object, table: object, lock_timeout: object) ->
     if not isinstance(migrations, (list, tuple)):
         return None
     locations = [m for m in migrations if isinstance(m, (str, os.PathLike))]
-    plain = (
-        len(locations) == len(migrations)
-        and isinstance(table, str)
-        and isinstance(lock_timeout, (int, float))
-        and not isinstance(lock_timeout, bool)
-        and lock_timeout >= 0
-    )
+    plain = len(locations) == len(migrations) and isinstance(table, str)
     return locations if plain else None

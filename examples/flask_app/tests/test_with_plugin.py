@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from flask_app import create_app
 
-from selfmigrate.checks import read_schema
-from selfmigrate.fixtures import MigratedDatabaseFactory
+from selfmigrate.backends.sqlite.schema import read_schema
+from selfmigrate.testing.templates import MigratedDatabaseFactory
 
 
 def test_the_app_starts_on_a_migrated_database_without_migrating(migrated_db_path: Path) -> None:

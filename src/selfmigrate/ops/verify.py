@@ -1,10 +1,8 @@
-"""Checking migrations without applying them: :func:`verify`.
+"""Checking migrations without applying them: :func:`verify`, for CI and operators.
 
-Everything startup checks, for a CI step or an operator: the files (names,
-duplicate versions, each one loads), gaps in the numbering, and — when a
-database is given — how it compares with the files (edited, out-of-order,
-missing or interrupted migrations). Nothing is written; a database that does
-not exist is an error, never created.
+Holds every check startup makes, as a list of problems: the files (names, duplicates,
+each loads, gaps) and, given a database, how it compares with them. Writes nothing;
+must not know an engine (it reads the database through a Runner).
 """
 
 from __future__ import annotations
@@ -13,11 +11,13 @@ import os
 import typing as t
 from dataclasses import dataclass
 
-from .errors import DiscoveryError, SelfMigrateError
+from ..config import DEFAULT_TABLE
+from ..errors import DiscoveryError, SelfMigrateError
 
 if t.TYPE_CHECKING:
-    from .migration import Migration
-    from .registry import LocationsSpec, MigrationRegistry
+    from ..core.locations import LocationsSpec
+    from ..core.migration import Migration
+    from ..core.registry import MigrationRegistry
 
 Severity = t.Literal["error", "warning"]
 #: Problems about the files (``"files"``) or about a database against them (``"database"``).
@@ -68,7 +68,7 @@ def verify(
     migrations: MigrationRegistry | LocationsSpec,
     database: str | os.PathLike[str] | None = None,
     *,
-    table: str = "schema_migrations",
+    table: str = DEFAULT_TABLE,
     allow_out_of_order: bool = False,
 ) -> Verification:
     """Check migration files, and a database against them if one is given.
@@ -83,8 +83,8 @@ def verify(
     :raises DatabaseError: the database cannot be opened or does not exist.
     :raises TrackerError: its tracker table has a foreign layout.
     """
-    from .registry import MigrationRegistry
-    from .runner import Runner
+    from ..core.registry import MigrationRegistry
+    from ..core.runner import Runner
 
     registry = migrations if isinstance(migrations, MigrationRegistry) else MigrationRegistry(migrations)
     problems: list[Problem] = []

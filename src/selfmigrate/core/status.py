@@ -1,8 +1,7 @@
 """Comparing the migration files with the tracker: what is applied, pending, odd.
 
-Pure: takes what discovery found and what the tracker holds, returns a
-:class:`Status`. The runner uses it before and inside the lock; the command line
-shows it.
+Holds :class:`Status` and :func:`compare`, pure: what discovery found and what the
+tracker holds in, a value out. Must not know databases, locks or the faces that show it.
 """
 
 from __future__ import annotations

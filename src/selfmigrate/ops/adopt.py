@@ -1,15 +1,8 @@
 """Adopting a database that predates selfmigrate: :func:`baseline` and :func:`adopt`.
 
-A database that was built by hand, or migrated by a home-made system, already
-has the schema some migrations would create. :func:`baseline` records versions
-1..N as applied without running them. :func:`adopt` imports the history of a
-home-made tracker table (for example one row per applied file name, with a
-date), keeping its dates, and moves that table aside under a new name: it is
-renamed whole, never altered or emptied, so not a row is lost.
-
-Each has a ``*_plan`` twin that says what it would do and changes nothing; the
-work itself happens in one transaction under the database's write lock, and the
-plan is made again inside it.
+Holds both tasks and their ``*_plan`` twins (what they would do, changing nothing); each
+runs in one locked transaction and re-plans inside it (docs/adopting.rst). Must not name
+an engine: it works through a Runner's backend and tracker.
 """
 
 from __future__ import annotations
@@ -17,18 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import sqlite3
 import typing as t
 from dataclasses import dataclass
 
-from .errors import ConfigError, DatabaseError, StateError
-from .tracker import COLUMNS, utc_now, who
+from ..core.tracker import COLUMNS, utc_now, who
+from ..errors import ConfigError, DatabaseError, StateError
 
 if t.TYPE_CHECKING:
-    from .migration import Migration
-    from .runner import Runner
+    from ..backends.base import Connection
+    from ..core.migration import Migration
+    from ..core.runner import Runner
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.adopt")
 
 #: A legacy table's entry that names a migration: ``7``, ``0007_add_x`` or ``0007_add_x.sql``.
 LEGACY_NAME = re.compile(r"0*(?P<version>[0-9]+)(?:_(?P<slug>[A-Za-z0-9_]*?))?(?:\.(?:sql|py))?")
@@ -113,22 +107,17 @@ def baseline(runner: Runner, version: int, *, force: bool = False) -> BaselinePl
     """
     conn = runner.backend.connect(create=False)
     try:
-        runner.backend.begin_locked(conn)
         try:
-            plan = _baseline_plan(runner, conn, version, force)
-            runner.tracker.ensure(conn)
-            now, by = utc_now(), f"baseline by {who()}"
-            for migration in plan.record:
-                runner.tracker.record(conn, migration, 0.0, applied_at=now, applied_by=by)
-            runner.backend.commit(conn)
-        except sqlite3.Error as e:
-            runner.backend.rollback(conn)
+            with runner.backend.locked_transaction(conn):
+                plan = _baseline_plan(runner, conn, version, force)
+                runner.tracker.ensure(conn)
+                now, by = utc_now(), f"baseline by {who()}"
+                for migration in plan.record:
+                    runner.tracker.record(conn, migration, 0.0, applied_at=now, applied_by=by)
+        except runner.backend.engine_errors as e:
             raise DatabaseError(
                 f"Recording the baseline in database {runner.backend.describe()} failed: {e}. Nothing was recorded."
             ) from e
-        except BaseException:
-            runner.backend.rollback(conn)
-            raise
     finally:
         conn.close()
     logger.info(
@@ -140,7 +129,7 @@ def baseline(runner: Runner, version: int, *, force: bool = False) -> BaselinePl
     return plan
 
 
-def _baseline_plan(runner: Runner, conn: sqlite3.Connection, version: int, force: bool) -> BaselinePlan:
+def _baseline_plan(runner: Runner, conn: Connection, version: int, force: bool) -> BaselinePlan:
     database = runner.backend.describe()
     migrations = runner.registry.migrations
     if runner.registry.get(version) is None:
@@ -210,27 +199,22 @@ def adopt(
     """
     conn = runner.backend.connect(create=False)
     try:
-        runner.backend.begin_locked(conn)
         try:
-            plan = _adoption_plan(runner, conn, legacy_table, rename_to, name_column, date_column)
-            conn.execute(f'ALTER TABLE "{plan.legacy_table}" RENAME TO "{plan.rename_to}"')
-            (kept,) = conn.execute(f'SELECT count(*) FROM "{plan.rename_to}"').fetchone()
-            if kept != plan.row_count:  # a rename keeps every row; checked all the same
-                raise StateError(f"Moving {plan.legacy_table} aside kept {kept} of {plan.row_count} rows; undone.")
-            runner.tracker.ensure(conn)
-            by = f"adopted from {plan.rename_to} by {who()}"
-            for entry in plan.entries:
-                runner.tracker.record(conn, entry.migration, 0.0, applied_at=entry.applied_at, applied_by=by)
-            runner.backend.commit(conn)
-        except sqlite3.Error as e:
-            runner.backend.rollback(conn)
+            with runner.backend.locked_transaction(conn):
+                plan = _adoption_plan(runner, conn, legacy_table, rename_to, name_column, date_column)
+                conn.execute(f'ALTER TABLE "{plan.legacy_table}" RENAME TO "{plan.rename_to}"')
+                (kept,) = conn.execute(f'SELECT count(*) FROM "{plan.rename_to}"').fetchone()
+                if kept != plan.row_count:  # a rename keeps every row; checked all the same
+                    raise StateError(f"Moving {plan.legacy_table} aside kept {kept} of {plan.row_count} rows; undone.")
+                runner.tracker.ensure(conn)
+                by = f"adopted from {plan.rename_to} by {who()}"
+                for entry in plan.entries:
+                    runner.tracker.record(conn, entry.migration, 0.0, applied_at=entry.applied_at, applied_by=by)
+        except runner.backend.engine_errors as e:
             raise DatabaseError(
                 f"Adopting the history of database {runner.backend.describe()} failed: {e}."
                 " Nothing was changed: the legacy table is as it was."
             ) from e
-        except BaseException:
-            runner.backend.rollback(conn)
-            raise
     finally:
         conn.close()
     logger.info(
@@ -246,7 +230,7 @@ def adopt(
 
 def _adoption_plan(
     runner: Runner,
-    conn: sqlite3.Connection,
+    conn: Connection,
     legacy_table: str | None,
     rename_to: str | None,
     name_column: str | None,

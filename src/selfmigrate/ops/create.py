@@ -1,18 +1,28 @@
-"""Writing a new migration file from a template: :func:`create`."""
+"""Writing a new migration file from a template: :func:`create`.
+
+Holds the file-naming side of migrations: the next version, the slug, the template.
+Must not know databases; where a location's folder is comes from core.locations.
+"""
 
 from __future__ import annotations
 
 import importlib.resources
 import logging
-import os
 import re
+import typing as t
 import unicodedata
-from pathlib import Path
 
-from .errors import ConfigError
-from .registry import LocationSpec, MigrationRegistry, resolve_location
+from ..core.locations import folder_to_write
+from ..core.registry import MigrationRegistry
+from ..errors import ConfigError
 
-logger = logging.getLogger(__name__)
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..core.locations import LocationSpec
+
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.create")
 
 #: The longest slug :func:`create` writes.
 MAX_SLUG_LENGTH = 60
@@ -46,7 +56,7 @@ def create(location: LocationSpec, message: str, *, sql: bool = False) -> Path:
     :raises ConfigError: an unusable message, or a package inside a zip file.
     """
     slug = slugify(message)
-    folder = _folder_of(location)
+    folder = folder_to_write(location)
     if not folder.exists():
         folder.mkdir(parents=True)
         logger.info("Created migrations directory %s.", folder)
@@ -64,22 +74,3 @@ def create(location: LocationSpec, message: str, *, sql: bool = False) -> Path:
         f.write(text)
     logger.info("Created migration %s.", path)
     return path
-
-
-def _folder_of(location: LocationSpec) -> Path:
-    """The directory to write into: a path as given, or a package's folder on disk.
-
-    A plain name without dots (``"migrations"``) is a directory, created if
-    missing; a dotted name must be an importable package.
-    """
-    if not isinstance(location, str) or os.path.isdir(location) or "." not in location:
-        return Path(location)
-    if "/" in location or os.sep in location:
-        return Path(location)
-    resolved = resolve_location(location)
-    if resolved.path is None:
-        raise ConfigError(
-            f"Migrations {resolved} is inside a zip file or wheel; create new migrations in the"
-            " project's source tree (give its directory)."
-        )
-    return resolved.path

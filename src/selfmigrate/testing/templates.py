@@ -1,25 +1,8 @@
-"""What the pytest plugin's fixtures are made of: the template cache, the factory.
+"""What the pytest plugin's fixtures are made of: the per-session template cache, the factory.
 
-Migrating from scratch in every test is slow: at a hundred migrations it is most
-of a suite's time. So each distinct set of migrations (with its target version
-and tracker table) is migrated once per test session into a *template*
-database, and every test gets a file copy of it.
-
-A template is keyed by the migrations' versions, names and checksums, the target
-version and the tracker table. Before a template is reused, the migration
-folders are looked at again (names, sizes, modification times — a few
-``stat`` calls), and if anything changed the files are read and checksummed
-again: a migration edited during the session gets a new template, never a
-stale one. Templates live in the session's temporary directory, so a new
-session always starts from the files as they are.
-
-Under pytest-xdist the workers of one run share the template directory; a
-template is built under a private name and renamed into place, so a worker sees
-either no template or a complete one (two workers may both build it; the
-contents are the same).
-
-The fixtures themselves are in :mod:`selfmigrate.pytest_plugin`, which imports
-this module only when a test asks for one of them.
+Holds :class:`TemplateCache` (each set of migrations migrated once per session into a
+template, copied for every test; why and how: docs/design.rst, "pytest plugin") and the
+ini-option readers. May use SQLite directly; must not be imported before a fixture is used.
 """
 
 from __future__ import annotations
@@ -38,17 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from .defaults import DEFAULT_TABLE
-from .errors import SelfMigrateError
-from .quickcheck import is_candidate
-from .registry import LocationSpec, MigrationRegistry
-from .runner import Runner
-from .sqlite import SQLiteBackend
-from .tracker import Tracker
+from ..backends.sqlite.backend import SQLiteBackend
+from ..config import DEFAULT_TABLE, Options
+from ..core.locations import from_base, watched_files
+from ..core.registry import MigrationRegistry
+from ..core.runner import Runner
+from ..errors import SelfMigrateError
 
 if t.TYPE_CHECKING:
-    from .migration import Migration
-    from .registry import Location
+    from ..core.locations import Location, LocationSpec
+    from ..core.migration import Migration
 
 #: The ini option naming the migrations (packages or directories, one a line).
 MIGRATIONS_OPTION = "selfmigrate_migrations"
@@ -59,7 +41,7 @@ CHECK_DATABASE_OPTION = "selfmigrate_check_database"
 #: The marker that stops the test's database at a version.
 MARKER = "migrate_to"
 
-Locations = t.Sequence[LocationSpec]
+Locations = t.Sequence["LocationSpec"]
 
 # Files SQLite may keep beside a database.
 _SIDE_FILES = ("", "-journal", "-wal", "-shm")
@@ -92,18 +74,7 @@ class _Snapshot:
     """
 
     def __init__(self, locations: t.Sequence[Location]) -> None:
-        folders: list[str] = []
-        files: list[str] = []
-        for location in locations:
-            root = location.root
-            if isinstance(root, Path):
-                folders.append(str(root))
-                with os.scandir(root) as entries:
-                    files.extend(entry.path for entry in entries if is_candidate(entry.name))
-            else:  # a namespace package's folders, or a zip file
-                items = [item for item in root.iterdir() if isinstance(item, Path)]
-                folders.extend(sorted({str(item.parent) for item in items}))
-                files.extend(str(item) for item in items if is_candidate(item.name))
+        folders, files = watched_files(locations)
         self.folders = tuple(folders)
         self.files = tuple(files)
         self.folder_state = self._folder_state()
@@ -252,10 +223,9 @@ class TemplateCache:
             return final
         partial = self.template_dir / f"{key}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         try:
-            runner = Runner(partial, registry, table=table, backup=False)
-            runner.backend = ScratchBackend(partial, lock_timeout=runner.backend.lock_timeout)
-            runner.tracker = Tracker(runner.backend, table)
-            runner.apply(target=target)
+            options = Options(table=table, backup=False)
+            backend = ScratchBackend(partial, lock_timeout=options.lock_timeout)
+            Runner.from_options(partial, registry, options, backend=backend).apply(target=target)
             os.replace(partial, final)
         finally:
             remove_database(partial)
@@ -372,22 +342,6 @@ def _ini_base(config: pytest.Config) -> Path:
     return config.inipath.parent if config.inipath is not None else config.rootpath
 
 
-def _ini_location(value: str, base: Path) -> str:
-    """An ini value as a location: a path is taken from the ini file's folder.
-
-    A bare name of a folder beside the ini file that has no ``__init__.py``
-    (``migrations``) is that folder: Python could import it as a namespace
-    package, but one that merges every ``migrations`` folder on ``sys.path``.
-    """
-    looks_like_path = "/" in value or os.sep in value or value.startswith(".")
-    if looks_like_path:
-        return value if os.path.isabs(value) else str(base / value)
-    folder = base / value
-    if folder.is_dir() and not (folder / "__init__.py").exists():
-        return str(folder)
-    return value
-
-
 def ini_migrations(config: pytest.Config) -> list[str]:
     """The ``selfmigrate_migrations`` ini option, paths taken from the ini file's folder.
 
@@ -404,7 +358,9 @@ def ini_migrations(config: pytest.Config) -> list[str]:
             pytrace=False,
         )
     base = _ini_base(config)
-    return [_ini_location(v, base) for v in values]
+    # A bare name of a folder beside the ini file that has no __init__.py
+    # ("migrations") is that folder, not a namespace package.
+    return [os.fspath(from_base(v, base, bare_folders=True)) for v in values]
 
 
 def ini_table(config: pytest.Config) -> str:

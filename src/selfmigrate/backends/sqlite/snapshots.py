@@ -1,26 +1,9 @@
-"""Snapshots of a database before it is migrated, and restoring one.
+"""SQLite snapshots: a copy of the database before it is migrated, and restoring one.
 
-A snapshot is a consistent copy made with SQLite's online backup API
-(:meth:`sqlite3.Connection.backup`), never a file copy: a file copy of a live
-database can catch a half-written page, or miss what is still in its ``-wal``
-file. The runner takes one snapshot per run, inside the write lock, just before
-its first change, so the snapshot is exactly the data from before the run.
-
-Snapshots are plain SQLite files named after the database, the database's
-identity key, when they were taken and the version they hold
-(``app.sqlite.3f9c0a1b2d4e5f60.20261124T214000123456Z.v0003.bak``), in the
-database's folder unless another is configured. They get the database's
-permission bits minus any for "other", so a snapshot is never more readable than
-the database and never world-readable.
-
-Several databases may share one backup folder (tenants, each with its own
-``app.sqlite``). The identity key ties a snapshot to exactly one database: it is
-a hash of the database's resolved absolute path and of its *lineage*, the
-tracker row of its oldest applied migration (version, when, by which host and
-process; unique to each database, and inside every snapshot of it, since a
-snapshot is a copy). Listing, restoring, reusing and pruning only ever see the
-snapshots whose key is the database's. See docs/design.rst, "Snapshots of
-several databases in one folder", for moved, copied and replaced files.
+Holds :func:`take_snapshot`, :func:`list_snapshots`, :func:`restore`, the identity key that
+ties a snapshot to one database in a shared folder, and the choice the runner's first change
+makes (:func:`snapshot_for_run`). Must not know the runner or the tracker's code; the why
+(online backup API, names, keys, permission bits) is in docs/design.rst.
 """
 
 from __future__ import annotations
@@ -32,20 +15,22 @@ import os
 import re
 import sqlite3
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
-from .defaults import DEFAULT_BACKUP_KEEP, DEFAULT_TABLE
-from .errors import BackupError, ConfigError, DatabaseError, LockTimeout
-from .sqlite import database_path
+from ...config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
+from ...errors import BackupError, ConfigError, DatabaseError, LockTimeout
+from ..base import Snapshot
+from .connection import check_idle, connect, database_path
+from .lock import lock_for
 
-if t.TYPE_CHECKING:
-    import datetime as dt
-
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.backup")
 
 #: The suffix of snapshot files.
 SUFFIX = ".bak"
+#: Seconds by which a database file must predate a snapshot for the snapshot to
+#: count as current: file systems stamp times from a coarse clock.
+MTIME_MARGIN = 0.05
 
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _PARTIAL = ".partial"
@@ -56,26 +41,7 @@ _KEYED_NAME = re.compile(rf".+\.(?P<key>[0-9a-f]{{{_KEY_LENGTH}}})" + _NAME_TAIL
 PathArg = t.Union[str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """A snapshot file of a database."""
-
-    #: The snapshot file.
-    path: Path
-    #: When it was taken (UTC).
-    created: dt.datetime
-    #: The newest applied version it holds (``0``: none recorded).
-    version: int
-    #: Its size in bytes.
-    size: int
-    #: The identity key of the database it was taken of (see ``identity_key``);
-    #: ``None`` for a snapshot in the older format, whose name has no key.
-    key: str | None = None
-
-    @property
-    def name(self) -> str:
-        """The file name; what ``restore`` accepts."""
-        return self.path.name
+__all__ = ["Snapshot", "find_snapshot", "list_snapshots", "prune", "restore", "snapshot_for_run", "take_snapshot"]
 
 
 def snapshot_folder(database: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None) -> Path:
@@ -376,22 +342,19 @@ def restore(
     :raises BackupError: no such snapshot of this database (see
         ``find_snapshot``), or the snapshot is damaged.
     """
-    from .sqlite import SQLiteBackend
-
     database = database_path(database)
     chosen = find_snapshot(database, snapshot, directory=directory, table=table)
     _verify(chosen.path)
-    backend = SQLiteBackend(database, lock_timeout=wait)
-    lock = backend.migration_lock()
+    lock = lock_for(database)
     if not lock.try_acquire():
         raise LockTimeout(
             f"Database {database} is being migrated by another process (it holds {lock.path})."
             " Stop the app and try again."
         )
     with lock:
-        conn = backend.connect(create=False)
+        conn = connect(database, lock_timeout=wait, create=False)
         try:
-            backend.check_idle(conn, wait)
+            check_idle(conn, database, wait=wait, lock_timeout=wait)
             journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             version = _version_of(conn, table)
             before = take_snapshot(database, directory=directory, keep=None, version=version, table=table)
@@ -415,8 +378,61 @@ def restore(
     return before
 
 
+def snapshot_for_run(
+    database: Path,
+    *,
+    since: float,
+    version: int | None,
+    oldest: tuple[int, str, str] | None,
+    table: str,
+    directory: str | os.PathLike[str] | None,
+    keep: int | None,
+) -> Snapshot:
+    """The snapshot of ``database`` before a run's first change, taken or reused.
+
+    Called holding the write lock; ``oldest`` is the tracker's oldest row
+    (version, applied at, applied by) read inside it, the database's lineage.
+    Workers that start together apply the migrations between them; the first to
+    change the database took a snapshot of it after ``since`` (when this run
+    began): that one is reused, as is one of the same unchanged data (see
+    :func:`unchanged_since`) — only ever this database's own (its identity key).
+    Otherwise a new one is taken.
+    """
+    # This database's key, from the tracker rows read inside the lock (the same
+    # committed rows the snapshot will hold): only its own snapshots are reused.
+    key = identity_key(database, None if oldest is None else lineage(*oldest))
+    try:
+        newest = keyed_snapshots(snapshot_folder(database, directory), {key})[:1]
+    except BackupError:
+        newest = []  # take_snapshot says what is wrong with the folder
+    if newest and (newest[0].created.timestamp() >= since or unchanged_since(database, newest[0], version)):
+        return newest[0]
+    return take_snapshot(database, directory=directory, keep=keep, version=version, table=table)
+
+
+def unchanged_since(database: Path, snapshot: Snapshot, version: int | None) -> bool:
+    """Whether ``database`` was not written since ``snapshot`` was taken of it.
+
+    A start that fails again (a container restarting in a loop on a broken
+    migration) then reuses the snapshot instead of taking one more per
+    restart and pruning the older ones. Judged by the version and by the
+    modification times of the database and its WAL file, with a margin for
+    the file system's coarse clock: when in doubt, a new snapshot is taken.
+    """
+    if snapshot.version != (version or 0):
+        return False
+    taken = snapshot.created.timestamp() - MTIME_MARGIN
+    for path in (database, database.with_name(database.name + "-wal")):
+        try:
+            if path.stat().st_mtime >= taken:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
 def _copy(database: Path, target: Path) -> None:
-    source = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+    source = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=DEFAULT_LOCK_TIMEOUT)
     try:
         copy = sqlite3.connect(str(target), isolation_level=None)
         try:

@@ -1,9 +1,8 @@
 """Migration value objects, and loading a migration's body when it must run.
 
-A :class:`Migration` is what discovery knows of a file: version, name, where it
-is; its checksum is read when first asked for. Nothing in it imports or parses the file; that happens in
-:meth:`Migration.load`, which the runner calls only for migrations it is about to
-run (or roll back), so a start with nothing pending imports no migration module.
+Holds :class:`Migration` (what discovery knows of a file; its checksum read on first use)
+and :class:`LoadedMigration` (its up and down, parsed or imported by :meth:`Migration.load`
+only when it is about to run), and the ``.sql`` marker lines. Must not know databases or engines.
 """
 
 from __future__ import annotations
@@ -12,14 +11,15 @@ import functools
 import hashlib
 import os
 import re
-import sqlite3
 import traceback
 import types
 import typing as t
 from dataclasses import dataclass, field
 
-from .errors import DiscoveryError
-from .sqlite import SQL_WHITESPACE, line_of, split_statements, sql_tokens
+from ..backends.base import MigrationFunction as MigrationFunction
+from ..backends.base import SQLScript as SQLScript
+from ..backends.tokens import SQL_WHITESPACE, line_of, sql_tokens
+from ..errors import DiscoveryError
 
 if t.TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -34,7 +34,6 @@ NO_TRANSACTION_MARKER = "-- migrate:no-transaction"
 TRANSACTIONAL_ATTRIBUTE = "transactional"
 
 Kind = t.Literal["sql", "py"]
-MigrationFunction = t.Callable[[sqlite3.Connection], object]
 
 
 def checksum(data: bytes) -> str:
@@ -160,15 +159,6 @@ class Migration:
 
 
 @dataclass(frozen=True)
-class SQLScript:
-    """SQL text from a migration file and the line of the file it starts on."""
-
-    text: str
-    #: 1-based line number of the file on which :attr:`text` starts.
-    first_line: int
-
-
-@dataclass(frozen=True)
 class LoadedMigration:
     """A migration ready to run: its up and optional down, SQL or Python."""
 
@@ -204,7 +194,7 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     else:
         up = SQLScript(text[: markers.down], 1)
         down = SQLScript(text[markers.down_body :], line_of(text, markers.down_body))
-    if not split_statements(up):
+    if not _has_statement(up):
         # An unedited template is all comments: recording it as applied would hide
         # the change that was meant to be written.
         raise DiscoveryError(
@@ -214,6 +204,15 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
             paths=[migration.location],
         )
     return LoadedMigration(migration, up_sql=up, down_sql=down, transactional=markers.transactional)
+
+
+def _has_statement(script: SQLScript) -> bool:
+    """Whether ``script`` has a token that is not space, a comment or a lone semicolon.
+
+    The same answer as "the SQLite splitter finds a statement", read with the
+    shared tokenizer, without asking an engine.
+    """
+    return any(kind not in ("space", "line", "block", "semicolon") for kind, _, _ in sql_tokens(script.text))
 
 
 @dataclass(frozen=True)
@@ -441,7 +440,7 @@ def _checked(function: MigrationFunction, location: str, name: str) -> Migration
                 paths=[location],
             ) from e
 
-    def call(conn: sqlite3.Connection) -> object:
+    def call(conn: t.Any) -> object:
         result = function(conn)
         if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
             close = getattr(result, "close", None)

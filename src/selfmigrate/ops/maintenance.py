@@ -1,12 +1,8 @@
-"""Resolving an interrupted non-transactional migration: :func:`resolve`.
+"""Repairs of a database's history: :func:`resolve` for an interrupted non-transactional migration.
 
-A migration that runs outside a transaction is recorded as ``started`` before it
-runs and ``applied`` after. If its process dies in between (or the migration
-fails), nobody can know from the outside how much of it took effect, so every
-later start refuses until a person has looked and said which it is: done
-(``--done``: its change is complete; record it as applied) or not (``--retry``:
-forget the row, so that the next start runs it again — after restoring the
-snapshot if it changed anything).
+Holds the operator's answer to "did it take effect?" (``done`` records it, ``retry``
+forgets it; docs/reliability.rst). ``rehash`` and ``history`` are :class:`~selfmigrate.Runner`
+methods, their public home. Must not name an engine: backends.select chooses it.
 """
 
 from __future__ import annotations
@@ -15,11 +11,13 @@ import logging
 import os
 import typing as t
 
-from .errors import ConfigError, LockTimeout
-from .sqlite import SQLiteBackend, database_path
-from .tracker import APPLIED, STARTED, AppliedMigration, Tracker
+from ..backends.select import open_backend
+from ..config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
+from ..core.tracker import APPLIED, STARTED, AppliedMigration, Tracker
+from ..errors import ConfigError, LockTimeout
 
-logger = logging.getLogger(__name__)
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.resolve")
 
 Resolution = t.Literal["done", "retry"]
 
@@ -29,8 +27,8 @@ def resolve(
     version: int,
     action: Resolution,
     *,
-    table: str = "schema_migrations",
-    lock_timeout: float = 60.0,
+    table: str = DEFAULT_TABLE,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> AppliedMigration:
     """Resolve the interrupted migration ``version`` of ``database``.
 
@@ -44,7 +42,7 @@ def resolve(
     """
     if action not in ("done", "retry"):
         raise ConfigError(f"Resolve an interrupted migration with 'done' or 'retry', not {action!r}.")
-    backend = SQLiteBackend(database_path(database), lock_timeout=lock_timeout)
+    backend = open_backend(database, lock_timeout=lock_timeout)
     tracker = Tracker(backend, table)
     conn = backend.connect(create=False)
     try:
@@ -52,10 +50,9 @@ def resolve(
             if not lock.try_acquire():
                 raise LockTimeout(
                     f"A migration of database {backend.describe()} is running in another process right"
-                    f" now (it holds {lock.path}); it is not interrupted. Wait for it to finish."
+                    f" now (it holds {lock.describe()}); it is not interrupted. Wait for it to finish."
                 )
-            backend.begin_locked(conn)
-            try:
+            with backend.locked_transaction(conn):
                 row = tracker.read(conn).get(version)
                 if row is None or row.state != STARTED:
                     state = "not applied" if row is None else f"'{row.state}'"
@@ -67,10 +64,6 @@ def resolve(
                     tracker.finish(conn, version, row.duration_ms)
                 else:
                     tracker.remove(conn, version)
-                backend.commit(conn)
-            except BaseException:
-                backend.rollback(conn)
-                raise
     finally:
         conn.close()
     if action == "done":

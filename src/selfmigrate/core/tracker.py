@@ -1,9 +1,8 @@
 """The tracker table (``schema_migrations`` by default): what has been applied.
 
-One row per applied migration: version, name, checksum, when (UTC, ISO 8601),
-how long it took, who applied it, and its state. A table of the same name with
-another layout belongs to someone else (an older home-made system, another tool)
-and is never altered or dropped.
+Holds :class:`Tracker`, one row per applied migration (version, name, checksum, when, how
+long, by whom, state), written through a backend; a table of that name with another layout
+is never altered. Must not know an engine: it gets a Backend and uses its placeholder.
 """
 
 from __future__ import annotations
@@ -13,14 +12,13 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from . import quickcheck
-from .errors import ConfigError, TrackerError
+from ..config import DEFAULT_TABLE
+from ..errors import ConfigError, TrackerError
+from . import fingerprint
 
 if t.TYPE_CHECKING:
-    import sqlite3
-
+    from ..backends.base import Backend, Connection
     from .migration import Migration
-    from .sqlite import SQLiteBackend
 
 #: The tracker's columns, in order.
 COLUMNS = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state")
@@ -78,7 +76,7 @@ class Tracker:
     :param table: the table's name; letters, digits and underscores only.
     """
 
-    def __init__(self, backend: SQLiteBackend, table: str = "schema_migrations") -> None:
+    def __init__(self, backend: Backend, table: str = DEFAULT_TABLE) -> None:
         if not _IDENTIFIER.fullmatch(table):
             raise ConfigError(
                 f"Tracker table name {table!r} is not a plain SQL identifier. Use letters,"
@@ -87,7 +85,7 @@ class Tracker:
         self.backend = backend
         self.table = table
 
-    def check_layout(self, conn: sqlite3.Connection) -> bool:
+    def check_layout(self, conn: Connection) -> bool:
         """Return whether the table exists, checking that it is ours if it does.
 
         :raises TrackerError: a table of that name has another layout.
@@ -105,13 +103,13 @@ class Tracker:
             )
         return True
 
-    def ensure(self, conn: sqlite3.Connection) -> None:
+    def ensure(self, conn: Connection) -> None:
         """Create the table if it does not exist (inside the caller's transaction)."""
         if self.check_layout(conn):
             return
         conn.execute(
             f"CREATE TABLE {self.table} ("
-            " version INTEGER PRIMARY KEY,"
+            f" version {self.backend.integer_type} PRIMARY KEY,"
             " name TEXT NOT NULL,"
             " checksum TEXT NOT NULL,"
             " applied_at TEXT NOT NULL,"
@@ -121,7 +119,7 @@ class Tracker:
             ")"
         )
 
-    def read(self, conn: sqlite3.Connection) -> dict[int, AppliedMigration]:
+    def read(self, conn: Connection) -> dict[int, AppliedMigration]:
         """Return the applied migrations by version (empty when there is no table)."""
         if not self.check_layout(conn):
             return {}
@@ -130,7 +128,7 @@ class Tracker:
 
     def record(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         migration: Migration,
         duration_ms: float,
         *,
@@ -160,7 +158,7 @@ class Tracker:
         )
         return row
 
-    def finish(self, conn: sqlite3.Connection, version: int, duration_ms: float) -> None:
+    def finish(self, conn: Connection, version: int, duration_ms: float) -> None:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""
         p = self.backend.placeholder
         conn.execute(
@@ -168,7 +166,7 @@ class Tracker:
             (APPLIED, round(duration_ms, 3), version, STARTED),
         )
 
-    def remove(self, conn: sqlite3.Connection, version: int) -> None:
+    def remove(self, conn: Connection, version: int) -> None:
         """Delete the row of ``version``."""
         conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
 
@@ -180,17 +178,17 @@ class Tracker:
     @staticmethod
     def fingerprint_key(files: str, applied: dict[int, AppliedMigration]) -> str:
         """Combine a files fingerprint with the tracker rows it was checked against
-        (see :func:`selfmigrate.quickcheck.fingerprint_key`)."""
-        return quickcheck.fingerprint_key(files, ((r.version, r.checksum, r.state) for r in applied.values()))
+        (see :func:`selfmigrate.core.fingerprint.fingerprint_key`)."""
+        return fingerprint.fingerprint_key(files, ((r.version, r.checksum, r.state) for r in applied.values()))
 
-    def read_fingerprint(self, conn: sqlite3.Connection) -> str | None:
+    def read_fingerprint(self, conn: Connection) -> str | None:
         """The key stored by :meth:`store_fingerprint`, or ``None``."""
         if self.backend.table_columns(conn, self.fingerprint_table) != list(_FINGERPRINT_COLUMNS):
             return None
         row = conn.execute(f"SELECT fingerprint FROM {self.fingerprint_table} WHERE id = 1").fetchone()
         return None if row is None else str(row[0])
 
-    def store_fingerprint(self, conn: sqlite3.Connection, key: str) -> None:
+    def store_fingerprint(self, conn: Connection, key: str) -> None:
         """Remember ``key`` as verified (inside the caller's write transaction).
 
         A table of that name with another layout is left alone.
@@ -199,7 +197,8 @@ class Tracker:
         columns = self.backend.table_columns(conn, table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
+                f"CREATE TABLE {table} (id {self.backend.integer_type} PRIMARY KEY, fingerprint TEXT NOT NULL,"
+                " verified_at TEXT NOT NULL)"
             )
         elif columns != list(_FINGERPRINT_COLUMNS):
             return
@@ -207,7 +206,7 @@ class Tracker:
         conn.execute(f"DELETE FROM {table}")
         conn.execute(f"INSERT INTO {table} (id, fingerprint, verified_at) VALUES (1, {p}, {p})", (key, utc_now()))
 
-    def set_checksum(self, conn: sqlite3.Connection, version: int, checksum: str) -> None:
+    def set_checksum(self, conn: Connection, version: int, checksum: str) -> None:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
         p = self.backend.placeholder
         conn.execute(f"UPDATE {self.table} SET checksum = {p} WHERE version = {p}", (checksum, version))

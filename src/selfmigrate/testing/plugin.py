@@ -1,20 +1,8 @@
-"""The pytest plugin: a freshly migrated database for every test.
+"""The pytest plugin (entry point ``selfmigrate``): hooks, the ``migrate_to`` marker, the fixtures.
 
-Registered through the ``pytest11`` entry point (named ``selfmigrate``; disable
-it with ``-p no:selfmigrate``), so installing selfmigrate is enough. It adds:
-
-- the fixtures :func:`migrated_db` (a :class:`sqlite3.Connection`),
-  :func:`migrated_db_path` (a file path) and :func:`migrated_db_factory`, and
-  the fixtures they take their settings from: :func:`selfmigrate_migrations`,
-  :func:`selfmigrate_table`, :func:`selfmigrate_check_database`;
-- the ini options ``selfmigrate_migrations``, ``selfmigrate_table`` and
-  ``selfmigrate_check_database``;
-- the marker ``@pytest.mark.migrate_to(version)``.
-
-Importing it is cheap and it does nothing — no file, no database — until a test
-asks for one of its fixtures: the machinery (:mod:`selfmigrate.fixtures`) is
-imported then. The optional migration checks are ready-made tests in
-:mod:`selfmigrate.pytest_checks`.
+Holds :func:`migrated_db`, :func:`migrated_db_path`, :func:`migrated_db_factory` and the
+fixtures and ini options they read (docs/testing.rst). Must not import the machinery, nor do
+anything, for a run that uses none of it: :mod:`.templates` is imported by the fixtures.
 """
 
 from __future__ import annotations
@@ -23,14 +11,16 @@ import typing as t
 
 import pytest
 
+from ..config import DEFAULT_TABLE
+
 if t.TYPE_CHECKING:
     import sqlite3
     from pathlib import Path
 
-    from .fixtures import Locations, MigratedDatabaseFactory, TemplateCache
-    from .registry import LocationSpec
+    from ..core.locations import LocationSpec
+    from .templates import Locations, MigratedDatabaseFactory, TemplateCache
 
-# The names are repeated in selfmigrate.fixtures; importing it here would cost
+# The names are repeated in selfmigrate.testing.templates; importing it here would cost
 # every pytest run that has selfmigrate installed.
 MIGRATIONS_OPTION = "selfmigrate_migrations"
 TABLE_OPTION = "selfmigrate_table"
@@ -50,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         TABLE_OPTION,
         default="",
-        help="selfmigrate: tracker table of the test databases (default: schema_migrations)",
+        help=f"selfmigrate: tracker table of the test databases (default: {DEFAULT_TABLE})",
     )
     parser.addini(
         CHECK_DATABASE_OPTION,
@@ -76,7 +66,7 @@ def selfmigrate_migrations(pytestconfig: pytest.Config) -> list[str]:
     a ``conftest.py`` to use other migrations for the tests of that folder; it
     may return a package name, a path, or a list of them.
     """
-    from .fixtures import ini_migrations
+    from .templates import ini_migrations
 
     return ini_migrations(pytestconfig)
 
@@ -88,7 +78,7 @@ def selfmigrate_table(pytestconfig: pytest.Config) -> str:
     Set it to what the app uses (``SELFMIGRATE_TABLE``), so that the app finds
     nothing pending. Defaults to ``schema_migrations``.
     """
-    from .fixtures import ini_table
+    from .templates import ini_table
 
     return ini_table(pytestconfig)
 
@@ -101,7 +91,7 @@ def selfmigrate_check_database(pytestconfig: pytest.Config) -> Path | None:
     the ini file), or ``None``: the check is skipped. Override in conftest.py to
     point at a copy of a production database.
     """
-    from .fixtures import ini_check_database
+    from .templates import ini_check_database
 
     return ini_check_database(pytestconfig)
 
@@ -109,7 +99,7 @@ def selfmigrate_check_database(pytestconfig: pytest.Config) -> Path | None:
 @pytest.fixture(scope="session")
 def _selfmigrate_templates(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> TemplateCache:
     """The session's template databases (shared by the xdist workers of one run)."""
-    from .fixtures import session_cache
+    from .templates import session_cache
 
     return session_cache(tmp_path_factory, pytestconfig)
 
@@ -117,7 +107,7 @@ def _selfmigrate_templates(tmp_path_factory: pytest.TempPathFactory, pytestconfi
 def _factory(
     request: pytest.FixtureRequest, templates: TemplateCache, migrations: LocationSpec | Locations, table: str
 ) -> MigratedDatabaseFactory:
-    from .fixtures import MigratedDatabaseFactory, as_locations
+    from .templates import MigratedDatabaseFactory, as_locations
 
     return MigratedDatabaseFactory(
         templates, as_locations(migrations), table, label=request.node.name, module=request.node.path
@@ -157,7 +147,7 @@ def migrated_db_path(
     finds nothing pending. With ``@pytest.mark.migrate_to(N)`` the database is
     migrated only up to version ``N``. Removed when the test ends.
     """
-    from .fixtures import marked_version
+    from .templates import marked_version
 
     # Not built on migrated_db_factory: one fixture fewer per test.
     factory = _factory(request, _selfmigrate_templates, selfmigrate_migrations, selfmigrate_table)
@@ -183,7 +173,7 @@ def migrated_db(
     of the migrated template (:meth:`sqlite3.Connection.deserialize`), which is
     several times cheaper than a file copy.
     """
-    from .fixtures import marked_version
+    from .templates import marked_version
 
     if "migrated_db_path" in request.fixturenames:
         import sqlite3

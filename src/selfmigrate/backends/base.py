@@ -1,0 +1,306 @@
+"""The boundary between selfmigrate and a database engine: the :class:`Backend` protocol.
+
+Holds what the core and the operator tasks call on an engine (connect, the locked
+transaction, guarded scripts, the migration lock, probes, errors, snapshots, schema) and
+the values that cross it. Must not know any engine: no driver, no SQL dialect here.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from ..config import DEFAULT_TABLE
+
+if t.TYPE_CHECKING:
+    import datetime as dt
+    import os
+    from pathlib import Path
+
+    from ..errors import SelfMigrateError
+
+
+class Cursor(t.Protocol):
+    """What the core reads from :meth:`Connection.execute` (DB-API)."""
+
+    def fetchone(self) -> t.Any: ...
+
+    def fetchall(self) -> list[t.Any]: ...
+
+    def __iter__(self) -> t.Iterator[t.Any]: ...
+
+
+class Connection(t.Protocol):
+    """A connection as the core sees it: opaque, except DB-API ``execute`` and ``close``.
+
+    The tracker's SQL is plain and uses :attr:`Backend.placeholder`; everything
+    else an engine decides goes through the :class:`Backend`.
+    """
+
+    def execute(self, sql: str, parameters: t.Sequence[t.Any] = ..., /) -> Cursor: ...
+
+    def close(self) -> None: ...
+
+
+#: A migration's Python ``up`` or ``down``: called with the connection.
+MigrationFunction = t.Callable[[t.Any], object]
+
+
+@dataclass(frozen=True)
+class SQLScript:
+    """SQL text from a migration file and the line of the file it starts on."""
+
+    text: str
+    #: 1-based line number of the file on which :attr:`text` starts.
+    first_line: int
+
+
+#: One direction of a migration: its SQL, or its Python function.
+Step = SQLScript | MigrationFunction
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a script, and the line of its file it starts on."""
+
+    sql: str
+    line: int
+
+
+class StatementError(Exception):
+    """A statement of a script failed; carries which one and the engine's error."""
+
+    def __init__(self, statement: Statement, error: Exception) -> None:
+        super().__init__(str(error))
+        self.statement = statement
+        self.error = error
+
+
+class Refused(Exception):
+    """A migration carried on after the backend refused its transaction control.
+
+    Raised by :meth:`Backend.run_in_transaction` after the step returned: what
+    the migration meant to do did not happen as written, so it must not be
+    recorded as applied.
+    """
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot file of a database."""
+
+    #: The snapshot file.
+    path: Path
+    #: When it was taken (UTC).
+    created: dt.datetime
+    #: The newest applied version it holds (``0``: none recorded).
+    version: int
+    #: Its size in bytes.
+    size: int
+    #: The identity key of the database it was taken of (its path and lineage);
+    #: ``None`` for a snapshot in the older format, whose name has no key.
+    key: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The file name; what ``restore`` accepts."""
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """One table, index, view or trigger, as far as a round trip compares it."""
+
+    #: ``"table"``, ``"index"``, ``"view"`` or ``"trigger"``.
+    type: str
+    #: The table it belongs to (its own name for a table).
+    table: str
+    #: Its definition, normalised so that quoting and layout do not count.
+    sql: str
+    #: For a table: (name, type, notnull, default, pk) per column.
+    columns: tuple[tuple[object, ...], ...] = ()
+
+
+#: A database's schema: object name → :class:`SchemaObject`.
+Schema = dict[str, SchemaObject]
+
+
+class MigrationLock(t.Protocol):
+    """The lock that serialises migrations which run outside a transaction.
+
+    It must be released by the engine or the kernel when its holder dies, so that
+    it never goes stale; a started row whose lock is free is an interrupted run.
+    """
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        ...
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds (:class:`LockTimeout` after)."""
+        ...
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free, without waiting; return whether it was taken."""
+        ...
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds the lock right now (writes nothing)."""
+        ...
+
+    def release(self) -> None:
+        """Release the lock if held."""
+        ...
+
+    def describe(self) -> str:
+        """The lock, for messages."""
+        ...
+
+    def __enter__(self) -> t.Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Backend(t.Protocol):
+    """Everything a database engine decides, for one database.
+
+    The runner, the tracker, the status, the operator tasks and the test
+    machinery call only this; a new engine is a folder under ``backends/`` with a
+    class that has these members, and one line in :mod:`selfmigrate.backends.select`.
+    """
+
+    #: The engine's name (``"sqlite"``).
+    name: str
+    #: The DB-API parameter marker of the engine's driver (``"?"``, ``"%s"``).
+    placeholder: str
+    #: The column type of a version in the tracker: a signed 64-bit integer
+    #: (``"INTEGER"`` in SQLite, ``"BIGINT"`` in PostgreSQL).
+    integer_type: str
+    #: Seconds to wait for the write lock and for a busy database.
+    lock_timeout: float
+    #: The driver's error classes, for :meth:`database_error`.
+    engine_errors: tuple[type[Exception], ...]
+
+    def describe(self) -> str:
+        """The database, for messages."""
+        ...
+
+    def missing(self) -> bool:
+        """Whether the database does not exist (``apply`` would create it)."""
+        ...
+
+    def reset_wait(self, waited: float = 0.0) -> None:
+        """Start a run's wait budget: :attr:`lock_timeout` in all for every wait from now on
+        (busy database, write lock, migration lock), ``waited`` of it already spent."""
+        ...
+
+    def acquire(self, lock: MigrationLock) -> None:
+        """Take ``lock``, waiting as long as the budget allows (:class:`LockTimeout` after)."""
+        ...
+
+    def connect(self, *, create: bool = True) -> Connection:
+        """Open the database, transactions explicit; ``create=False``: a missing one is an error."""
+        ...
+
+    def locked_transaction(self, conn: Connection) -> t.ContextManager[None]:
+        """``with backend.locked_transaction(conn):`` a transaction holding the write lock.
+
+        Commits when the block ends, rolls back when it raises. Waits for the lock
+        at most :attr:`lock_timeout` seconds (:class:`LockTimeout`).
+        """
+        ...
+
+    def run_in_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
+        """Run ``step`` in the open transaction, refusing transaction control meanwhile.
+
+        Each refused statement is appended to ``refused``; if any was, this raises
+        (:class:`Refused` when the step caught the refusal and returned). A
+        failing statement is a :class:`StatementError`; the caller rolls back.
+        """
+        ...
+
+    def run_outside_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
+        """Run ``step`` with no transaction open (a non-transactional migration).
+
+        Raises if it fails or leaves a transaction open (what is open is rolled
+        back); what the backend refused is appended to ``refused``.
+        """
+        ...
+
+    def failure_advice(self, error: BaseException, refused: list[str], *, transactional: bool = True) -> list[str]:
+        """The lines of a migration's failure message the engine adds: why ``error`` or
+        ``refused[0]`` happened and what to do (a full disk, a statement that needs
+        no transaction). ``transactional``: the migration ran in selfmigrate's transaction.
+        """
+        ...
+
+    def database_error(self, error: Exception) -> SelfMigrateError:
+        """A clear selfmigrate error for an engine error met outside a migration."""
+        ...
+
+    def migration_lock(self) -> MigrationLock:
+        """The lock for migrations that run outside a transaction."""
+        ...
+
+    def check_integrity(self, conn: Connection) -> None:
+        """Refuse (:class:`DatabaseError`) to migrate a damaged or read-only database."""
+        ...
+
+    def has_objects(self, conn: Connection, *, exclude: t.Collection[str] = ()) -> bool:
+        """Whether the database holds any table, index, view… other than ``exclude``."""
+        ...
+
+    def table_columns(self, conn: Connection, table: str) -> list[str] | None:
+        """The column names of ``table``, or ``None`` if there is no such table."""
+        ...
+
+    def snapshot_before_change(
+        self,
+        *,
+        since: float,
+        version: int | None,
+        oldest: tuple[int, str, str] | None,
+        table: str,
+        directory: str | os.PathLike[str] | None,
+        keep: int | None,
+    ) -> Snapshot:
+        """A snapshot of the database as it is now (inside the write lock).
+
+        ``oldest`` is the tracker's oldest row (version, applied at, applied
+        by): the database's lineage, which tells its snapshots from those of
+        other databases. One taken since ``since`` (a time stamp) by another
+        process of the same start, or one of the same unchanged data, is reused.
+        """
+        ...
+
+    def list_snapshots(
+        self, *, directory: str | os.PathLike[str] | None = None, table: str = DEFAULT_TABLE
+    ) -> list[Snapshot]:
+        """The database's snapshots, newest first (never another database's)."""
+        ...
+
+    def find_snapshot(
+        self,
+        name: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        table: str = DEFAULT_TABLE,
+    ) -> Snapshot:
+        """The snapshot named ``name`` (:class:`BackupError` listing those there are)."""
+        ...
+
+    def restore(
+        self,
+        snapshot: str | os.PathLike[str],
+        *,
+        directory: str | os.PathLike[str] | None = None,
+        wait: float = 0.5,
+        table: str = DEFAULT_TABLE,
+    ) -> Snapshot:
+        """Put one of the database's snapshots back; return the snapshot of what it replaced."""
+        ...
+
+    def read_schema(self, *, exclude: t.Collection[str] = ()) -> Schema:
+        """The database's schema (empty if it does not exist), without ``exclude`` and their indexes."""
+        ...

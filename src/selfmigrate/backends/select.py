@@ -1,0 +1,110 @@
+"""Choosing the backend from a database URL or path: the one place engines are named.
+
+Holds the table of URL schemes and the functions that hand a database to its engine's
+package (imported only then). Must stay as cheap to import as the no-op start is, and
+must not know what any engine does: each backend package answers for itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing as t
+    from pathlib import Path
+
+    from .base import Backend
+
+    #: What the quick check reads: the stored fingerprint and the tracker rows
+    #: (version, checksum, state), oldest first.
+    QuickRead = tuple[str | None, list[tuple[int, str, str]]]
+
+#: URL scheme → the package under ``selfmigrate.backends`` for it. A value with no
+#: scheme is a SQLite file path. A new engine is one line here (and its folder):
+#: each package has ``backend.py`` (``open_backend``, ``database_location``) and
+#: ``quick.py`` (``read``).
+ENGINES: dict[str, str] = {
+    "sqlite": "sqlite",
+}
+#: The engine of a database given as a plain path.
+DEFAULT_ENGINE = "sqlite"
+
+
+def engine_of(database: str | os.PathLike[str]) -> str | None:
+    """The backend package for ``database``, or ``None`` for a URL of an engine not supported.
+
+    ``scheme:…`` and ``scheme+driver:…`` (SQLAlchemy's form) name their engine;
+    anything else is a path.
+    """
+    if isinstance(database, os.PathLike):
+        return DEFAULT_ENGINE
+    head, colon, rest = database.partition(":")
+    if not colon:
+        return DEFAULT_ENGINE
+    scheme = head.partition("+")[0].lower()
+    if scheme in ENGINES:
+        return ENGINES[scheme]
+    if rest.startswith("//") and scheme.isidentifier():
+        return None  # a URL (mysql://…), not a file name with a colon in it
+    return DEFAULT_ENGINE
+
+
+def _module(database: str | os.PathLike[str], job: str) -> t.Any:
+    engine = engine_of(database)
+    if engine is None:
+        from ..errors import ConfigError
+
+        supported = ", ".join(f"{scheme}://" for scheme in ENGINES)
+        raise ConfigError(
+            f"Database URL {os.fspath(database)!r} names an engine selfmigrate has no backend for."
+            f" Give a SQLite file path or one of: {supported}."
+        )
+    from importlib import import_module
+
+    return import_module(f"selfmigrate.backends.{engine}.{job}")
+
+
+def handles(database: str) -> bool:
+    """Whether ``database`` is a URL of a supported engine (for config keys that may hold others)."""
+    head, colon, _ = database.partition(":")
+    return bool(colon) and head.partition("+")[0].lower() in ENGINES
+
+
+def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> Backend:
+    """The backend for ``database`` (a path or URL); connects to nothing yet.
+
+    :raises ConfigError: no backend handles it, or it is not a usable database
+        (an in-memory SQLite database).
+    """
+    backend: Backend = _module(database, "backend").open_backend(database, lock_timeout=lock_timeout)
+    return backend
+
+
+def database_location(
+    database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *, flask_sqlalchemy: bool = False
+) -> Path | str:
+    """``database`` as its engine names it: a SQLite file path (relative ones from ``base``), a URL.
+
+    :param flask_sqlalchemy: resolve it as Flask-SQLAlchemy rewrites a
+        ``SQLALCHEMY_DATABASE_URI`` before SQLAlchemy opens it.
+    :raises ConfigError: as :func:`open_backend`.
+    """
+    module = _module(database, "backend")
+    location: Path | str = module.database_location(database, base, flask_sqlalchemy=flask_sqlalchemy)
+    return location
+
+
+def quick_read(database: str | os.PathLike[str], table: str, lock_timeout: float) -> QuickRead | None:
+    """The stored fingerprint and tracker rows, read the cheapest way, or ``None``: look properly.
+
+    ``None`` is never an error: the full run that follows meets whatever is wrong
+    and says what it is.
+    """
+    engine = engine_of(database)
+    if engine is None:
+        return None
+    from importlib import import_module
+
+    read: QuickRead | None = import_module(f"selfmigrate.backends.{engine}.quick").read(database, table, lock_timeout)
+    return read

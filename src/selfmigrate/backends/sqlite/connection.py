@@ -1,0 +1,262 @@
+"""Opening a SQLite database file: the path or URL, the connection, busy errors.
+
+Holds what every SQLite module here needs to reach the file (the backend, snapshots,
+restore). Must not know migrations, the tracker or the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+from ...errors import ConfigError, DatabaseError, LockTimeout
+
+#: SQLAlchemy's URL syntax (``sqlalchemy.engine.url._parse_url``), for the SQLite drivers.
+_SQLALCHEMY_URL = re.compile(
+    r"(?P<driver>sqlite(?:\+[\w+]*)?)://(?P<authority>[^/?]*)(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?",
+    re.DOTALL,
+)
+#: Drivers whose URLs SQLAlchemy turns into a file name as its pysqlite dialect does.
+_PYSQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite")
+#: Query parameters SQLAlchemy's pysqlite dialect passes to the driver, not to a SQLite URI.
+_PYSQLITE_ARGS = ("uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements")
+_URL_FORMS = "Use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+
+
+def database_path(
+    value: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+    *,
+    flask_sqlalchemy: bool = False,
+) -> Path:
+    """Return the file path of a SQLite database given as a path or a SQLAlchemy URL.
+
+    A URL resolves to the file SQLAlchemy's SQLite dialect opens for it:
+    ``sqlite:///relative.db`` is relative, ``sqlite:////abs/path.db`` absolute;
+    the driver forms ``sqlite+pysqlite:///`` and ``sqlite+aiosqlite:///``; the
+    path percent-decoded (``my%20app.db`` is ``my app.db``); query parameters
+    for the driver (``?timeout=5``) ignored; with ``?uri=true``, the path and
+    the remaining parameters form a SQLite URI (``sqlite:///file:data.db?mode=rwc&uri=true``),
+    decoded as SQLite does. A plain path is taken as it is, except a ``file:``
+    SQLite URI. A relative path is taken from ``base`` when given.
+
+    :param flask_sqlalchemy: resolve a relative path of a ``sqlite`` or
+        ``sqlite+pysqlite`` URL exactly as Flask-SQLAlchemy (3.x) rewrites it
+        before SQLAlchemy opens it: joined to ``base`` (``app.instance_path``).
+    :raises ConfigError: the value names an in-memory or temporary database (a
+        migrated database that vanishes with its connection is never what a
+        caller wants), or no file that selfmigrate can resolve.
+    """
+    text = os.fspath(value)
+    url = _SQLALCHEMY_URL.fullmatch(text)
+    if url is None:
+        if re.match(r"sqlite[\w+]*:", text):
+            raise ConfigError(
+                f"Database URL {text!r} does not name a SQLite file. Use sqlite:///relative/path.db"
+                " or sqlite:////absolute/path.db."
+            )
+        path = _sqlite_uri_path(text, text) if text.startswith("file:") else _file_name(text, text)
+    else:
+        path = _url_path(text, url, base, flask_sqlalchemy)
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    return path
+
+
+def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None, flask_sqlalchemy: bool) -> Path:
+    """The file a SQLAlchemy SQLite URL opens (pysqlite's ``create_connect_args``)."""
+    from urllib.parse import parse_qsl, unquote
+
+    driver = url["driver"]
+    if driver not in _PYSQLITE_DRIVERS:
+        raise ConfigError(
+            f"Database URL {text!r} uses the driver {driver!r}; selfmigrate opens SQLite files with"
+            f" Python's sqlite3 module, as {', '.join(_PYSQLITE_DRIVERS)} do. {_URL_FORMS}."
+        )
+    if url["authority"]:
+        raise ConfigError(
+            f"Database URL {text!r} has a host part ({url['authority']!r}); SQLite has none. {_URL_FORMS}."
+        )
+    query: dict[str, str] = {}
+    for key, item in parse_qsl(url["query"] or ""):
+        if key in query:
+            raise ConfigError(f"Database URL {text!r} gives the parameter {key!r} twice. Give it once.")
+        query[key] = item
+    database = None if url["database"] is None else unquote(url["database"])
+    try:
+        uri = _as_bool(query.get("uri", "false"))
+    except ValueError:
+        raise ConfigError(
+            f"Database URL {text!r}: uri={query['uri']!r} is not true or false (SQLAlchemy refuses it too)."
+        ) from None
+    if database is None or database in ("", ":memory:"):
+        raise _in_memory(text)
+    if flask_sqlalchemy and base is not None and driver in ("sqlite", "sqlite+pysqlite"):
+        # An in-memory URI stays refused, although Flask-SQLAlchemy would turn
+        # sqlite:///file::memory:?uri=true into a file named ":memory:".
+        _url_path(text, url, None, False)
+        # Flask-SQLAlchemy 3 (SQLAlchemy._apply_driver_defaults) rewrites the URL before
+        # SQLAlchemy sees it: a relative path goes into the instance folder; with uri=true
+        # it drops the first five characters (meant to be "file:") and puts them back as "file:".
+        name = database[5:] if uri else database
+        if not os.path.isabs(name):
+            name = os.path.join(base, name)
+            database = f"file:{name}" if uri else name
+    if not uri:
+        return _file_name(database, text)
+    extra = {key: item for key, item in query.items() if key not in _PYSQLITE_ARGS}
+    filename = database + ("?" + "&".join(f"{key}={extra[key]}" for key in sorted(extra)) if extra else "")
+    if filename.startswith("file:"):
+        return _sqlite_uri_path(filename, text)
+    return _file_name(filename, text)  # SQLite takes a name without "file:" literally, even as a URI
+
+
+def _sqlite_uri_path(uri: str, text: str) -> Path:
+    """The file of a SQLite ``file:`` URI, decoded as ``sqlite3ParseUri`` does."""
+    from urllib.parse import unquote_to_bytes
+
+    rest = uri[len("file:") :]
+    if rest.startswith("//"):
+        end = rest.find("/", 2)
+        authority = rest[2:] if end < 0 else rest[2:end]
+        if authority not in ("", "localhost"):
+            raise ConfigError(
+                f"Database {text!r}: SQLite refuses the URI authority {authority!r} (only none or"
+                " 'localhost'). Write file:/absolute/path.db or file:relative/path.db."
+            )
+        rest = "" if end < 0 else rest[end:]
+    rest = rest.split("#", 1)[0]
+    encoded, _, query = rest.partition("?")
+    raw = unquote_to_bytes(encoded)
+    if b"\0" in raw:
+        raise ConfigError(f"Database {text!r}: its path contains %00. Give the file's path.")
+    params = {}
+    for item in query.split("&") if query else ():
+        key, _, setting = item.partition("=")
+        params[unquote_to_bytes(key).decode(errors="replace")] = unquote_to_bytes(setting).decode(errors="replace")
+    path = os.fsdecode(raw)
+    if params.get("mode") == "memory" or params.get("vfs") == "memdb" or path in ("", ":memory:"):
+        raise _in_memory(text)
+    return Path(path)
+
+
+def _file_name(name: str, text: str) -> Path:
+    if name in ("", ":memory:"):
+        raise _in_memory(text)
+    return Path(name)
+
+
+def _in_memory(text: str) -> ConfigError:
+    return ConfigError(
+        f"Database {text!r} is in memory (or a temporary database); selfmigrate migrates database"
+        f" files. Give a file path. {_URL_FORMS}."
+    )
+
+
+def _as_bool(setting: str) -> bool:
+    """SQLAlchemy's ``util.asbool`` for a query parameter."""
+    lowered = setting.strip().lower()
+    if lowered in ("true", "yes", "on", "y", "t", "1"):
+        return True
+    if lowered in ("false", "no", "off", "n", "f", "0"):
+        return False
+    raise ValueError(setting)
+
+
+def is_busy(error: sqlite3.Error) -> bool:
+    """Whether ``error`` means another connection held a lock past the busy timeout."""
+    name = getattr(error, "sqlite_errorname", "")
+    return name in ("SQLITE_BUSY", "SQLITE_LOCKED") or (not name and "locked" in str(error))
+
+
+def is_closed(conn: sqlite3.Connection) -> bool:
+    """Whether ``conn`` was closed."""
+    try:
+        conn.total_changes  # noqa: B018 - any attribute that needs the open database
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def connect(
+    path: Path, *, lock_timeout: float, create: bool = True, waited: float = 0.0, limit: str | None = None
+) -> sqlite3.Connection:
+    """Open the database in autocommit mode; transactions are explicit.
+
+    :param lock_timeout: seconds to wait for a database another process holds.
+    :param create: create the file if it does not exist. With ``False`` a
+        missing file is an error, so that read-only commands never leave an
+        empty database behind.
+    :param waited: seconds already waited by the caller, for the message.
+    :param limit: how the message names the limit (default ``lock timeout N s``).
+    :raises DatabaseError: the folder does not exist, the path is a
+        directory, the file is missing (``create=False``), or it is not a
+        SQLite database.
+    """
+    if path.is_dir():
+        raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
+    if not path.parent.is_dir():
+        raise DatabaseError(
+            f"Cannot open database {path}: the folder {path.parent} does not exist."
+            " Create it, or fix the database setting."
+        )
+    if not create and not path.exists():
+        raise DatabaseError(
+            f"Database {path} does not exist. Check the path; selfmigrate does not create"
+            " a database for a command that only reads."
+        )
+    target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
+    started = time.monotonic()
+    try:
+        # No statement cache: every statement is prepared, so every one passes the
+        # authorizer of the backend's guard, including one run again after SQLite ended
+        # the transaction (a cached statement would skip it and autocommit).
+        conn = sqlite3.connect(
+            target,
+            timeout=lock_timeout,
+            isolation_level=None,
+            uri=not create,
+            check_same_thread=False,
+            cached_statements=0,
+        )
+    except sqlite3.Error as e:
+        raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        if is_busy(e):
+            raise LockTimeout(
+                f"Timed out after {waited + time.monotonic() - started:.1f} s waiting to read database"
+                f" {path} ({limit or f'lock timeout {lock_timeout:g} s'}): another process holds it"
+                " exclusively, usually while it writes a large migration. Raise the lock"
+                " timeout (SELFMIGRATE_LOCK_TIMEOUT) or find the process that holds it."
+            ) from e
+        raise DatabaseError(
+            f"Cannot read database {path}: {e}. Is it a SQLite database file?"
+            " Restore it from a backup if it is corrupt."
+        ) from e
+    return conn
+
+
+def check_idle(conn: sqlite3.Connection, path: Path, *, wait: float, lock_timeout: float) -> None:
+    """Raise :class:`LockTimeout` if another process is reading or writing the database.
+
+    Takes ``BEGIN EXCLUSIVE`` on ``conn`` for a moment (waiting at most
+    ``wait`` seconds) and releases it. A process that merely keeps the file
+    open without a transaction is not seen; stop the app before restoring.
+    """
+    conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+    except sqlite3.OperationalError as e:
+        raise LockTimeout(
+            f"Database {path} is in use by another process ({e}). Stop the app (every"
+            " worker and container using it) and try again."
+        ) from e
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+    conn.execute("ROLLBACK")

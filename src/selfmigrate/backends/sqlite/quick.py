@@ -1,0 +1,37 @@
+"""The no-op start's read of a SQLite database: stored fingerprint and tracker rows, nothing else.
+
+Holds :func:`read`, what :func:`selfmigrate.backends.select.quick_read` calls for a SQLite
+path. Imports only :mod:`os` and :mod:`sqlite3` (it is most of an up-to-date start's
+cost); must not know migrations, the runner or the rest of this backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+
+def read(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, list[tuple[int, str, str]]] | None:
+    """The fingerprint stored in ``<table>_fingerprint`` and the rows of ``table``, or ``None``.
+
+    ``None`` means "look properly": a ``sqlite:`` URL (the full run parses it), no
+    such file, no fingerprint table yet, a file that is not SQLite, a busy
+    database. Nothing is written and no lock is taken.
+    """
+    path = os.fspath(database)
+    if path.startswith("sqlite") or not os.path.isfile(path):
+        return None
+    uri = "file:" + os.path.abspath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=lock_timeout)
+        try:
+            stored = conn.execute(f"SELECT fingerprint FROM {table}_fingerprint WHERE id = 1").fetchone()
+            rows = conn.execute(f"SELECT version, checksum, state FROM {table} ORDER BY version").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        # The full run meets the same thing and says what it is.
+        return None
+    return (None if stored is None else stored[0]), rows

@@ -1,0 +1,55 @@
+"""SQL text cut into tokens (space, comments, quoted text, semicolons) and file lines.
+
+Holds :func:`sql_tokens` and :func:`line_of`, as SQLite's tokenizer reads SQL: shared by
+the marker lines of a ``.sql`` migration (core) and SQLite's statement splitter. Must not
+know connections or engines' other rules (PostgreSQL's splitter has its own lexer).
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+#: The characters SQLite's tokenizer takes for white space (``tokenize.c``,
+#: ``complete.c``). Python's :meth:`str.isspace` knows more (``\x0b``, ``\x85``,
+#: ``\u2028`` …): to SQLite those are an illegal character or part of a word.
+SQL_WHITESPACE = " \t\n\f\r"
+
+#: One token of SQL as SQLite's tokenizer cuts it, as far as splitting needs:
+#: white space, a ``--`` comment (to the next ``\n``: SQLite knows no other line
+#: end), a ``/* */`` comment (unterminated: to the end; a bare ``/*`` ending the
+#: text is two characters of code, as in SQLite), a quoted string or
+#: identifier (a doubled quote inside is an escaped one; ``[…]`` has no escape;
+#: unterminated: to the end), a semicolon, or anything else.
+_TOKEN = re.compile(
+    r"""(?P<space>[ \t\n\f\r]+)
+    |(?P<line>--[^\n]*)
+    |(?P<block>/\*.*?\*/|/\*.+)
+    |(?P<quoted>'(?:[^']+|'')*'?|"(?:[^"]+|"")*"?|`(?:[^`]+|``)*`?|\[[^\]]*\]?)
+    |(?P<semicolon>;)
+    |(?P<other>[^ \t\n\f\r;'"`\[/-]+|.)""",
+    re.DOTALL | re.VERBOSE,
+)
+
+
+def sql_tokens(text: str) -> t.Iterator[tuple[str, int, int]]:
+    """Cut SQL text into tokens: ``(kind, start, end)`` for every piece of ``text``.
+
+    ``kind`` is ``"space"``, ``"line"`` (a ``--`` comment, without its ``\\n``),
+    ``"block"`` (a ``/* */`` comment), ``"quoted"``, ``"semicolon"`` or
+    ``"other"``. The tokens cover ``text`` end to end, as SQLite would read it.
+    """
+    for match in _TOKEN.finditer(text):
+        yield t.cast(str, match.lastgroup), match.start(), match.end()
+
+
+def line_of(text: str, offset: int) -> int:
+    """The 1-based line of ``text`` that ``offset`` is on.
+
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r``: the line ends an editor
+    shows, Python's universal newlines and :func:`~selfmigrate.core.migration.checksum`
+    know. The other characters ``str.splitlines()`` splits at (``\\x0b``,
+    ``\\x0c``, ``\\x1c``–``\\x1e``, ``\\x85``, ``\\u2028``, ``\\u2029``) are
+    characters within a line, as for editors, ``grep -n`` and Python's compiler.
+    """
+    return 1 + text.count("\n", 0, offset) + text.count("\r", 0, offset) - text.count("\r\n", 0, offset)

@@ -1,0 +1,160 @@
+"""Running one direction of one migration through the backend, and wording its failure.
+
+Holds :func:`run_up`, :func:`run_down`, :func:`run_outside` and :func:`failure`, which
+turn what the backend raised into a :class:`MigrationError` naming file, line, statement
+and fix. Must not know an engine: the backend runs the step and explains its refusals.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from ..backends.base import Refused, StatementError
+from ..errors import MigrationError
+from .migration import line_in
+from .plan import version_label
+
+if t.TYPE_CHECKING:
+    from ..backends.base import Backend, Connection, Step
+    from .migration import LoadedMigration, Migration
+    from .status import Status
+
+
+def _step(script: object, function: object) -> Step:
+    step = script if script is not None else function
+    assert step is not None
+    return t.cast("Step", step)
+
+
+def _cause(error: Exception) -> BaseException:
+    # Chain the database error itself, not the wrapper that says which statement.
+    return error.error if isinstance(error, StatementError) else error
+
+
+def run_up(backend: Backend, conn: Connection, body: LoadedMigration, status: Status) -> None:
+    """Run a migration's up in the open transaction, guarded.
+
+    :raises MigrationError: it failed, or tried to end the transaction (even if
+        it caught the refusal: what it meant to do did not happen as written).
+    """
+    refused: list[str] = []
+    try:
+        backend.run_in_transaction(conn, _step(body.up_sql, body.up_function), refused)
+    except Exception as e:
+        raise failure(backend, body.migration, e, refused, status) from _cause(e)
+
+
+def run_down(backend: Backend, conn: Connection, body: LoadedMigration, status: Status) -> None:
+    """Run a migration's down in the open transaction, guarded.
+
+    :raises MigrationError: it failed, or tried to end the transaction.
+    """
+    migration = body.migration
+    refused: list[str] = []
+    try:
+        backend.run_in_transaction(conn, _step(body.down_sql, body.down_function), refused)
+    except Exception as e:
+        if isinstance(e, Refused):
+            raise MigrationError(
+                f"Rolling back migration {migration.id} tried to {refused[0] or 'end'} the transaction"
+                " selfmigrate runs it in, and was undone. Remove BEGIN/COMMIT/ROLLBACK from its down.",
+                version=migration.version,
+                name=migration.name,
+                path=migration.location,
+            ) from None
+        raise failure(
+            backend,
+            migration,
+            e,
+            refused,
+            status,
+            what=f"Rolling back migration {migration.id} (its down)",
+            outcome="and was rolled back; the database is as it was before the rollback",
+        ) from _cause(e)
+
+
+def run_outside(backend: Backend, conn: Connection, body: LoadedMigration, status: Status) -> None:
+    """Run a non-transactional migration's up with no transaction open.
+
+    :raises MigrationError: it failed; what it did before the error is not undone.
+    """
+    migration = body.migration
+    refused: list[str] = []
+    try:
+        backend.run_outside_transaction(conn, _step(body.up_sql, body.up_function), refused)
+    except Exception as e:
+        raise failure(
+            backend,
+            migration,
+            e,
+            refused,
+            status,
+            outcome="outside a transaction; what it did before the error is NOT undone",
+            transactional=False,
+            advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
+            f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
+            " if its change is complete, or restore the snapshot and"
+            f" 'python -m selfmigrate resolve {migration.version} --retry'.",
+        ) from _cause(e)
+
+
+def failure(
+    backend: Backend,
+    migration: Migration,
+    error: Exception,
+    refused: list[str],
+    status: Status,
+    *,
+    what: str | None = None,
+    outcome: str = "and was rolled back; the database is as it was before it",
+    advice: str = "Fix the migration and start again; nothing needs undoing by hand.",
+    transactional: bool = True,
+) -> MigrationError:
+    """The :class:`MigrationError` for ``error`` raised by ``migration``: file, line,
+    statement, database error, what the engine says of it, what was not
+    attempted, and what to do.
+
+    ``what`` (default ``"Migration <id>"``), ``outcome`` and ``advice`` word
+    the first and last lines for a down or a migration run outside a
+    transaction (``transactional=False`` for the latter).
+    """
+    line: int | None = None
+    statement: str | None = None
+    cause: BaseException = error
+    if isinstance(error, StatementError):
+        line, statement, cause = error.statement.line, error.statement.sql, error.error
+    else:
+        line = line_in(error, migration.location)
+    where = migration.location + (f", line {line}" if line is not None else "")
+    later = [m.id for m in status.pending if m.version > migration.version]
+    lines = [
+        f"{what or f'Migration {migration.id}'} failed on database {backend.describe()} {outcome}"
+        f" (version {version_label(status.current_version)}).",
+        f"  file: {where}",
+    ]
+    if statement is not None:
+        lines.append(f"  statement: {_shorten(statement)}")
+    lines.append(f"  error: {type(cause).__name__}: {cause}")
+    lines.extend(f"  {line}" for line in backend.failure_advice(cause, refused, transactional=transactional))
+    if later:
+        lines.append(f"  Not attempted: {', '.join(later)}.")
+    lines.append(advice)
+    return MigrationError(
+        "\n".join(lines),
+        version=migration.version,
+        name=migration.name,
+        path=migration.location,
+        line=line,
+        statement=statement,
+    )
+
+
+def _shorten(sql: str, limit: int = 300) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def ms_since(start: float) -> float:
+    """Milliseconds since ``start`` (a :func:`time.perf_counter` value)."""
+    return (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,78 @@
+"""The quick check a start with nothing pending makes: :func:`up_to_date`, importing almost nothing.
+
+Holds the check :func:`selfmigrate.migrate` runs before anything else: the files'
+fingerprint against the one the runner stored, read through the backend's quick reader.
+Must not import the runner, the registry, :mod:`logging` or any engine (see docs/startup.rst).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..backends.select import quick_read
+from .fingerprint import fingerprint, fingerprint_key
+from .locations import folders_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing as t
+
+
+def up_to_date(
+    database: str | os.PathLike[str],
+    locations: str | os.PathLike[str] | t.Sequence[str | os.PathLike[str]],
+    table: str,
+    lock_timeout: float,
+) -> int | None:
+    """Return the database's version if it is known to be up to date, else ``None``.
+
+    Known means: the stored fingerprint equals the one of the files and rows
+    now. ``None`` is not an error; it means "look properly": the database does
+    not exist, has no fingerprint yet, something changed, or a location is
+    inside a zip file. The full run that follows finds and reports whatever is
+    wrong. Nothing is written and no lock is taken.
+
+    A database held exclusively by another process is waited for at most
+    ``lock_timeout`` seconds; :func:`selfmigrate.migrate` charges that wait to
+    the full run's budget, so that one start waits ``lock_timeout`` in all.
+    """
+    if isinstance(locations, (str, os.PathLike)):
+        locations = [locations]
+    if not (table.isidentifier() and table.isascii()):
+        return None
+    folders = folders_of(locations)
+    if folders is None:
+        return None
+    read = quick_read(database, table, lock_timeout)
+    if read is None:
+        return None
+    stored, rows = read
+    if stored is None or not rows:
+        return None
+    try:
+        files = fingerprint(folders)
+    except BaseException as e:
+        # A folder or file the registry refuses too (a DiscoveryError): the full run
+        # raises it, where on_failure applies. Looked up, not imported: the errors
+        # module is loaded only if one was raised, and an up-to-date start never pays
+        # for importing it.
+        errors = sys.modules.get("selfmigrate.errors")
+        if errors is None or not isinstance(e, errors.DiscoveryError):
+            raise
+        return None
+    if stored != fingerprint_key(files, rows):
+        return None
+    return int(rows[-1][0])
+
+
+def log_info(name: str, message: str, *args: object) -> None:
+    """Log at INFO on logger ``name``, without importing :mod:`logging` for nothing.
+
+    If no code in the process has imported :mod:`logging`, nothing has
+    configured a handler, and an INFO record would be dropped; importing the
+    module just to drop it would be most of a no-op start's cost.
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(name).info(message, *args)

@@ -1,0 +1,572 @@
+"""Applying migrations: plan, lock, re-read, one transaction per migration — :class:`Runner`.
+
+Holds the startup contract: discover and compare without a lock, then for each pending
+migration take the write lock, re-read the tracker inside it and apply the oldest one with
+its row in one transaction; and the rollback, rehash and history built on the same steps.
+Must not name an engine: every engine decision goes through the injected Backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import typing as t
+
+from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
+from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
+from ..report import AppliedResult, MigrationReport
+from .execute import failure, ms_since, run_down, run_outside, run_up
+from .plan import check, rollback_range, up_to, version_label
+from .registry import MigrationRegistry
+from .status import Status, compare
+from .tracker import STARTED, AppliedMigration, Tracker
+
+if t.TYPE_CHECKING:
+    from ..backends.base import Backend, Connection, MigrationLock
+    from .locations import LocationsSpec
+    from .migration import LoadedMigration, Migration
+
+# The logger keeps the name it had before the package had layers: users configure it.
+logger = logging.getLogger("selfmigrate.runner")
+
+
+class Runner:
+    """Applies a registry's migrations to one database.
+
+    :param database: the SQLite file (path or ``sqlite:///`` URL).
+    :param migrations: a :class:`MigrationRegistry`, or the locations to build
+        one from (package names, directories).
+    :param table: the tracker table's name.
+    :param lock_timeout: seconds one run may wait in total for a busy database,
+        the write lock and the migration lock.
+    :param allow_out_of_order: apply a pending migration older than the newest
+        applied one instead of raising :class:`OutOfOrderError`.
+    :param backup: before the first change to a non-empty database, take a
+        snapshot of it (see :func:`selfmigrate.take_snapshot`).
+    :param backup_dir: where snapshots go (default: the database's folder).
+    :param backup_keep: how many snapshots of the database to keep (``None``: all).
+    :param backend: the database's backend, if the caller made it (the test
+        templates do); by default the one :mod:`selfmigrate.backends.select`
+        chooses for ``database``.
+    """
+
+    def __init__(
+        self,
+        database: str | os.PathLike[str],
+        migrations: MigrationRegistry | LocationsSpec,
+        *,
+        table: str = DEFAULT_TABLE,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        allow_out_of_order: bool = False,
+        backup: bool = True,
+        backup_dir: str | os.PathLike[str] | None = None,
+        backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+        backend: Backend | None = None,
+    ) -> None:
+        options = Options(
+            table=table,
+            lock_timeout=lock_timeout,
+            allow_out_of_order=allow_out_of_order,
+            backup=backup,
+            backup_dir=backup_dir,
+            backup_keep=backup_keep,
+        )
+        self._setup(database, migrations, options, backend)
+
+    @classmethod
+    def from_options(
+        cls,
+        database: str | os.PathLike[str],
+        migrations: MigrationRegistry | LocationsSpec,
+        options: Options,
+        *,
+        backend: Backend | None = None,
+    ) -> Runner:
+        """A runner for ``database`` set up from ``options`` (what the faces build)."""
+        runner = cls.__new__(cls)
+        runner._setup(database, migrations, options, backend)
+        return runner
+
+    def _setup(
+        self,
+        database: str | os.PathLike[str],
+        migrations: MigrationRegistry | LocationsSpec,
+        options: Options,
+        backend: Backend | None,
+    ) -> None:
+        self.options = options.check()
+        if backend is None:
+            from ..backends.select import open_backend
+
+            backend = open_backend(database, lock_timeout=float(options.lock_timeout))
+        self.backend: Backend = backend
+        self.registry = migrations if isinstance(migrations, MigrationRegistry) else MigrationRegistry(migrations)
+        self.tracker = Tracker(self.backend, options.table)
+
+    @property
+    def allow_out_of_order(self) -> bool:
+        """Whether pending migrations older than the newest applied one are applied."""
+        return self.options.allow_out_of_order
+
+    @property
+    def backup(self) -> bool:
+        """Whether a non-empty database is snapshotted before its first change."""
+        return bool(self.options.backup)
+
+    @property
+    def backup_dir(self) -> str | os.PathLike[str] | None:
+        """Where snapshots go (``None``: the database's folder)."""
+        return self.options.backup_dir
+
+    @property
+    def backup_keep(self) -> int | None:
+        """How many snapshots are kept (``None``: all)."""
+        return self.options.backup_keep
+
+    def __repr__(self) -> str:
+        return f"Runner({self.backend.describe()!r}, {self.registry!r})"
+
+    def status(self, conn: Connection | None = None) -> Status:
+        """Compare the files with the database, without writing anything.
+
+        A database file that does not exist is an error (nothing is created).
+        """
+        if conn is not None:
+            return compare(self.registry.migrations, self.tracker.read(conn))
+        migrations = self.registry.migrations
+        conn = self.backend.connect(create=False)
+        try:
+            return compare(migrations, self.tracker.read(conn))
+        finally:
+            conn.close()
+
+    def plan(self, *, target: int | None = None) -> tuple[LoadedMigration, ...]:
+        """What :meth:`apply` would run, in order, loaded and checked; changes nothing.
+
+        Runs the checks :meth:`apply` makes before it changes anything (edited or
+        out-of-order migrations, the target, every pending file loads). Never
+        creates the database: a missing file is an error.
+
+        :raises SelfMigrateError: what :meth:`apply` would raise before its first
+            change.
+        """
+        migrations = self.registry.migrations
+        if self.backend.missing():
+            raise DatabaseError(
+                f"Database {self.backend.describe()} does not exist; 'apply' would create it and"
+                f" apply all {len(migrations)} migration(s). Check the path."
+            )
+        status = self.status()
+        self._check(status, target)
+        return tuple(m.load() for m in up_to(status.pending, target))
+
+    def rollback_plan(self, *, target: int | None = None, steps: int | None = None) -> tuple[LoadedMigration, ...]:
+        """The applied migrations :meth:`rollback` would undo, newest first; changes nothing.
+
+        :param target: undo every applied migration newer than this version
+            (``0`` undoes all).
+        :param steps: undo this many of the newest applied migrations. With
+            neither ``target`` nor ``steps``, one.
+        :raises ConfigError: a bad target or step count, or a migration in the
+            range has no down (the message names every such migration).
+        :raises StateError: a migration in the range is edited, interrupted, or
+            its file is missing.
+        """
+        return rollback_range(self.status(), target, steps, database=self.backend.describe())
+
+    def rollback(self, *, target: int | None = None, steps: int | None = None) -> MigrationReport:
+        """Undo the newest applied migrations: run each one's down, newest first.
+
+        Each migration's down runs in its own transaction, under the write lock,
+        together with the removal of its tracker row. Everything is checked
+        before the first change (see :meth:`rollback_plan`).
+
+        :returns: a report whose :attr:`~MigrationReport.applied` lists the
+            migrations rolled back, in the order they were undone.
+        :raises MigrationError: a down failed; its transaction was rolled back,
+            so that migration is still applied, and nothing older was touched.
+
+        With backups on, the database is snapshotted before the first down runs
+        (a down usually drops what its up added); the report names the snapshot.
+        """
+        started = time.perf_counter()
+        since = time.time()
+        database = self.backend.describe()
+        report = MigrationReport(database=database)
+        migrations = self.registry.migrations
+        self.backend.reset_wait()
+        conn = self.backend.connect(create=False)
+        try:
+            todo = rollback_range(self.status(conn), target, steps, database=database)
+            for body in todo:
+                migration = body.migration
+                # Each down on a connection of its own: nothing a down set on its
+                # connection (a pragma, a function) reaches the next one.
+                step = self.backend.connect(create=False)
+                try:
+                    duration = self._roll_back_one(step, body, migrations, report, since)
+                finally:
+                    step.close()
+                report.applied.append(AppliedResult(migration.version, migration.name, duration))
+                logger.info("Rolled back migration %s on %s in %.1f ms.", migration.id, database, duration)
+            report.current_version = self.status(conn).current_version
+        except MigrationError as e:
+            report.current_version = self.status(conn).current_version
+            report.duration_ms = ms_since(started)
+            e.report = report
+            raise
+        finally:
+            conn.close()
+        report.duration_ms = ms_since(started)
+        return report
+
+    def _roll_back_one(
+        self,
+        conn: Connection,
+        body: LoadedMigration,
+        migrations: tuple[Migration, ...],
+        report: MigrationReport,
+        since: float,
+    ) -> float:
+        """Under the write lock, run ``body``'s down and remove its tracker row; return its duration."""
+        migration = body.migration
+        database = self.backend.describe()
+        committing = False
+        try:
+            with self.backend.locked_transaction(conn):
+                status = compare(migrations, self.tracker.read(conn))
+                if status.current_version != migration.version:
+                    raise StateError(
+                        f"Database {database} changed during the rollback: its newest applied"
+                        f" version is {version_label(status.current_version)}, not {migration.version}."
+                        " Nothing more was rolled back; check 'status' before going on."
+                    )
+                self._take_snapshot(conn, status, report, since)
+                t0 = time.perf_counter()
+                run_down(self.backend, conn, body, status)
+                duration = ms_since(t0)
+                committing = True
+                self.tracker.remove(conn, migration.version)
+        except self.backend.engine_errors as e:
+            if not committing:
+                raise
+            raise failure(
+                self.backend,
+                migration,
+                e,
+                [],
+                status,
+                what=f"Rolling back migration {migration.id} (its down)",
+                outcome="at its commit, and was rolled back; the database is as it was before the rollback",
+            ) from e
+        return duration
+
+    def history(self) -> list[AppliedMigration]:
+        """The tracker's rows, newest first (by time applied, then version).
+
+        Needs no migration files. A missing database is an error.
+        """
+        conn = self.backend.connect(create=False)
+        try:
+            rows = list(self.tracker.read(conn).values())
+        finally:
+            conn.close()
+        return sorted(rows, key=lambda row: (row.applied_at, row.version), reverse=True)
+
+    def rehash(self, version: int) -> tuple[str, str]:
+        """Record the current checksum of applied migration ``version``'s file.
+
+        The sanctioned fix after a cosmetic edit (comments, whitespace) of an
+        applied migration. Logs the change at WARNING.
+
+        :returns: the old and the new checksum (equal when nothing changed).
+        :raises ConfigError: ``version`` has no file or is not applied.
+        """
+        migration = self.registry.get(version)
+        if migration is None:
+            raise ConfigError(f"No migration file has version {version}. Give the version of an applied migration.")
+        database = self.backend.describe()
+        self.backend.reset_wait()
+        conn = self.backend.connect(create=False)
+        try:
+            with self.backend.locked_transaction(conn):
+                row = self.tracker.read(conn).get(version)
+                if row is None:
+                    raise ConfigError(
+                        f"Migration {migration.id} is not applied to database {database}; there is no"
+                        " checksum to update. Apply it instead."
+                    )
+                if row.checksum != migration.checksum:
+                    self.tracker.set_checksum(conn, version, migration.checksum)
+        finally:
+            conn.close()
+        if row.checksum == migration.checksum:
+            logger.info("Migration %s on %s already has the checksum of its file.", migration.id, database)
+        else:
+            logger.warning(
+                "Recorded a new checksum for migration %s on %s: %s (was %s). Its file %s was edited"
+                " after it was applied.",
+                migration.id,
+                database,
+                migration.checksum,
+                row.checksum,
+                migration.location,
+            )
+        return row.checksum, migration.checksum
+
+    def apply(self, *, target: int | None = None, waited: float = 0.0) -> MigrationReport:
+        """Apply every pending migration (up to ``target``, if given), in order.
+
+        Every migration runs on a connection of its own, opened as the backend
+        opens every connection: whatever one migration sets on its connection
+        (a pragma such as ``foreign_keys``, a function, a row factory) never
+        reaches the next.
+
+        :param waited: seconds this start already waited for the database (the
+            quick check of :func:`selfmigrate.migrate`); every wait of the run
+            draws on what is left of ``lock_timeout``.
+        :raises MigrationError: a migration failed; it was rolled back and no
+            later migration was attempted. ``error.report`` says what was applied.
+        :raises SelfMigrateError: discovery, state or lock problems, before any
+            change.
+        """
+        started = time.perf_counter()
+        database = self.backend.describe()
+        report = MigrationReport(database=database)
+        migrations = self.registry.migrations
+        self.backend.reset_wait(waited)
+        conn = self.backend.connect()
+        lock: MigrationLock | None = None
+        try:
+            applied = self.tracker.read(conn)
+            # The files' fingerprint (names, sizes, change times) against the one stored
+            # the last time migrations were applied: if equal, no applied file was edited
+            # since and none needs reading, which keeps a no-op start near the cost of
+            # listing a folder. The no-op path never writes it (it takes no write lock).
+            files = self.registry.fingerprint()
+            key = None if files is None else self.tracker.fingerprint_key(files, applied)
+            verified = key is not None and self.tracker.read_fingerprint(conn) == key
+            status = compare(migrations, applied, verified=verified)
+            if status.interrupted:
+                # A non-transactional migration is running, or its process died: wait for
+                # the lock that dies with its process, then look again.
+                lock = self.backend.migration_lock()
+                self.backend.acquire(lock)
+                status = compare(migrations, self.tracker.read(conn))
+            for row in status.missing:
+                logger.warning(
+                    "Database %s has migration %s applied (%s) but its file is not in the"
+                    " migrations; the database is ahead of this code (a rolled-back deploy?).",
+                    database,
+                    row.id,
+                    row.applied_at,
+                )
+            self._check(status, target)
+            todo = up_to(status.pending, target)
+            if not todo:
+                report.current_version = status.current_version
+                report.duration_ms = ms_since(started)
+                logger.info("Database %s is up to date at version %s.", database, version_label(status.current_version))
+                return report
+            logger.info(
+                "Database %s is at version %s; %d migration(s) pending: %s.",
+                database,
+                version_label(status.current_version),
+                len(todo),
+                ", ".join(m.id for m in todo),
+            )
+            loaded = {m.version: m.load() for m in todo}
+            # Snapshot only a database that held something when this run looked at it
+            # first: a fresh database gets none, even from a worker that applies its
+            # second migration after another worker applied the first.
+            snapshot_since: float | None = None
+            if self.backup and self.backend.has_objects(conn):
+                snapshot_since = time.time() - (time.perf_counter() - started)
+            if lock is None and not all(body.transactional for body in loaded.values()):
+                # Taken before any write lock, never while holding one (no deadlock).
+                lock = self.backend.migration_lock()
+                self.backend.acquire(lock)
+            final: Status | None = None
+            while final is None:
+                step = self.backend.connect()
+                try:
+                    final = self._apply_next(
+                        step, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
+                    )
+                finally:
+                    step.close()
+            status = final
+        except MigrationError as e:
+            done = {r.version for r in report.applied}
+            report.current_version = max(done, default=status.current_version)
+            report.pending = tuple(m.version for m in status.pending if m.version not in done)
+            report.duration_ms = ms_since(started)
+            if report.snapshot is not None:
+                e.message += (
+                    f"\nThe data from before this run is in the snapshot {report.snapshot}"
+                    f" ('python -m selfmigrate restore {os.path.basename(report.snapshot)}' puts it back)."
+                )
+                e.args = (e.message,)
+            e.report = report
+            raise
+        except self.backend.engine_errors as e:
+            # Not from a migration (those become MigrationError): from reading or writing
+            # the tracker, the lock, a commit. Nothing half-done: each step is a transaction.
+            raise self.backend.database_error(e) from e
+        finally:
+            conn.close()
+            if lock is not None:
+                lock.release()
+        report.current_version = status.current_version
+        report.duration_ms = ms_since(started)
+        if not report.applied:
+            logger.info(
+                "Database %s was migrated to version %s by another process while this one waited.",
+                database,
+                version_label(status.current_version),
+            )
+        return report
+
+    def _apply_next(
+        self,
+        conn: Connection,
+        migrations: tuple[Migration, ...],
+        target: int | None,
+        loaded: dict[int, LoadedMigration],
+        report: MigrationReport,
+        *,
+        lock: MigrationLock | None = None,
+        snapshot_since: float | None = None,
+    ) -> Status | None:
+        """Under the lock, apply the oldest pending migration; return the status when none is left."""
+        outside: LoadedMigration | None = None
+        committing = False
+        try:
+            with self.backend.locked_transaction(conn):
+                self.tracker.ensure(conn)
+                status = compare(migrations, self.tracker.read(conn))
+                self._check(status, target)
+                todo = up_to(status.pending, target)
+                if not todo:
+                    # Certify the files as checked against these rows, for the next start's quick
+                    # check (selfmigrate.core.quick) - only in the state it takes for "up to date".
+                    files = self.registry.fingerprint()
+                    if files is not None and not (status.pending or status.missing or status.interrupted):
+                        self.tracker.store_fingerprint(conn, self.tracker.fingerprint_key(files, status.applied))
+                    return status
+                migration = todo[0]
+                body = loaded.get(migration.version) or migration.load()
+                if not report.applied:
+                    # Paid only when something is pending, before this run's first change.
+                    self.backend.check_integrity(conn)
+                if snapshot_since is not None:
+                    self._take_snapshot(conn, status, report, snapshot_since)
+                if body.transactional:
+                    t0 = time.perf_counter()
+                    run_up(self.backend, conn, body, status)
+                    duration = ms_since(t0)
+                    committing = True
+                    self.tracker.record(conn, migration, duration)
+                else:
+                    # Recorded as started and committed before it runs: if the process dies
+                    # before the 'applied' row, the next start finds the row, sees the
+                    # migration lock free, and refuses to guess (see plan.check).
+                    if lock is None or not lock.held:
+                        raise StateError(
+                            f"Migration {migration.id} runs outside a transaction and needs the migration"
+                            " lock, which this run does not hold. Start again."
+                        )
+                    self.tracker.record(conn, migration, 0.0, state=STARTED)
+                    outside = body
+        except self.backend.engine_errors as e:
+            if not committing:
+                raise
+            # A full disk, an I/O error at COMMIT: the migration did not take effect,
+            # and it is this migration's failure.
+            raise failure(
+                self.backend,
+                migration,
+                e,
+                [],
+                status,
+                outcome="at its commit, and was rolled back; the database is as it was before it",
+            ) from e
+        except LockTimeout as e:
+            if not committing:
+                raise
+            # Readers kept the commit waiting: a lock timeout (as the startup contract
+            # says), worded for the migration it held back.
+            raise LockTimeout(f"Migration {migration.id} ({migration.location}) was not applied: {e}") from (
+                e.__cause__
+            )
+        if outside is not None:
+            duration = self._run_outside_transaction(conn, outside, status, report)
+        report.applied.append(AppliedResult(migration.version, migration.name, duration))
+        logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
+        return None
+
+    def _run_outside_transaction(
+        self, conn: Connection, body: LoadedMigration, status: Status, report: MigrationReport
+    ) -> float:
+        """Run a non-transactional migration whose 'started' row is committed; record it finished.
+
+        ``conn`` is closed once the migration has run; the 'applied' row is
+        written through a new connection. Returns the migration's duration.
+        """
+        migration = body.migration
+        logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
+        t0 = time.perf_counter()
+        run_outside(self.backend, conn, body, status)
+        duration = ms_since(t0)
+        # Recorded through a new connection: the migration's one carries whatever the
+        # migration set on it, and is closed first so that none of its locks (an
+        # exclusive locking mode keeps them) stands in the way.
+        conn.close()
+        finish = self.backend.connect()
+        failures: tuple[type[Exception], ...] = (*self.backend.engine_errors, LockTimeout)
+        try:
+            with self.backend.locked_transaction(finish):
+                self.tracker.finish(finish, migration.version, duration)
+        except failures as e:
+            raise failure(
+                self.backend,
+                migration,
+                e,
+                [],
+                status,
+                outcome="outside a transaction; it ran, but recording it as finished failed",
+                advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
+                f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
+                " if its change is complete.",
+            ) from e
+        finally:
+            finish.close()
+        return duration
+
+    def _take_snapshot(self, conn: Connection, status: Status, report: MigrationReport, since: float) -> None:
+        """Snapshot a non-empty database once per run, holding the write lock, before the first change.
+
+        Inside the lock nobody else can write, so the snapshot (read through a
+        second connection, which sees only committed data) is exactly the data
+        from before this run's first migration.
+        """
+        if not self.backup or report.snapshot is not None or report.applied:
+            return  # off, or not this run's first change
+        if not self.backend.has_objects(conn, exclude=(self.tracker.table, self.tracker.fingerprint_table)):
+            return
+        # The oldest tracker row, read inside the lock, is the database's lineage: it
+        # ties the snapshot to this database in a folder that several databases share.
+        oldest = min(status.applied.values(), key=lambda row: row.version, default=None)
+        snapshot = self.backend.snapshot_before_change(
+            since=since,
+            version=status.current_version,
+            oldest=None if oldest is None else (oldest.version, oldest.applied_at, oldest.applied_by),
+            table=self.tracker.table,
+            directory=self.backup_dir,
+            keep=self.backup_keep,
+        )
+        report.snapshot = str(snapshot.path)
+
+    def _check(self, status: Status, target: int | None) -> None:
+        check(status, target, allow_out_of_order=self.allow_out_of_order, database=self.backend.describe())
