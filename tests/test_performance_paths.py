@@ -13,7 +13,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import typing as t
 from pathlib import Path
 
@@ -270,7 +269,11 @@ def test_the_message_lists_a_few_later_migrations_by_name(tmp_path: Path) -> Non
     folder = tmp_path / "few"
     write(
         folder,
-        {"0001_broken.sql": "INSERT INTO nowhere VALUES (1);\n", "0002_b.sql": "SELECT 1;\n", "0003_c.sql": "SELECT 1;\n"},
+        {
+            "0001_broken.sql": "INSERT INTO nowhere VALUES (1);\n",
+            "0002_b.sql": "SELECT 1;\n",
+            "0003_c.sql": "SELECT 1;\n",
+        },
         init=False,
     )
     db = tmp_path / "app.sqlite"
@@ -281,39 +284,52 @@ def test_the_message_lists_a_few_later_migrations_by_name(tmp_path: Path) -> Non
 # --- the tracker is still re-read inside the lock ------------------------------------------
 
 
-def test_a_tracker_row_written_during_the_run_is_seen_by_the_next_step(tmp_path: Path) -> None:
-    # Between two steps of a run another process may commit tracker rows; here migration 2
-    # writes migration 3's row itself, in its own transaction, as such a process would.
-    # The step after it re-reads the tracker inside the lock, sees 3 applied, and stops.
+def test_a_tracker_row_another_process_commits_between_two_steps_is_seen(tmp_path: Path) -> None:
+    # Another process commits migration 3's row just before this run's third step takes the
+    # lock (a backend that does it in its begin_locked). The step re-reads the tracker inside
+    # the lock, sees 3 applied, and stops instead of applying it twice.
     import hashlib
 
+    from selfmigrate.backends.sqlite.backend import SQLiteBackend
+
     third = "INSERT INTO t VALUES (3);\n"
-    checksum = hashlib.sha256(third.encode()).hexdigest()
     folder = tmp_path / "m"
     write(
         folder,
         {
             "0001_a.sql": "CREATE TABLE t (id INTEGER);\n",
-            "0002_b.py": textwrap.dedent(
-                f"""\
-                def up(conn):
-                    conn.execute("INSERT INTO t VALUES (2)")
-                    conn.execute(
-                        "INSERT INTO schema_migrations VALUES"
-                        " (3, 'c', '{checksum}', '2026-01-01T00:00:00+00:00', 0.0, 'another process', 'applied')"
-                    )
-                """
-            ),
+            "0002_b.sql": "INSERT INTO t VALUES (2);\n",
             "0003_c.sql": third,
         },
         init=False,
     )
     db = tmp_path / "app.sqlite"
-    report = selfmigrate.migrate(db, str(folder))
+
+    class OtherWriterBackend(SQLiteBackend):
+        locks = 0
+
+        def begin_locked(self, conn: t.Any) -> None:
+            self.locks += 1
+            if self.locks == 3:
+                other = sqlite3.connect(db)
+                try:
+                    with other:
+                        other.execute(
+                            "INSERT INTO schema_migrations VALUES (3, 'c', ?, '2026-01-01T00:00:00+00:00', 0.0,"
+                            " 'another process', 'applied')",
+                            (hashlib.sha256(third.encode()).hexdigest(),),
+                        )
+                finally:
+                    other.close()
+            super().begin_locked(conn)
+
+    backend = OtherWriterBackend(db)
+    report = selfmigrate.Runner(db, str(folder), backend=backend).apply()
+    assert backend.locks == 3
     assert [r.version for r in report.applied] == [1, 2] and report.current_version == 3
     conn = sqlite3.connect(db)
     try:
-        assert [r[0] for r in conn.execute("SELECT id FROM t")] == [2]  # 3's up never ran
+        assert [r[0] for r in conn.execute("SELECT id FROM t")] == [2]  # 3's up never ran here
     finally:
         conn.close()
     assert selfmigrate.migrate(db, str(folder)).applied == []

@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
 
+    from .locations import Stat
+
     #: A tracker row as the fingerprint sees it: version, checksum, state.
     Row = tuple[int, str, str]
 
@@ -29,10 +31,16 @@ def fingerprint(folders: t.Sequence[str]) -> str:
     no file was added, removed, renamed or written to since: an edit changes at
     least the change time, which no tool can set back.
     """
+    return fingerprint_of((folder, ((name, stat) for name, _, stat in list_folder(folder))) for folder in folders)
+
+
+def fingerprint_of(listings: t.Iterable[tuple[str, t.Iterable[tuple[str, Stat]]]]) -> str:
+    """The fingerprint text of folders already listed: ``(folder, [(name, stat), ...])``
+    each, names sorted (as :func:`~.locations.list_folder` gives them)."""
     parts = [FORMAT]
-    for folder in folders:
+    for folder, files in listings:
         parts.append(os.path.abspath(folder))
-        for name, _, (size, mtime, ctime) in list_folder(folder):
+        for name, (size, mtime, ctime) in files:
             parts.append(f"{name}\0{size}\0{mtime}\0{ctime}")
     return "\n".join(parts)
 

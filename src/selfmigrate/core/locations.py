@@ -69,14 +69,19 @@ def classify(spec: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def package_folder(name: str) -> str | None:
-    """The folder of a regular package on disk, or ``None`` (zip file, namespace package)."""
+    """The one folder on disk of a package, or ``None`` (a zip file, a namespace package of several folders).
+
+    A folder without ``__init__.py`` (as ``create`` makes it) imports as a
+    namespace package; with a single folder it is read as that folder, as a
+    regular package is, so that it gets the fingerprint and the quick check.
+    """
     import importlib.util
 
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
-    if spec is None or spec.origin is None or not spec.submodule_search_locations:
+    if spec is None or not spec.submodule_search_locations:
         return None
     folders = list(spec.submodule_search_locations)
     if len(folders) != 1 or not os.path.isdir(folders[0]):

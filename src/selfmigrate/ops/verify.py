@@ -70,6 +70,7 @@ def verify(
     *,
     table: str = DEFAULT_TABLE,
     allow_out_of_order: bool = False,
+    certify: bool = False,
 ) -> Verification:
     """Check migration files, and a database against them if one is given.
 
@@ -80,6 +81,9 @@ def verify(
     (an error unless ``allow_out_of_order``), interrupted ones (errors), and
     applied migrations whose file is missing (a warning, as at startup).
 
+    :param certify: when the database is up to date with the files, store their
+        fingerprint for the next start's quick check (what the ``verify`` command
+        does; only if the write lock is free at once). Nothing else is written.
     :raises DatabaseError: the database cannot be opened or does not exist.
     :raises TrackerError: its tracker table has a foreign layout.
     """
@@ -147,6 +151,8 @@ def verify(
                 " database is ahead of this code (a rolled-back deploy?), or the file was deleted.",
             )
         )
+    if certify and not problems and status.up_to_date:
+        runner.certify()
     return Verification(found, where, tuple(problems))
 
 

@@ -165,6 +165,7 @@ def verify_command(settings: Settings, strict: bool) -> None:
         settings.database,
         table=settings.options.table,
         allow_out_of_order=settings.options.allow_out_of_order,
+        certify=True,
     )
     for problem in result.problems:
         click.echo(f"{problem.severity}: {problem.message}")
