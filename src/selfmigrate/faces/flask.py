@@ -161,7 +161,56 @@ def _register_commands(app: Flask, name: str | None) -> None:
             f"App {app.import_name!r} already has a command named {name!r}; set"
             " SELFMIGRATE_CLI_GROUP to another name for selfmigrate's commands (or to None for none)."
         )
-    app.cli.add_command(flask_group(name))
+    app.cli.add_command(_lazy_group(name))
+
+
+#: The ``flask <group> --help`` text (and the group's line in ``flask --help``).
+GROUP_HELP = "Apply and manage selfmigrate migrations of this app's database (settings from the app's config)."
+
+
+def _lazy_group(name: str) -> click.Group:
+    """A stand-in for :func:`flask_group` that builds it only when a command line uses it.
+
+    Registering the real group would import the command line (its commands,
+    the runner's options) at every start of the app; this one costs a class.
+    Flask has imported click already.
+    """
+    import click
+
+    class LazyFlaskGroup(click.Group):
+        """``flask <name>``: the real group is made on first use (see :func:`flask_group`)."""
+
+        def __init__(self) -> None:
+            self._real: click.Group | None = None
+            super().__init__(name, help=GROUP_HELP)
+
+        @property
+        def commands(self) -> t.MutableMapping[str, click.Command]:
+            """The real group's table of commands (the CLI's own)."""
+            return self.real().commands
+
+        @commands.setter
+        def commands(self, value: t.MutableMapping[str, click.Command]) -> None:
+            pass  # click.Group.__init__ sets an empty table; the real group's is the one
+
+        def real(self) -> click.Group:
+            if self._real is None:
+                self._real = flask_group(name)
+            return self._real
+
+        def make_context(
+            self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: t.Any
+        ) -> click.Context:
+            # The context (and so the command it invokes) is the real group's.
+            return self.real().make_context(info_name, args, parent, **extra)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            return self.real().get_command(ctx, cmd_name)
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return self.real().list_commands(ctx)
+
+    return LazyFlaskGroup()
 
 
 def flask_group(name: str) -> click.Group:
@@ -202,7 +251,7 @@ def flask_group(name: str) -> click.Group:
     return FlaskCommandGroup(
         name=name,
         callback=settings_from_app,
-        help="Apply and manage selfmigrate migrations of this app's database (settings from the app's config).",
+        help=GROUP_HELP,
     )
 
 
