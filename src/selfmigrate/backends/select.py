@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: URL scheme → the package under ``selfmigrate.backends`` for it. A value with no
 #: scheme is a SQLite file path. A new engine is one line here (and its folder):
 #: each package has ``backend.py`` (``open_backend``, ``database_location``) and
-#: ``quick.py`` (``read``).
+#: ``quick.py`` (``read``, and optionally a cheaper ``database_location``).
 ENGINES: dict[str, str] = {
     "sqlite": "sqlite",
 }
@@ -90,7 +90,11 @@ def database_location(
         ``SQLALCHEMY_DATABASE_URI`` before SQLAlchemy opens it.
     :raises ConfigError: as :func:`open_backend`.
     """
-    module = _module(database, "backend")
+    # An app factory resolves its database at every start: a backend whose quick module
+    # can do it spares that start the import of the whole backend.
+    module = _module(database, "quick")
+    if not hasattr(module, "database_location"):
+        module = _module(database, "backend")
     location: Path | str = module.database_location(database, base, flask_sqlalchemy=flask_sqlalchemy)
     return location
 

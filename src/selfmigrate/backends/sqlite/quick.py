@@ -1,14 +1,19 @@
 """The no-op start's read of a SQLite database: stored fingerprint and tracker rows, nothing else.
 
 Holds :func:`read`, what :func:`selfmigrate.backends.select.quick_read` calls for a SQLite
-path. Imports only :mod:`os` and :mod:`sqlite3` (it is most of an up-to-date start's
-cost); must not know migrations, the runner or the rest of this backend.
+path, and :func:`database_location` for an app factory. Imports only :mod:`os` and
+:mod:`sqlite3` (it is most of an up-to-date start's cost); must not know migrations, the
+runner or the rest of this backend.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def read(
@@ -35,3 +40,12 @@ def read(
         # The full run meets the same thing and says what it is.
         return None
     return (None if stored is None else stored[0]), rows
+
+
+def database_location(
+    database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *, flask_sqlalchemy: bool = False
+) -> Path:
+    """The file of a SQLite path or URL (see :func:`.backend.database_location`), without the backend's imports."""
+    from .connection import database_path
+
+    return database_path(database, base, flask_sqlalchemy=flask_sqlalchemy)
