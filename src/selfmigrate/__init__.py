@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .errors import SelfMigrateError as SelfMigrateError
     from .errors import StateError as StateError
     from .errors import TrackerError as TrackerError
+    from .errors import TransformError as TransformError
     from .faces.flask import apply as apply
     from .ops.create import create as create
     from .ops.maintenance import resolve as resolve
@@ -68,6 +69,7 @@ _EXPORTS = {
     "SelfMigrateError": "errors",
     "StateError": "errors",
     "TrackerError": "errors",
+    "TransformError": "errors",
     "apply": "faces.flask",
     "Migration": "core.migration",
     "MigrationRegistry": "core.registry",

@@ -128,3 +128,16 @@ class MigrationError(SelfMigrateError):
         # A selfmigrate.report.MigrationReport. Typed loosely so that this module, which
         # report.py imports, imports nothing back: no import cycle, not even for types.
         self.report: t.Any = report
+
+
+class TransformError(SelfMigrateError):
+    """:func:`selfmigrate.sqlite.transform` cannot rebuild the table as asked.
+
+    Raised before anything changes (an argument that names no column, a
+    dropped column that a view, trigger or index uses, foreign keys being
+    enforced) or after the rebuild was rolled back to the helper's savepoint
+    (a row that breaks the new layout, a reference the new table breaks).
+    Inside a migration the runner reports it as that migration's
+    :class:`MigrationError`, with this message. A database error is chained as
+    ``__cause__``.
+    """

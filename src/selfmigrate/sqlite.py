@@ -18,9 +18,10 @@ if t.TYPE_CHECKING:
     from .backends.sqlite.lock import LOCK_SUFFIX as LOCK_SUFFIX
     from .backends.sqlite.lock import MigrationLock as MigrationLock
     from .backends.sqlite.sqltext import split_statements as split_statements
+    from .backends.sqlite.transform import transform as transform
 
 # Public name -> the module that defines it. SQLite helpers for migrations (the
-# ``transform`` table rebuild) are added here, defined under backends/sqlite/.
+# ``transform`` table rebuild) are defined under backends/sqlite/ too.
 _EXPORTS = {
     "Statement": "selfmigrate.backends.base",
     "StatementError": "selfmigrate.backends.base",
@@ -30,6 +31,7 @@ _EXPORTS = {
     "LOCK_SUFFIX": "selfmigrate.backends.sqlite.lock",
     "MigrationLock": "selfmigrate.backends.sqlite.lock",
     "split_statements": "selfmigrate.backends.sqlite.sqltext",
+    "transform": "selfmigrate.backends.sqlite.transform",
 }
 
 __all__ = sorted(_EXPORTS)
