@@ -333,3 +333,67 @@ def test_a_tracker_row_another_process_commits_between_two_steps_is_seen(tmp_pat
     finally:
         conn.close()
     assert selfmigrate.migrate(db, str(folder)).applied == []
+
+
+# --- status from the fingerprint --------------------------------------------------------------
+
+#: ``python -m selfmigrate ARGS`` in a fresh process, also saying whether click was imported.
+CLI_PROBE = """\
+import runpy, sys
+sys.argv = ["selfmigrate", *sys.argv[1:]]
+try:
+    runpy.run_module("selfmigrate", run_name="__main__")
+finally:
+    sys.stderr.write("click imported\\n" if "click" in sys.modules else "click not imported\\n")
+"""
+
+
+def probe(app: App, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(app.root), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or app.root.parent,
+        timeout=120,
+        check=False,
+    )
+
+
+def full_status(app: App, *args: str) -> tuple[str, int]:
+    """What the click command prints, in this process."""
+    from click.testing import CliRunner
+
+    from selfmigrate.faces.cli.main import cli as group
+
+    result = CliRunner().invoke(group, ["-d", str(app.db), "-m", app.location, "status", *args])
+    return result.stdout, result.exit_code
+
+
+@pytest.mark.parametrize("args", [[], ["--json"]], ids=["text", "json"])
+def test_status_of_an_up_to_date_database_is_answered_without_click_and_says_the_same(
+    app: App, args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.start()
+    monkeypatch.syspath_prepend(str(app.root))
+    done = probe(app, "-d", str(app.db), "-m", app.location, "status", *args)
+    assert done.returncode == 0 and done.stderr == "click not imported\n"
+    for name in [m for m in sys.modules if m.split(".")[0] == "perfapp"]:  # another test's app
+        monkeypatch.delitem(sys.modules, name)
+    assert (done.stdout, done.returncode) == full_status(app, *args)
+
+
+def test_status_takes_the_full_command_when_the_fingerprint_does_not_certify(app: App) -> None:
+    app.start()
+    (app.folder / "0004_new.sql").write_text("SELECT 1;\n")
+    done = probe(app, "-d", str(app.db), "-m", app.location, "status")
+    assert done.returncode == 1 and "0004_new" in done.stdout and "pending" in done.stdout
+    assert done.stderr.endswith("click imported\n")
+
+
+def test_status_takes_the_full_command_under_a_pyproject_with_settings(app: App) -> None:
+    app.start()
+    (app.root / "pyproject.toml").write_text('[tool.selfmigrate]\ntable = "other"\n')
+    done = probe(app, "-d", str(app.db), "-m", app.location, "status", cwd=app.root)
+    assert done.stderr.endswith("click imported\n")

@@ -112,3 +112,22 @@ def quick_read(database: str | os.PathLike[str], table: str, lock_timeout: float
 
     read: QuickRead | None = import_module(f"selfmigrate.backends.{engine}.quick").read(database, table, lock_timeout)
     return read
+
+
+def quick_status_read(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, list[tuple[int, str, str, str, float]]] | None:
+    """As :func:`quick_read`, each row with its time applied and duration (``status`` shows them).
+
+    ``None`` also for an engine whose quick module has no ``read_status``.
+    """
+    engine = engine_of(database)
+    if engine is None:
+        return None
+    from importlib import import_module
+
+    read = getattr(import_module(f"selfmigrate.backends.{engine}.quick"), "read_status", None)
+    if read is None:
+        return None
+    rows: tuple[str | None, list[tuple[int, str, str, str, float]]] | None = read(database, table, lock_timeout)
+    return rows

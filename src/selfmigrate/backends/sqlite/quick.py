@@ -13,6 +13,7 @@ import sqlite3
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import typing as t
     from pathlib import Path
 
 
@@ -25,6 +26,21 @@ def read(
     such file, no fingerprint table yet, a file that is not SQLite, a busy
     database. Nothing is written and no lock is taken.
     """
+    read: tuple[str | None, list[tuple[int, str, str]]] | None
+    read = _read(database, table, lock_timeout, "version, checksum, state")
+    return read
+
+
+def read_status(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, list[tuple[int, str, str, str, float]]] | None:
+    """As :func:`read`, each row with its time applied and duration: what ``status`` shows."""
+    read: tuple[str | None, list[tuple[int, str, str, str, float]]] | None
+    read = _read(database, table, lock_timeout, "version, checksum, state, applied_at, duration_ms")
+    return read
+
+
+def _read(database: str | os.PathLike[str], table: str, lock_timeout: float, columns: str) -> t.Any:
     path = os.fspath(database)
     if path.startswith("sqlite") or not os.path.isfile(path):
         return None
@@ -33,7 +49,7 @@ def read(
         conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=lock_timeout)
         try:
             stored = conn.execute(f"SELECT fingerprint FROM {table}_fingerprint WHERE id = 1").fetchone()
-            rows = conn.execute(f"SELECT version, checksum, state FROM {table} ORDER BY version").fetchall()
+            rows = conn.execute(f"SELECT {columns} FROM {table} ORDER BY version").fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
