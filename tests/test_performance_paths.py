@@ -397,3 +397,30 @@ def test_status_takes_the_full_command_under_a_pyproject_with_settings(app: App)
     (app.root / "pyproject.toml").write_text('[tool.selfmigrate]\ntable = "other"\n')
     done = probe(app, "-d", str(app.db), "-m", app.location, "status", cwd=app.root)
     assert done.stderr.endswith("click imported\n")
+
+
+# --- a migration added to a certified tree ----------------------------------------------------
+
+
+def files_read(runner: selfmigrate.Runner) -> list[str]:
+    """The migrations whose checksum the runner read from disk."""
+    return [m.filename for m in runner.registry.migrations if "checksum" in m.__dict__]
+
+
+def test_a_migration_added_to_a_certified_tree_reads_only_the_new_file(app: App) -> None:
+    app.start()
+    (app.folder / "0004_last.sql").write_text("INSERT INTO note VALUES ('last');\n")
+    runner = selfmigrate.Runner(app.db, str(app.folder))
+    assert [r.version for r in runner.apply().applied] == [4]
+    assert files_read(runner) == ["0004_last.sql"]
+    assert app.start()["full_run"] is False
+
+
+def test_an_edit_next_to_an_added_migration_is_still_caught(app: App) -> None:
+    app.start()
+    before = dump(app.db)
+    edit_keeping_size_and_mtime(app.folder / "0002_seed.py", FILES["0002_seed.py"].replace("kept", "lost"))
+    (app.folder / "0004_last.sql").write_text("INSERT INTO note VALUES ('last');\n")
+    result = app.start()
+    assert result["error"] == "ChecksumMismatch" and "0002_seed.py" in result["message"]
+    assert dump(app.db) == before

@@ -17,6 +17,7 @@ from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, O
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
 from ..report import AppliedResult, MigrationReport
 from .execute import failure, ms_since, run_down, run_outside, run_up
+from .fingerprint import certified, unchanged_since
 from .plan import check, rollback_range, up_to, version_label
 from .registry import MigrationRegistry
 from .status import Status, compare
@@ -24,6 +25,7 @@ from .tracker import STARTED, AppliedMigration, Tracker
 
 if t.TYPE_CHECKING:
     from ..backends.base import Backend, Connection, MigrationLock
+    from .fingerprint import Certificate
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
@@ -354,8 +356,12 @@ class Runner:
             # since and none needs reading, which keeps a no-op start near the cost of
             # listing a folder.
             key = None if files is None else self.tracker.fingerprint_key(files, applied)
-            verified = key is not None and self.tracker.read_fingerprint(conn) == key
-            status = compare(migrations, applied, verified=verified)
+            stored = None if key is None else self.tracker.read_fingerprint(conn)
+            verified = key is not None and stored == key
+            # Else the files still as they were certified (a migration added to the same
+            # tree) need no reading either: only the new and the changed ones are read.
+            certificate = None if verified or stored is None else certified(stored)
+            status = compare(migrations, applied, verified=verified or _known(certificate, migrations, applied))
             if status.interrupted:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
@@ -397,7 +403,7 @@ class Runner:
                 # Taken before any write lock, never while holding one (no deadlock).
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
-            run = _Progress(migrations=migrations, status=status, files=files, target=target)
+            run = _Progress(migrations=migrations, status=status, files=files, target=target, certificate=certificate)
             try:
                 while run.final is None:
                     self._apply_next(run, loaded, report, lock=lock, snapshot_since=snapshot_since)
@@ -511,7 +517,8 @@ class Runner:
             with self.backend.locked_transaction(conn):
                 if not run.unchanged(self.backend):
                     self.tracker.ensure(conn)
-                    status = compare(run.migrations, self.tracker.read(conn))
+                    applied = self.tracker.read(conn)
+                    status = compare(run.migrations, applied, verified=_known(run.certificate, run.migrations, applied))
                     self._check(status, run.target)
                     run.restart(status)
                 if not run.todo:
@@ -665,6 +672,16 @@ class Runner:
         check(status, target, allow_out_of_order=self.allow_out_of_order, database=self.backend.describe())
 
 
+def _known(
+    certificate: Certificate | None, migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration]
+) -> set[int]:
+    """The applied versions whose files a stored fingerprint still certifies (see :func:`unchanged_since`)."""
+    if certificate is None:
+        return set()
+    checksums = {v: row.checksum for v, row in applied.items() if row.state != STARTED}
+    return unchanged_since(certificate, ((m.version, m.location, m.stat) for m in migrations), checksums)
+
+
 def _listed(todo: t.Sequence[Migration]) -> str:
     """The pending migrations for the log: all of a few, the count and the ends of many."""
     from .execute import not_attempted
@@ -677,8 +694,17 @@ class _Progress:
     the same at any N: the rows now, what is left to apply, and the last step's connection
     with its change marker (see :meth:`Backend.change_marker`)."""
 
-    def __init__(self, *, migrations: tuple[Migration, ...], status: Status, files: str | None, target: int | None):
+    def __init__(
+        self,
+        *,
+        migrations: tuple[Migration, ...],
+        status: Status,
+        files: str | None,
+        target: int | None,
+        certificate: Certificate | None = None,
+    ) -> None:
         self.migrations = migrations
+        self.certificate = certificate
         self.files = files
         self.target = target
         #: The last full comparison; :attr:`applied` and :attr:`todo` moved on from it.

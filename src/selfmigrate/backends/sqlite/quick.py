@@ -62,6 +62,13 @@ def database_location(
     database: str | os.PathLike[str], base: str | os.PathLike[str] | None = None, *, flask_sqlalchemy: bool = False
 ) -> Path:
     """The file of a SQLite path or URL (see :func:`.backend.database_location`), without the backend's imports."""
+    text = os.fspath(database)
+    if text not in ("", ":memory:") and not text.startswith(("sqlite", "file:")):
+        from pathlib import Path
+
+        # A plain path, as connection.database_path reads one (what an app's config holds).
+        path = Path(text)
+        return path if base is None or path.is_absolute() else Path(base) / path
     from .connection import database_path
 
     return database_path(database, base, flask_sqlalchemy=flask_sqlalchemy)
