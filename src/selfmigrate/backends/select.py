@@ -131,3 +131,31 @@ def quick_status_read(
         return None
     rows: tuple[str | None, list[tuple[int, str, str, str, float]]] | None = read(database, table, lock_timeout)
     return rows
+
+
+def quick_read_rows(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, str, int | None] | None:
+    """The stored fingerprint digest, the tracker rows as the key's text holds them
+    (:func:`selfmigrate.core.fingerprint.rows_text`) and the newest version, or ``None``: look properly.
+
+    From the engine's quick module's ``read_rows`` (the text built in the database),
+    else from its ``read``.
+    """
+    engine = engine_of(database)
+    if engine is None:
+        return None
+    from importlib import import_module
+
+    module = import_module(f"selfmigrate.backends.{engine}.quick")
+    read_rows = getattr(module, "read_rows", None)
+    if read_rows is not None:
+        found: tuple[str | None, str, int | None] | None = read_rows(database, table, lock_timeout)
+        return found
+    read: QuickRead | None = module.read(database, table, lock_timeout)
+    if read is None:
+        return None
+    stored, rows = read
+    # The text of selfmigrate.core.fingerprint.rows_text (backends do not import the core).
+    text = "\n".join(f"{version} {checksum} {state}" for version, checksum, state in rows)
+    return stored, text, (int(rows[-1][0]) if rows else None)

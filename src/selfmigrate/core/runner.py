@@ -17,7 +17,7 @@ from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, O
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
 from ..report import AppliedResult, MigrationReport
 from .execute import failure, ms_since, run_down, run_outside, run_up
-from .fingerprint import certified, unchanged_since
+from .fingerprint import certified, digest, unchanged_since
 from .plan import check, rollback_range, up_to, version_label
 from .registry import MigrationRegistry
 from .status import Status, compare
@@ -357,10 +357,12 @@ class Runner:
             # listing a folder.
             key = None if files is None else self.tracker.fingerprint_key(files, applied)
             stored = None if key is None else self.tracker.read_fingerprint(conn)
-            verified = key is not None and stored == key
+            verified = key is not None and stored == digest(key)
             # Else the files still as they were certified (a migration added to the same
             # tree) need no reading either: only the new and the changed ones are read.
-            certificate = None if verified or stored is None else certified(stored)
+            certificate = None
+            if not verified and stored is not None:
+                certificate = certified(self.tracker.read_fingerprint(conn, certificate=True))
             status = compare(migrations, applied, verified=verified or _known(certificate, migrations, applied))
             if status.interrupted:
                 # A non-transactional migration is running, or its process died: wait for
@@ -461,7 +463,7 @@ class Runner:
         try:
             applied = self.tracker.read(conn)
             key = self.tracker.fingerprint_key(files, applied)
-            if self.tracker.read_fingerprint(conn) == key:
+            if self.tracker.read_fingerprint(conn) == digest(key):
                 return True
             return self._certify(conn, files, compare(migrations, applied))
         finally:

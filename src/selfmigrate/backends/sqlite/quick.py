@@ -40,6 +40,38 @@ def read_status(
     return read
 
 
+def read_rows(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, str, int | None] | None:
+    """The stored digest, the rows as one text (``version checksum state`` a line, built by
+    SQLite: no object per row) and the newest version; ``None`` as :func:`read`.
+
+    ``group_concat`` follows the subquery's order in practice; if it ever did not,
+    the text would not match the certified one and the start would look properly.
+    """
+    path = os.fspath(database)
+    if path.startswith("sqlite") or not os.path.isfile(path):
+        return None
+    uri = "file:" + os.path.abspath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=lock_timeout)
+        try:
+            row = conn.execute(
+                f"SELECT (SELECT fingerprint FROM {table}_fingerprint WHERE id = 1),"
+                " (SELECT group_concat(version || ' ' || checksum || ' ' || state, char(10))"
+                f" FROM (SELECT version, checksum, state FROM {table} ORDER BY version)),"
+                f" (SELECT max(version) FROM {table})"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    stored, rows, newest = row
+    if not isinstance(rows, str) or not isinstance(newest, int):
+        return None
+    return (stored if isinstance(stored, str) else None), rows, newest
+
+
 def _read(database: str | os.PathLike[str], table: str, lock_timeout: float, columns: str) -> t.Any:
     path = os.fspath(database)
     if path.startswith("sqlite") or not os.path.isfile(path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ...config import DEFAULT_TABLE
-from ...core.fingerprint import fingerprint_key, fingerprint_of
+from ...core.fingerprint import digest, fingerprint_key, fingerprint_of
 from ...core.locations import folders_of, list_folder
 
 TYPE_CHECKING = False
@@ -66,7 +66,7 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     except DiscoveryError:
         return None
     files = fingerprint_of((folder, ((name, stat) for name, _, stat in found)) for folder, found in listed)
-    if stored != fingerprint_key(files, ((v, c, s) for v, c, s, _, _ in rows)):
+    if stored != digest(fingerprint_key(files, ((v, c, s) for v, c, s, _, _ in rows))):
         return None
     entries = _entries(listed, rows)
     if entries is None:
