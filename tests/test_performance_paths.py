@@ -284,54 +284,59 @@ def test_the_message_lists_a_few_later_migrations_by_name(tmp_path: Path) -> Non
 # --- the tracker is still re-read inside the lock ------------------------------------------
 
 
-def test_a_tracker_row_another_process_commits_between_two_steps_is_seen(tmp_path: Path) -> None:
-    # Another process commits migration 3's row just before this run's third step takes the
-    # lock (a backend that does it in its begin_locked). The step re-reads the tracker inside
-    # the lock, sees 3 applied, and stops instead of applying it twice.
+@pytest.mark.parametrize("at_lock", [1, 3], ids=["before-the-first-step", "between-two-steps"])
+def test_a_tracker_row_another_process_commits_during_the_run_is_seen(tmp_path: Path, at_lock: int) -> None:
+    # Another process commits a migration's row just before this run's step number
+    # ``at_lock`` takes the lock (a backend that does it in its begin_locked): before the
+    # first step (after the run read the tracker without the lock), or between two steps.
+    # The step re-reads the tracker inside the lock, sees the row, and does not apply that
+    # migration a second time.
     import hashlib
 
     from selfmigrate.backends.sqlite.backend import SQLiteBackend
 
-    third = "INSERT INTO t VALUES (3);\n"
+    sources = {
+        "0001_a.sql": "CREATE TABLE t (id INTEGER);\n",
+        "0002_b.sql": "INSERT INTO t VALUES (2);\n",
+        "0003_c.sql": "INSERT INTO t VALUES (3);\n",
+        "0004_d.sql": "INSERT INTO t VALUES (4);\n",
+    }
     folder = tmp_path / "m"
-    write(
-        folder,
-        {
-            "0001_a.sql": "CREATE TABLE t (id INTEGER);\n",
-            "0002_b.sql": "INSERT INTO t VALUES (2);\n",
-            "0003_c.sql": third,
-        },
-        init=False,
-    )
+    write(folder, sources, init=False)
     db = tmp_path / "app.sqlite"
+    selfmigrate.migrate(db, str(folder), target=1)
+    other_version = 2 if at_lock == 1 else 4  # step 1 applies 2, step 3 would apply 4
 
     class OtherWriterBackend(SQLiteBackend):
         locks = 0
 
         def begin_locked(self, conn: t.Any) -> None:
             self.locks += 1
-            if self.locks == 3:
+            if self.locks == at_lock:
+                text = sources[f"{other_version:04d}_{'abcd'[other_version - 1]}.sql"]
                 other = sqlite3.connect(db)
                 try:
                     with other:
                         other.execute(
-                            "INSERT INTO schema_migrations VALUES (3, 'c', ?, '2026-01-01T00:00:00+00:00', 0.0,"
+                            "INSERT INTO schema_migrations VALUES (?, ?, ?, '2026-01-01T00:00:00+00:00', 0.0,"
                             " 'another process', 'applied')",
-                            (hashlib.sha256(third.encode()).hexdigest(),),
+                            (other_version, "abcd"[other_version - 1], hashlib.sha256(text.encode()).hexdigest()),
                         )
                 finally:
                     other.close()
             super().begin_locked(conn)
 
     backend = OtherWriterBackend(db)
-    report = selfmigrate.Runner(db, str(folder), backend=backend).apply()
-    assert backend.locks == 3
-    assert [r.version for r in report.applied] == [1, 2] and report.current_version == 3
+    report = selfmigrate.Runner(db, str(folder), backend=backend, backup=False).apply()
+    assert backend.locks >= at_lock
+    assert [r.version for r in report.applied] == [v for v in (2, 3, 4) if v != other_version]
+    assert report.current_version == 4
     conn = sqlite3.connect(db)
     try:
-        assert [r[0] for r in conn.execute("SELECT id FROM t")] == [2]  # 3's up never ran here
+        ids = [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")]
     finally:
         conn.close()
+    assert ids == [v for v in (2, 3, 4) if v != other_version]  # its up never ran here
     assert selfmigrate.migrate(db, str(folder)).applied == []
 
 

@@ -160,10 +160,15 @@ def unchanged_since(
     """
     listed, rows = certificate
     known = set()
+    folders: dict[str, str] = {}
     for version, path, stat in files:
         if stat is None:
             continue
-        entry = (os.path.abspath(os.path.dirname(path)), os.path.basename(path))
+        where, _, name = path.rpartition(os.sep)
+        folder = folders.get(where)
+        if folder is None:
+            folder = folders[where] = os.path.abspath(os.path.dirname(path))
+        entry = (folder, name)
         now = checksums.get(version)
         if now is not None and listed.get(entry) == stat and rows.get(version) == now:
             known.add(version)

@@ -350,6 +350,9 @@ class Runner:
         conn = self.backend.connect()
         lock: MigrationLock | None = None
         try:
+            # Read before the tracker: a commit after it shows at the first step, which
+            # then reads the tracker again (one before it, this read sees).
+            marker = self.backend.change_marker(conn)
             applied = self.tracker.read(conn)
             # The files' fingerprint (names, sizes, change times) against the one stored
             # the last time they were verified: if equal, no applied file was edited
@@ -406,6 +409,10 @@ class Runner:
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
             run = _Progress(migrations=migrations, status=status, files=files, target=target, certificate=certificate)
+            if applied:
+                # What was read above still holds at the first step if nobody committed
+                # since: this connection's change marker says so.
+                run.watch(conn, marker)
             try:
                 while run.final is None:
                     self._apply_next(run, loaded, report, lock=lock, snapshot_since=snapshot_since)
@@ -718,19 +725,27 @@ class _Progress:
         self._known = False  # whether applied/todo hold the tracker as of the last step
         self._previous: Connection | None = None
         self._marker: object | None = None
+        self._borrowed = False  # the connection to check is the run's own (not to be closed here)
 
     # -- the tracker as this run knows it --------------------------------------------------
 
     def unchanged(self, backend: Backend) -> bool:
         """Inside the lock: whether nobody else committed since the last step (then no re-read)."""
-        previous, marker = self._previous, self._marker
+        previous, marker, borrowed = self._previous, self._marker, self._borrowed
         self._previous = self._marker = None
+        self._borrowed = False
         if previous is None:
             return False
         try:
             return self._known and marker is not None and backend.change_marker(previous) == marker
         finally:
-            previous.close()
+            if not borrowed:
+                previous.close()
+
+    def watch(self, conn: Connection, marker: object | None) -> None:
+        """Check the first step against ``conn`` (the run's own, read from outside the lock)."""
+        self._previous, self._marker, self._borrowed = conn, marker, True
+        self._known = marker is not None
 
     def restart(self, status: Status | None) -> None:
         """Start again from a full comparison (``None``: the next step makes one)."""
@@ -759,9 +774,10 @@ class _Progress:
 
     def keep(self, conn: Connection | None) -> None:
         """Keep ``conn`` (a step's, committed) open for the next step's check; close the one kept before."""
-        if self._previous is not None and self._previous is not conn:
+        if self._previous is not None and self._previous is not conn and not self._borrowed:
             self._previous.close()
         self._previous = conn
+        self._borrowed = False
 
     def forget(self) -> None:
         """Close whatever the run kept open."""
