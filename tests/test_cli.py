@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import textwrap
 import typing as t
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
@@ -184,10 +186,23 @@ class TestStatus:
         assert not python_face.db.exists()
 
     def test_missing_file_is_a_problem(self, face: Face) -> None:
-        (face.migrations / "0003_add_index.py").unlink()
+        (face.migrations / "0002_add_price.sql").unlink()
         result = face("status", "--json")
         assert result.exit_code == 3
-        assert json.loads(result.stdout)["migrations"][2]["state"] == "missing"
+        assert json.loads(result.stdout)["migrations"][1]["state"] == "missing"
+
+    def test_newest_file_gone_is_ahead_incompatible(self, face: Face) -> None:
+        (face.migrations / "0003_add_index.py").unlink()
+        result = face("status", "--json")
+        assert result.exit_code == 7
+        document = json.loads(result.stdout)
+        assert document["state"] == "ahead-incompatible" and document["ahead"] == [3]
+        assert document["migrations"][2]["state"] == "ahead"
+        assert document["migrations"][2]["compatible"] is False and document["migrations"][2]["down"] == "stored"
+        text = face("status")
+        assert text.exit_code == 7
+        assert re.search(r"0003_add_index +ahead, not compatible", text.stdout), text.stdout
+        assert "rollback --to 2" in text.stdout
 
     def test_out_of_order_is_a_problem(self, python_face: Face) -> None:
         (python_face.migrations / "0002_add_price.sql").rename(python_face.migrations / "0002_add_price.sql.off")
@@ -222,7 +237,7 @@ class TestStatus:
         assert result.exit_code == 3
         assert json.loads(result.stdout)["migrations"][2]["state"] == "interrupted"
         result = face("verify")
-        assert result.exit_code == 3 and "resolve 3 --done" in result.stdout
+        assert result.exit_code == 3 and "resolve 3 --done" in result.stderr
         result = face("rollback", "--yes")
         assert result.exit_code == 3 and "interrupted" in result.stderr
         assert face.db.read_bytes() == before
@@ -460,23 +475,23 @@ class TestVerify:
         write(folder, {"0004_a.sql": "SELECT 1;", "0004_b.sql": "SELECT 2;"})
         result = CliRunner().invoke(cli, ["-m", str(folder), "verify"])
         assert result.exit_code == 2
-        assert "0004_a.sql" in result.stdout and "0004_b.sql" in result.stdout
+        assert "0004_a.sql" in result.stderr and "0004_b.sql" in result.stderr
 
     def test_bad_name_and_broken_file(self, folder: Path) -> None:
         write(folder, {"add_things.sql": "SELECT 1;"})
         result = CliRunner().invoke(cli, ["-m", str(folder), "verify"])
-        assert result.exit_code == 2 and "add_things.sql" in result.stdout
+        assert result.exit_code == 2 and "add_things.sql" in result.stderr
         (folder / "add_things.sql").unlink()
         write(folder, {"0004_no_up.py": "def upp(conn):\n    pass\n", "0005_empty.sql": "\n"})
         result = CliRunner().invoke(cli, ["-m", str(folder), "verify"])
         assert result.exit_code == 2
-        assert "0004_no_up.py has no up(conn)" in result.stdout and "0005_empty.sql is empty" in result.stdout
+        assert "0004_no_up.py has no up(conn)" in result.stderr and "0005_empty.sql is empty" in result.stderr
 
     def test_gap_warns_and_fails_when_strict(self, folder: Path) -> None:
         write(folder, {"0007_later.sql": "SELECT 1;"})
         result = CliRunner().invoke(cli, ["-m", str(folder), "verify"])
         assert result.exit_code == 0
-        assert "warning: No migration has version 4–6" in result.stdout
+        assert "Warning: No migration has version 4–6" in result.stderr
         assert CliRunner().invoke(cli, ["-m", str(folder), "verify", "--strict"]).exit_code == 2
 
     def test_edited_migration(self, face: Face) -> None:
@@ -484,7 +499,7 @@ class TestVerify:
             f.write("CREATE INDEX sneaky ON items (title);\n")
         result = face("verify")
         assert result.exit_code == 3
-        assert "0001_create_items.sql was edited" in result.stdout and "rehash 1" in result.stdout
+        assert "0001_create_items.sql was edited" in result.stderr and "rehash 1" in result.stderr
 
     def test_subprocess_in_ci(self, folder: Path) -> None:
         write(folder, {"0003_other_branch.sql": "SELECT 1;"})
@@ -495,7 +510,7 @@ class TestVerify:
             timeout=60,
         )
         assert done.returncode == 2
-        assert "0003_other_branch.sql" in done.stdout and "Traceback" not in done.stderr
+        assert "0003_other_branch.sql" in done.stderr and "Traceback" not in done.stderr
 
 
 class TestRehash:
@@ -683,7 +698,11 @@ class TestFlaskGroup:
     def test_shares_the_command_table(self, flask_face: Face) -> None:
         """A command added to the python -m group (backups, resolve) is a flask command too."""
         assert flask_face.app is not None
-        assert flask_face.app.cli.commands["selfmigrate"].commands is cli.commands  # type: ignore[attr-defined]
+        group = flask_face.app.cli.commands["selfmigrate"]
+        assert isinstance(group, click.Group)
+        ctx = click.Context(group)
+        assert group.list_commands(ctx) == sorted(cli.commands)
+        assert all(group.get_command(ctx, name) is command for name, command in cli.commands.items())
 
     def test_group_name_is_configurable(self, folder: Path, db_path: Path) -> None:
         face = Face("flask", db_path, folder)

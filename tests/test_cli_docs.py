@@ -20,6 +20,7 @@ from helpers import connected
 from test_cli import FILES
 
 from selfmigrate.faces.cli.main import cli
+from selfmigrate.faces.cli.settings import GlobalOption
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory
@@ -29,8 +30,15 @@ CLI_RST = (DOCS / "cli.rst").read_text(encoding="utf-8")
 ADOPTING_RST = (DOCS / "adopting.rst").read_text(encoding="utf-8")
 
 
-def long_options(command: click.Command) -> list[str]:
-    return [opt for p in command.params if isinstance(p, click.Option) for opt in p.opts if opt.startswith("--")]
+def long_options(command: click.Command, *, own: bool = False) -> list[str]:
+    """The command's long options; with ``own``, without the global ones every command accepts."""
+    return [
+        opt
+        for p in command.params
+        if isinstance(p, click.Option) and not (own and isinstance(p, GlobalOption))
+        for opt in p.opts
+        if opt.startswith("--")
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
@@ -41,13 +49,18 @@ def test_every_command_has_a_section(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(cli.commands))
 def test_every_option_is_documented(name: str) -> None:
     section = CLI_RST.split(f"\n{name}\n", 1)[1].split("\n~~~", 1)[0]
-    for option in long_options(cli.commands[name]):
+    for option in long_options(cli.commands[name], own=True):
         assert f"``{option}" in section or f", {option}" in section, f"{name} {option} is not in docs/cli.rst"
 
 
 def test_global_options_are_documented() -> None:
     for option in long_options(cli):
         assert option in CLI_RST
+    # Every command takes them after its name too, and the page says so.
+    shared = set(long_options(cli)) - {"--version"}
+    for name, command in cli.commands.items():
+        assert shared <= set(long_options(command)), name
+    assert "before or after the command" in CLI_RST
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))

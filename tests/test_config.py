@@ -16,6 +16,7 @@ from selfmigrate.backends.select import engine_of, handles, open_backend
 from selfmigrate.backends.sqlite.backend import SQLiteBackend
 from selfmigrate.config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FLASK_KEYS, Options
 from selfmigrate.faces.cli.main import cli
+from selfmigrate.faces.project_settings import BY_NAME
 
 if t.TYPE_CHECKING:
     import sqlite3
@@ -44,8 +45,10 @@ def test_every_face_starts_from_the_same_defaults(make_migrations: MigrationsFac
     selfmigrate.apply(app)
     assert app.extensions["selfmigrate"].options == Options()
     assert {key: app.config[key] for key in FLASK_KEYS} == {k: getattr(Options(), f) for k, f in FLASK_KEYS.items()}
-    params = {p.name: p.default for p in cli.params}
-    assert (params["table"], params["lock_timeout"]) == (Options().table, Options().lock_timeout)
+    # The command line's defaults are the project settings' (faces/project_settings.py), from config.py.
+    defaults = {name: s.default for name, s in BY_NAME.items() if name not in ("database", "migrations")}
+    assert defaults == {name: getattr(Options(), name) for name in defaults}
+    assert {p.name for p in cli.params} >= {"table", "lock_timeout"}
 
 
 def test_replace_copies_and_refuses_unknown_settings() -> None:

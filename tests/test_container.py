@@ -13,6 +13,14 @@ calls the app factory, which migrates the database before serving. The story:
    the container stops, its log names the failing migration, and the database
    is exactly as v2 left it.
 
+And the way back (issue 14), on volumes of their own: image v2 applies an
+incompatible migration 3 (with a down) and serves; image v1, which lacks file 3,
+started with ``SELFMIGRATE_AHEAD = "refuse"``, does not serve and its log names
+migration 3 and the command to run; that command, run from the v1 image, undoes 3
+with the down stored in the tracker, the data written before 3 intact; v1 then
+serves, and v2 again re-applies 3. With a compatible migration 3, v1 serves at
+once and nothing is undone.
+
 It runs with podman (no Docker engine here), as root, with Debian's packages:
 ``apt-get install -y --no-install-recommends podman runc debootstrap``. Without
 podman it is skipped. ``CONTAINERS_CONF`` defaults to ``.ci/containers.conf``
@@ -69,6 +77,27 @@ V3_MIGRATION = {
         "INSERT INTO search_tag (search_id, tag) SELECT id, label FROM saved_search;\n"
     ),
 }
+
+# The way back: migrations 3 that image v1 lacks. Not marked compatible (code that
+# inserts rows without an owner is meant to be v2's only), with a down.
+AHEAD_INCOMPATIBLE = {
+    "0003_add_search_owner.sql": (
+        "ALTER TABLE saved_search ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n"
+        "UPDATE saved_search SET owner = 'from v2';\n"
+        "-- migrate:down\n"
+        "ALTER TABLE saved_search DROP COLUMN owner;\n"
+    ),
+}
+# Expand-only: a new table that v1 never reads.
+AHEAD_COMPATIBLE = {
+    "0003_create_search_note.sql": (
+        "-- migrate:compatible\n"
+        "CREATE TABLE search_note (search_id INTEGER NOT NULL, note TEXT);\n"
+        "-- migrate:down\n"
+        "DROP TABLE search_note;\n"
+    ),
+}
+REFUSE = {"FLASK_SELFMIGRATE_AHEAD": "refuse"}
 
 # One of these lines per worker start, for a database whose head is version 3.
 V3_OUTCOME = re.compile(
@@ -171,6 +200,8 @@ class Images:
     def __init__(self, podman: Podman, base: str, wheels: Path, workdir: Path) -> None:
         self.podman, self.base, self.wheels, self.workdir = podman, base, wheels, workdir
         self.built: list[str] = []
+        # Tags of this run only: another run of the test on the machine builds its own.
+        self.suffix = uuid.uuid4().hex[:8]
 
     def build(self, version: str, migrations: dict[str, str]) -> str:
         """Build the image with ``migrations`` added to the example's; return its tag."""
@@ -184,7 +215,7 @@ class Images:
         shutil.copytree(self.wheels, context / "wheelhouse")
         for name, text in migrations.items():
             (context / "examples" / "flask_app" / "flask_app" / "migrations" / name).write_text(text)
-        tag = f"{APP_IMAGE}:{version}"
+        tag = f"{APP_IMAGE}:{version}-{self.suffix}"
         self.podman(
             "build",
             "--pull=never",
@@ -208,7 +239,7 @@ class App:
     def __init__(self, podman: Podman, name: str, volume: str, port: int) -> None:
         self.podman, self.name, self.volume, self.port = podman, name, volume, port
 
-    def start(self, image: str) -> None:
+    def start(self, image: str, env: dict[str, str] | None = None) -> None:
         """Start ``image`` as the app's container; an existing one is replaced, as an auto-updater does."""
         if self.podman("container", "exists", self.name, check=False).returncode == 0:
             self.podman("stop", self.name, timeout=60)
@@ -220,8 +251,26 @@ class App:
             "--network=host",
             f"--volume={self.volume}:/app/data",
             f"--env=GUNICORN_CMD_ARGS=--bind=127.0.0.1:{self.port}",
+            *(f"--env={name}={value}" for name, value in (env or {}).items()),
             image,
         )
+
+    def run(self, image: str, *command: str) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` in a one-off container of ``image`` on the app's volume (no network)."""
+        return self.podman(
+            "run", "--rm", "--network=none", f"--volume={self.volume}:/app/data", image, *command, check=False
+        )  # fmt: skip
+
+    def wait_stopped(self, timeout: float = 90) -> list[dict[str, t.Any]]:
+        """Wait until the container stops; return what ``/health`` answered meanwhile (nothing, if all is well)."""
+        served: list[dict[str, t.Any]] = []
+        deadline = time.monotonic() + timeout
+        while self.podman.state(self.name) == "running" and time.monotonic() < deadline:
+            try:
+                served.append(self.get("/health"))
+            except OSError:
+                time.sleep(0.2)
+        return served
 
     def wait_serving(self, timeout: float = 90) -> dict[str, t.Any]:
         """Poll ``/health`` until it answers; fail if the container stops first."""
@@ -293,6 +342,16 @@ def images(podman: Podman, base_image: str, wheelhouse: Path, tmp_path: Path) ->
 
 @pytest.fixture
 def app(podman: Podman) -> t.Iterator[App]:
+    yield from _app(podman)
+
+
+@pytest.fixture
+def other_app(podman: Podman) -> t.Iterator[App]:
+    """A second container and volume, for a second story in the same test (the images are built once)."""
+    yield from _app(podman)
+
+
+def _app(podman: Podman) -> t.Iterator[App]:
     suffix = uuid.uuid4().hex[:8]
     name, volume = f"selfmigrate-test-{suffix}", f"selfmigrate-test-{suffix}"
     podman("volume", "create", volume)
@@ -363,6 +422,73 @@ def test_new_image_on_the_old_volume_migrates_once_and_a_failed_migration_stops_
     )  # fmt: skip
     assert status.returncode == 1, status.stdout + status.stderr
     assert "0004_add_search_tags" in status.stdout
+
+
+def test_an_older_image_refuses_a_newer_database_until_rolled_back_and_serves_at_once_after_a_compatible_one(
+    images: Images, app: App, other_app: App
+) -> None:
+    image_v1 = images.build("v1", {})
+    image_v2 = images.build("v2", AHEAD_INCOMPATIBLE)
+    image_v2c = images.build("v2c", AHEAD_COMPATIBLE)
+
+    # v1 on a fresh volume, data written; then v2 applies 3 (incompatible, with a down) and serves.
+    app.start(image_v1)
+    app.wait_serving()
+    saved = app.post("/searches", {"name": "before 3", "query": "SELECT 1", "custom_sql_query": "SELECT 2"})
+    before_3 = app.query("SELECT id, name, query, custom_sql_query FROM saved_search ORDER BY id")
+    app.start(image_v2)
+    assert app.wait_serving()["current_version"] == 3
+    assert app.get("/searches")["searches"] == [saved]
+    assert app.query("SELECT owner FROM saved_search") == [("from v2",)]
+
+    # v1 again (the deploy rolled back) with SELFMIGRATE_AHEAD = "refuse": it must not serve.
+    after_3 = app.dump()
+    app.start(image_v1, REFUSE)
+    served = app.wait_stopped()
+    log = app.podman.logs(app.name)
+    assert app.podman.state(app.name) == "exited", log
+    assert served == [], log
+    assert "AheadError" in log and "0003_add_search_owner" in log, log
+    assert "python -m selfmigrate rollback --to 2" in log, log
+    assert app.dump() == after_3  # refusing changed nothing
+    status = app.run(image_v1, "python", "-m", "selfmigrate", "status", "--json")
+    assert status.returncode == 7, status.stdout + status.stderr  # ahead, incompatible
+    assert json.loads(status.stdout)["state"] == "ahead-incompatible"
+
+    # The command the log names, run from the v1 image: undoes 3 with the down the tracker stored.
+    rollback = app.run(image_v1, "python", "-m", "selfmigrate", "rollback", "--to", "2", "--yes")
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    assert "Rolled back 0003_add_search_owner with the down stored in the tracker" in rollback.stdout, rollback.stdout
+    assert app.query("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert "owner" not in [column for _, column, *_ in app.query("PRAGMA table_info(saved_search)")]
+    assert app.query("SELECT id, name, query, custom_sql_query FROM saved_search ORDER BY id") == before_3
+
+    # v1 now serves; v2 again re-applies 3, exactly once across the workers.
+    app.start(image_v1, REFUSE)
+    assert app.wait_serving()["current_version"] == 2
+    assert app.get("/searches")["searches"] == [saved]
+    assert app.podman("healthcheck", "run", app.name, check=False).returncode == 0
+    app.start(image_v2)
+    assert app.wait_serving()["current_version"] == 3
+    log = app.wait_log(re.compile(r"Applied migration 0003_add_search_owner|up to date at version 3\b"), WORKERS)
+    assert log.count("Applied migration 0003_add_search_owner") == 1, log
+    assert app.get("/searches")["searches"] == [saved]
+
+    # A compatible migration 3: v1 (still "refuse") serves at once, nothing undone.
+    other_app.start(image_v1)
+    other_app.wait_serving()
+    kept = other_app.post("/searches", {"name": "kept", "query": "SELECT 3", "custom_sql_query": "SELECT 4"})
+    other_app.start(image_v2c)
+    assert other_app.wait_serving()["current_version"] == 3
+    after_3 = other_app.dump()
+    other_app.start(image_v1, REFUSE)
+    health = other_app.wait_serving()
+    assert health["current_version"] == 3 and [row["version"] for row in health["applied"]] == [1, 2, 3]
+    assert other_app.get("/searches")["searches"] == [kept]
+    log = other_app.wait_log(re.compile(r"marked compatible"), WORKERS)
+    assert "0003_create_search_note, marked compatible" in log and "Traceback" not in log, log
+    assert other_app.podman("healthcheck", "run", other_app.name, check=False).returncode == 0
+    assert other_app.dump() == after_3
 
 
 def test_dockerfile_passes_hadolint() -> None:

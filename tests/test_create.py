@@ -172,9 +172,18 @@ def test_cli_create_takes_the_location_after_the_command_too(tmp_path: Path) -> 
 
 
 def test_cli_create_default_folder_and_environment(tmp_path: Path) -> None:
+    # Nothing configured and no ./migrations: no folder that nothing reads is made.
+    result = run_cli("create", "first", cwd=tmp_path, env={"SELFMIGRATE_MIGRATIONS": ""})
+    assert result.returncode == ConfigError.exit_code
+    assert result.stderr.startswith("Error: No migrations location is configured")
+    assert "[tool.selfmigrate]" in result.stderr and "flask selfmigrate create" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    # An existing ./migrations folder is the default.
+    (tmp_path / "migrations").mkdir()
     result = run_cli("create", "first", cwd=tmp_path, env={"SELFMIGRATE_MIGRATIONS": ""})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "migrations" / "0001_first.py").is_file()
+    assert not (tmp_path / "migrations" / "__init__.py").exists()  # a top-level folder stays a folder
     result = run_cli("create", "second", cwd=tmp_path, env={"SELFMIGRATE_MIGRATIONS": "other"})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "other" / "0001_second.py").is_file()

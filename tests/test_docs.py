@@ -433,9 +433,15 @@ CREATE_SAMPLES = [
 
 @pytest.mark.parametrize("sample", CREATE_SAMPLES, ids=str)
 def test_create_samples_run_for_real(sample: Sample, tmp_path: Path) -> None:
-    """``create`` samples run in an empty project whose migrations folder exists."""
+    """``create`` samples run in an empty project whose migrations folder exists.
+
+    A sample without ``--migrations`` runs in a project whose pyproject.toml says where.
+    """
     words = shlex.split(sample.command)
-    folder = next(words[i + 1] for i, word in enumerate(words) if word in ("-m", "--migrations") and i > 2)
+    folder = next((words[i + 1] for i, word in enumerate(words) if word in ("-m", "--migrations") and i > 2), None)
+    if folder is None:
+        folder = "myapp/migrations"
+        (tmp_path / "pyproject.toml").write_text(f'[tool.selfmigrate]\nmigrations = "{folder}"\n', encoding="utf-8")
     (tmp_path / folder).mkdir(parents=True)
     result = subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{sample}\n{result.stdout}{result.stderr}"

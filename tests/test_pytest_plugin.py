@@ -278,7 +278,8 @@ def test_factory_makes_several_databases_from_other_sources(pytester: pytest.Pyt
             assert a != b and tables(a) == tables(b)
             assert "audit" in tables(a)
             assert "audit" not in tables(migrated_db_factory(to=2))
-            own = {"schema_migrations", "schema_migrations_fingerprint"}
+            own = {"schema_migrations", "schema_migrations_fingerprint", "schema_migrations_layout",
+                   "schema_migrations_rollback"}
             assert tables(migrated_db_factory("reports")) == {"report"} | own
         """
     )

@@ -246,6 +246,7 @@ def outcome(text: str) -> str:
 
 @EXAMPLES
 @given(marker_line)
+@example("\t-- MIGRATE:up")  # a header marker in another case, after a statement
 def test_a_comment_line_is_a_marker_an_error_or_plainly_a_comment(line: str) -> None:
     for before, after in [("CREATE TABLE a (x);\n", "\nSELECT 1;\n"), ("/* licence\n*/\n", "\nSELECT 1;\n")]:
         result = outcome(before + line + after)

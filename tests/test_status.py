@@ -75,6 +75,22 @@ def test_missing_files(migrations: tuple[Migration, ...]) -> None:
     assert status.up_to_date  # missing is a warning, not something that blocks
 
 
+def test_ahead_is_newer_than_every_file_and_compatible_only_when_stored_so(
+    migrations: tuple[Migration, ...],
+) -> None:
+    files = tuple(m for m in migrations if m.version != 2)  # 1, 3, 4
+    applied = {m.version: row(m) for m in files}
+    applied[2] = ghost(2)  # a deleted file below the newest one: missing, not ahead
+    applied[7] = AppliedMigration(7, "new", "1" * 64, "2026-11-24T21:00:00+00:00", 1.0, "x", compatible=True)
+    applied[8] = ghost(8)  # nothing stored with it: not known to be compatible
+    status = compare(files, applied)
+    assert [r.version for r in status.missing] == [2, 7, 8]
+    assert [r.version for r in status.ahead] == [7, 8]
+    assert [r.version for r in status.ahead_incompatible] == [8]
+    del applied[8]
+    assert compare(files, applied).ahead_incompatible == ()
+
+
 def test_edited(migrations: tuple[Migration, ...]) -> None:
     applied = {m.version: row(m) for m in migrations}
     applied[2] = row(migrations[1], checksum="e" * 64)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .core.registry import MigrationRegistry as MigrationRegistry
     from .core.runner import Runner as Runner
     from .core.status import Status as Status
+    from .errors import AheadError as AheadError
     from .errors import BackupError as BackupError
     from .errors import ChecksumMismatch as ChecksumMismatch
     from .errors import ConfigError as ConfigError
@@ -58,6 +59,7 @@ _EXPORTS = {
     "restore": "backends.sqlite.snapshots",
     "take_snapshot": "backends.sqlite.snapshots",
     "create": "ops.create",
+    "AheadError": "errors",
     "BackupError": "errors",
     "ChecksumMismatch": "errors",
     "ConfigError": "errors",

@@ -15,9 +15,18 @@ if TYPE_CHECKING:
 
     #: What to do when migrating fails: raise, or log and let the app start.
     FailurePolicy = t.Literal["raise", "log"]
+    #: What a start does when the database has an incompatible migration this code lacks.
+    AheadPolicy = t.Literal["warn", "refuse", "rollback"]
 
 #: The failure policies :func:`selfmigrate.migrate` accepts.
 FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("raise", "log")
+#: The ``ahead`` policies (``SELFMIGRATE_AHEAD``), see :mod:`selfmigrate.core.ahead`.
+AHEAD_POLICIES: tuple[AheadPolicy, ...] = ("warn", "refuse", "rollback")
+#: The default ``ahead`` policy: log a warning and start, as before the policy existed.
+DEFAULT_AHEAD: AheadPolicy = "warn"
+#: The tracker's layout version (see :mod:`selfmigrate.core.tracker`); here because the
+#: quick check's fingerprint format names it and must not import the tracker.
+TRACKER_LAYOUT = 2
 #: Default tracker table name.
 DEFAULT_TABLE = "schema_migrations"
 #: Default seconds to wait for the database's write lock.
@@ -42,6 +51,7 @@ FLASK_KEYS: dict[str, str] = {
     "SELFMIGRATE_BACKUP": "backup",
     "SELFMIGRATE_BACKUP_DIR": "backup_dir",
     "SELFMIGRATE_BACKUP_KEEP": "backup_keep",
+    "SELFMIGRATE_AHEAD": "ahead",
 }
 
 
@@ -63,6 +73,7 @@ class Options:
         "backup",
         "backup_dir",
         "backup_keep",
+        "ahead",
     )
 
     #: The tracker table's name.
@@ -81,6 +92,9 @@ class Options:
     backup_dir: str | os.PathLike[str] | None
     #: How many snapshots to keep (``None``: all).
     backup_keep: int | None
+    #: ``"warn"``, ``"refuse"`` or ``"rollback"``: what a start does when the database
+    #: has migrations this code lacks, not all marked compatible.
+    ahead: AheadPolicy
 
     def __init__(
         self,
@@ -93,6 +107,7 @@ class Options:
         backup: bool = True,
         backup_dir: str | os.PathLike[str] | None = None,
         backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+        ahead: AheadPolicy = DEFAULT_AHEAD,
     ) -> None:
         self.table = table
         self.lock_timeout = lock_timeout
@@ -102,6 +117,7 @@ class Options:
         self.backup = backup
         self.backup_dir = backup_dir
         self.backup_keep = backup_keep
+        self.ahead = ahead
 
     def replace(self, **changes: object) -> Options:
         """A copy with ``changes`` applied."""
@@ -139,6 +155,13 @@ class Options:
         keep = self.backup_keep
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             _fail(f"backup_keep must be 1 or more (or None to keep all), not {keep!r}.")
+        if self.ahead not in AHEAD_POLICIES:
+            _fail(f"ahead (SELFMIGRATE_AHEAD) must be one of {', '.join(AHEAD_POLICIES)}, not {self.ahead!r}.")
+        if self.ahead == "rollback" and not self.backup:
+            _fail(
+                'ahead="rollback" (SELFMIGRATE_AHEAD) undoes migrations at start after a snapshot, and'
+                ' snapshots are off (backup=False, SELFMIGRATE_BACKUP). Turn them on, or use "refuse".'
+            )
         return self
 
 

@@ -81,6 +81,23 @@ class OutOfOrderError(StateError):
     """A migration older than the newest applied one is still pending."""
 
 
+class AheadError(StateError):
+    """The database has migrations this code lacks, not all compatible, and the
+    ``ahead`` policy says not to start (``"refuse"``, or ``"rollback"`` when one of
+    them cannot be undone from the tracker).
+
+    ``versions`` lists the migrations concerned; ``target`` is the version to
+    roll back to (``python -m selfmigrate rollback --to TARGET``).
+    """
+
+    exit_code = 7
+
+    def __init__(self, message: str, *, versions: t.Sequence[int] = (), target: int = 0) -> None:
+        super().__init__(message)
+        self.versions = tuple(versions)
+        self.target = target
+
+
 class LockTimeout(SelfMigrateError):
     """The database's write lock was not obtained within the configured wait."""
 

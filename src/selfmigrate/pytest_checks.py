@@ -6,6 +6,7 @@ In ``tests/test_migrations.py``::
         test_applied_migrations_unchanged,
         test_migration_versions_unique,
         test_migrations_apply_from_empty,
+        test_migrations_lint,
         test_migrations_round_trip,
     )
 
@@ -20,6 +21,8 @@ module. They check the migrations of the ``selfmigrate_migrations`` fixture
 - :func:`test_migrations_round_trip`: each migration with a down goes up, down
   and up again and leaves the same schema (see
   :func:`selfmigrate.testing.roundtrip.check_round_trips`);
+- :func:`test_migrations_lint`: :func:`selfmigrate.ops.lint.lint` finds no error
+  and no warning that a ``migrate:accept`` comment does not accept;
 - :func:`test_applied_migrations_unchanged`: no migration applied to the
   database of the ``selfmigrate_check_database`` fixture (ini option
   ``selfmigrate_check_database``, e.g. a copy of production) was edited since;
@@ -47,6 +50,7 @@ __all__ = [
     "test_applied_migrations_unchanged",
     "test_migration_versions_unique",
     "test_migrations_apply_from_empty",
+    "test_migrations_lint",
     "test_migrations_round_trip",
 ]
 
@@ -76,6 +80,25 @@ def test_migrations_round_trip(selfmigrate_migrations: LocationsSpec, selfmigrat
     report = check_round_trips(tmp_path / "round_trip.sqlite", selfmigrate_migrations, table=selfmigrate_table)
     if report.problem is not None:
         pytest.fail(report.problem, pytrace=False)
+
+
+def test_migrations_lint(selfmigrate_migrations: LocationsSpec) -> None:
+    """The linter finds nothing (errors and warnings) that a ``migrate:accept`` comment does not accept."""
+    from .ops.lint import lint
+
+    try:
+        report = lint(selfmigrate_migrations)
+    except SelfMigrateError as e:
+        pytest.fail(str(e), pytrace=False)
+    failing = report.failing(strict=True)
+    if failing:
+        lines = "\n".join(str(f) for f in failing)
+        pytest.fail(
+            f"The linter found {len(failing)} problem(s) in the migrations (see docs/lint.rst):\n{lines}\n"
+            "Fix them, or accept one for its file with a comment line '-- migrate:accept CODE'"
+            " ('# migrate:accept CODE' in a .py file).",
+            pytrace=False,
+        )
 
 
 def test_applied_migrations_unchanged(

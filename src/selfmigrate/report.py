@@ -57,7 +57,7 @@ class MigrationReport:
     under the ``"log"`` failure policy returns it with :attr:`error` set.
     """
 
-    _FIELDS = ("database", "applied", "current_version", "pending", "error", "duration_ms", "snapshot")
+    _FIELDS = ("database", "applied", "current_version", "pending", "error", "duration_ms", "snapshot", "rolled_back")
 
     #: The database, as a path.
     database: str
@@ -76,6 +76,9 @@ class MigrationReport:
     #: database first (``None``: none — backups off, a database that was empty,
     #: or nothing to apply).
     snapshot: str | None
+    #: Migrations this start undid because the database was ahead of the code
+    #: (the ``"rollback"`` ahead policy), newest first.
+    rolled_back: list[AppliedResult]
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class MigrationReport:
         error: SelfMigrateError | None = None,
         duration_ms: float = 0.0,
         snapshot: str | None = None,
+        rolled_back: list[AppliedResult] | None = None,
     ) -> None:
         self.database = database
         self.applied = [] if applied is None else applied
@@ -94,6 +98,7 @@ class MigrationReport:
         self.error = error
         self.duration_ms = duration_ms
         self.snapshot = snapshot
+        self.rolled_back = [] if rolled_back is None else rolled_back
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:

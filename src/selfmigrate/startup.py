@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import time
 
-from .config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
+from .config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from .core.quick import log_info, up_to_date
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import FailurePolicy
+    from .config import AheadPolicy, FailurePolicy
     from .core.locations import LocationsSpec
     from .core.registry import MigrationRegistry
     from .report import MigrationReport
@@ -34,6 +34,7 @@ def migrate(
     backup: bool = True,
     backup_dir: str | os.PathLike[str] | None = None,
     backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+    ahead: AheadPolicy = DEFAULT_AHEAD,
 ) -> MigrationReport:
     """Bring ``database`` up to date with ``migrations``; the framework-free twin of
     :func:`selfmigrate.apply`.
@@ -61,6 +62,13 @@ def migrate(
     :param backup_dir: where snapshots go (default: the database's folder).
     :param backup_keep: how many snapshots of the database to keep, oldest
         pruned first (``None``: keep all).
+    :param ahead: what to do when the database has migrations this code does not
+        have (an older image on a newer database) and not all of them are marked
+        compatible: ``"warn"`` (default: log a warning and go on), ``"refuse"``
+        (raise :class:`~selfmigrate.AheadError`, which says how to roll back) or
+        ``"rollback"`` (undo them with the downs stored in the tracker, newest
+        first, after a snapshot; refused if one has no stored down). An
+        :class:`~selfmigrate.AheadError` is raised whatever ``on_failure`` says.
     :returns: what was applied, with durations.
     """
     options = Options(
@@ -72,6 +80,7 @@ def migrate(
         backup=backup,
         backup_dir=backup_dir,
         backup_keep=backup_keep,
+        ahead=ahead,
     )
     return migrate_with(database, migrations, options)
 
@@ -103,16 +112,21 @@ def migrate_with(
     import logging
 
     from .core.runner import Runner
-    from .errors import ConfigError, SelfMigrateError
+    from .errors import AheadError, ConfigError, SelfMigrateError
     from .report import MigrationReport
 
     runner = Runner.from_options(database, migrations, options)
+    was_missing = runner.backend.missing()
     try:
         return runner.apply(target=options.target, waited=waited)
-    except ConfigError:
-        raise
-    except SelfMigrateError as e:
-        if options.on_failure == "raise":
+    except BaseException as e:
+        if was_missing:
+            remove_if_still_empty(database)
+        if (
+            not isinstance(e, SelfMigrateError)
+            or isinstance(e, (ConfigError, AheadError))
+            or options.on_failure == "raise"
+        ):
             raise
         logging.getLogger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
@@ -141,3 +155,43 @@ def _plain_locations(migrations: object, table: object) -> list[str | os.PathLik
     locations = [m for m in migrations if isinstance(m, (str, os.PathLike))]
     plain = len(locations) == len(migrations) and isinstance(table, str)
     return locations if plain else None
+
+
+def remove_if_still_empty(database: str | os.PathLike[str]) -> bool:
+    """Delete the database file a failed run created, if nothing was ever written to it.
+
+    Called only for a database that did not exist when the run began: a start
+    that fails before its first change (a bad migration file, a lock not
+    obtained) leaves no empty file behind to look like a database. A file with
+    any content, or one another process is writing right now, is kept.
+
+    :returns: whether the file was deleted.
+    """
+    from pathlib import Path
+
+    from .backends.select import open_backend
+    from .errors import SelfMigrateError
+
+    try:
+        backend = open_backend(database, lock_timeout=0)
+    except SelfMigrateError:
+        return False
+    path = getattr(backend, "path", None)  # only a file-backed engine leaves a file
+    if not isinstance(path, Path) or not path.is_file() or path.stat().st_size:
+        return False
+    try:
+        conn = backend.connect(create=False)
+    except SelfMigrateError:
+        return False
+    try:
+        # Holding the write lock: no other process is inside a write transaction
+        # on this file while it is checked and unlinked.
+        with backend.locked_transaction(conn):
+            if path.stat().st_size:
+                return False
+            path.unlink()
+    except SelfMigrateError:
+        return False  # another process holds the lock: the file is theirs now
+    finally:
+        conn.close()
+    return True

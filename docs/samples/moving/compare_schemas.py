@@ -26,7 +26,9 @@ import typing as t
 SKIPPED_TABLES = (
     "alembic_version",  # Flask-Migrate / Alembic
     "schema_migrations",  # selfmigrate's tracker (the default name) ...
-    "schema_migrations_fingerprint",  # ... and its companion
+    "schema_migrations_fingerprint",  # ... and its companions
+    "schema_migrations_layout",
+    "schema_migrations_rollback",
     "schema_migrations_legacy",  # a home-made table moved aside by 'adopt'
 )
 

@@ -23,7 +23,9 @@ from pathlib import Path
 SKIPPED_TABLES = (
     "alembic_version",  # Flask-Migrate / Alembic
     "schema_migrations",  # selfmigrate's tracker (the default name) ...
-    "schema_migrations_fingerprint",  # ... and its companion
+    "schema_migrations_fingerprint",  # ... and its companions
+    "schema_migrations_layout",
+    "schema_migrations_rollback",
     "schema_migrations_legacy",  # a home-made table moved aside by 'adopt'
 )
 ORDER = {"table": 0, "index": 1, "view": 2, "trigger": 3}

@@ -65,6 +65,39 @@ def _module(database: str | os.PathLike[str], job: str) -> t.Any:
     return import_module(f"selfmigrate.backends.{engine}.{job}")
 
 
+def job(database: str | os.PathLike[str] | None, name: str, *, what: str | None) -> t.Any:
+    """The module ``name`` of the engine package of ``database``: an operator task's engine side.
+
+    Tasks beyond migrating (``lint``, ``dryrun``) are a module an engine may or may
+    not have, not members of the :class:`~.base.Backend` protocol, so that a new
+    engine works without them. ``None`` (no database given) is the default engine.
+
+    :param what: the task, for the error (``"The linter"``); ``None``: return ``None``
+        when the engine has no such module (a task that is skipped where it is missing).
+    :raises ConfigError: no backend handles ``database``, or its engine has no such module.
+    """
+    engine = DEFAULT_ENGINE if database is None else engine_of(database)
+    if engine is None:
+        assert database is not None
+        return _module(database, name)  # raises the ConfigError naming the URL
+    from importlib import import_module
+
+    module_name = f"selfmigrate.backends.{engine}.{name}"
+    try:
+        return import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        if what is None:
+            return None
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"{what} is not supported for {engine} databases; nothing was read or changed."
+            " Leave it out for this database: the other commands work as usual."
+        ) from None
+
+
 def handles(database: str) -> bool:
     """Whether ``database`` is a URL of a supported engine (for config keys that may hold others)."""
     head, colon, _ = database.partition(":")
@@ -116,10 +149,10 @@ def quick_read(database: str | os.PathLike[str], table: str, lock_timeout: float
 
 def quick_status_read(
     database: str | os.PathLike[str], table: str, lock_timeout: float
-) -> tuple[str | None, list[tuple[int, str, str, str, float]]] | None:
-    """As :func:`quick_read`, each row with its time applied and duration (``status`` shows them).
-
-    ``None`` also for an engine whose quick module has no ``read_status``.
+) -> tuple[str | None, list[tuple[t.Any, ...]]] | None:
+    """As :func:`quick_read`, each row with what ``status`` shows of it (see the SQLite
+    backend's ``quick.read_status``). ``None`` also for an engine whose quick module has
+    no ``read_status``.
     """
     engine = engine_of(database)
     if engine is None:
@@ -129,7 +162,7 @@ def quick_status_read(
     read = getattr(import_module(f"selfmigrate.backends.{engine}.quick"), "read_status", None)
     if read is None:
         return None
-    rows: tuple[str | None, list[tuple[int, str, str, str, float]]] | None = read(database, table, lock_timeout)
+    rows: tuple[str | None, list[tuple[t.Any, ...]]] | None = read(database, table, lock_timeout)
     return rows
 
 

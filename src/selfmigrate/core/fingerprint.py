@@ -2,7 +2,7 @@
 
 Holds :func:`fingerprint` and :func:`fingerprint_key`, which the runner stores after a run
 and the quick check compares at the next start. Must not know databases or engines; it is
-on the no-op start, so it imports only :mod:`os` (the why is in docs/startup.rst).
+on the no-op start, so it imports only :mod:`os` and the import-free config (the why is in docs/startup.rst).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from stat import S_ISREG
 
+from ..config import TRACKER_LAYOUT
 from .locations import is_candidate, list_folder
 
 TYPE_CHECKING = False
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     Certificate = tuple[dict[tuple[str, str], Stat], dict[int, str]]
 
 #: Changes whenever what the fingerprint covers changes.
-FORMAT = "selfmigrate fingerprint 5"
+FORMAT = f"selfmigrate fingerprint 5, tracker layout {TRACKER_LAYOUT}"
 
 
 def fingerprint(folders: t.Sequence[str]) -> str:

@@ -7,6 +7,7 @@ only when it is about to run), and the ``.sql`` marker lines. Must not know data
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -32,8 +33,19 @@ NO_TRANSACTION_MARKER = "-- migrate:no-transaction"
 #: The module attribute that makes a ``.py`` migration run outside a transaction
 #: when it is ``False``.
 TRANSACTIONAL_ATTRIBUTE = "transactional"
+#: A comment line among the first lines of a ``.sql`` file (before its first
+#: statement) that declares the migration compatible: code written before it
+#: still works after it (an expand-only change).
+COMPATIBLE_MARKER = "-- migrate:compatible"
+#: The module attribute that declares a ``.py`` migration compatible when it is ``True``.
+COMPATIBLE_ATTRIBUTE = "compatible"
 
 Kind = t.Literal["sql", "py"]
+
+#: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
+#: a comment line anywhere in a ``.sql`` file, for ``lint``; the marker check lets it
+#: through and the migration ignores it.
+ACCEPT_MARKER = re.compile(r"--\s*migrate:accept\b", re.IGNORECASE)
 
 
 def checksum(data: bytes) -> str:
@@ -175,6 +187,14 @@ class LoadedMigration:
     #: ``PRAGMA journal_mode``, a table rebuild with ``PRAGMA foreign_keys=OFF``):
     #: a ``-- migrate:no-transaction`` header line, or ``transactional = False``.
     transactional: bool = True
+    #: Code written before this migration still works after it: a
+    #: ``-- migrate:compatible`` header line, or ``compatible = True``.
+    compatible: bool = False
+    #: What the tracker stores as the down: the SQL after ``-- migrate:down``, or
+    #: the whole source of a ``.py`` module that has a ``down``; ``None`` without a down.
+    down_source: str | None = None
+    #: The down comes from the copy stored in the tracker, not from a file.
+    from_tracker: bool = False
 
     @property
     def has_down(self) -> bool:
@@ -203,7 +223,14 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
             " or delete the file if it was created by mistake.",
             paths=[migration.location],
         )
-    return LoadedMigration(migration, up_sql=up, down_sql=down, transactional=markers.transactional)
+    return LoadedMigration(
+        migration,
+        up_sql=up,
+        down_sql=down,
+        transactional=markers.transactional,
+        compatible=markers.compatible,
+        down_source=None if down is None else down.text,
+    )
 
 
 def _has_statement(script: SQLScript) -> bool:
@@ -226,6 +253,8 @@ class Markers:
     #: ``False`` when the header has ``-- migrate:no-transaction`` (or dbmate's
     #: ``-- migrate:up transaction:false``).
     transactional: bool
+    #: ``True`` when the header has ``-- migrate:compatible``.
+    compatible: bool = False
 
 
 def looks_like_marker(comment: str) -> bool:
@@ -233,7 +262,7 @@ def looks_like_marker(comment: str) -> bool:
 
     Generous on purpose: any case, any spacing, ``migrate`` (or ``migration``,
     sql-migrate's ``+migrate``, goose's ``+goose``) followed by ``:`` or ``=``,
-    or by ``up``, ``down`` or ``(no-)transaction`` as a word. A line that looks
+    or by ``up``, ``down``, ``(no-)transaction`` or ``compatible`` as a word. A line that looks
     like a marker and is not exactly one is an error, never a plain comment: a
     misspelt ``-- migrate:down`` would run the down script on the way up.
     """
@@ -241,14 +270,15 @@ def looks_like_marker(comment: str) -> bool:
 
 
 _MARKER_LIKE = re.compile(
-    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction)\b)",
+    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*"
+    r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)",
     re.IGNORECASE,
 )
 #: dbmate's marker for the up script, accepted (and needed by nothing) at the top of a file.
 UP_MARKER = "-- migrate:up"
 #: dbmate's spelling of ``-- migrate:no-transaction``, accepted at the top of a file.
 UP_MARKER_NO_TRANSACTION = "-- migrate:up transaction:false"
-_EXACT = (DOWN_MARKER, NO_TRANSACTION_MARKER, UP_MARKER, UP_MARKER_NO_TRANSACTION)
+_EXACT = (DOWN_MARKER, NO_TRANSACTION_MARKER, UP_MARKER, UP_MARKER_NO_TRANSACTION, COMPATIBLE_MARKER)
 
 
 def parse_markers(text: str, location: str) -> Markers:
@@ -256,10 +286,10 @@ def parse_markers(text: str, location: str) -> Markers:
 
     A marker is a ``--`` comment on a line of its own, outside strings and
     ``/* */`` comments, spelt exactly as one of ``-- migrate:down``,
-    ``-- migrate:no-transaction``, ``-- migrate:up`` or ``-- migrate:up
-    transaction:false`` (case and the spaces around the line do not matter).
-    ``-- migrate:no-transaction`` and ``-- migrate:up`` belong to the header
-    (the comments before the first statement; ``/* */`` comments included).
+    ``-- migrate:no-transaction``, ``-- migrate:compatible``, ``-- migrate:up``
+    or ``-- migrate:up transaction:false`` (case and the spaces around the line
+    do not matter). All but ``-- migrate:down`` belong to the header (the
+    comments before the first statement; ``/* */`` comments included).
 
     :raises DiscoveryError: a comment looks like a marker (:func:`looks_like_marker`)
         but is not exactly one, or a marker is where it does nothing (a second
@@ -270,6 +300,7 @@ def parse_markers(text: str, location: str) -> Markers:
     down_body = len(text)
     down_line = 0
     transactional = True
+    compatible = False
     in_header = True  # no statement seen yet
     line_start = 0  # offset where the current line starts
     code_on_line = False
@@ -296,6 +327,8 @@ def parse_markers(text: str, location: str) -> Markers:
         if code_on_line or text[line_start:begin].strip(SQL_WHITESPACE):
             raise _marker_error(location, text, begin, "follows something else on its line")
         spelt = comment.strip(SQL_WHITESPACE).lower()
+        if ACCEPT_MARKER.match(spelt):
+            continue  # the linter's
         if spelt not in _EXACT:
             raise _marker_error(location, text, begin, "is not spelt exactly as a marker")
         line = line_of(text, begin)
@@ -313,12 +346,15 @@ def parse_markers(text: str, location: str) -> Markers:
             raise DiscoveryError(
                 f"Migration file {location}, line {line}: '{comment.strip()}' must come before the"
                 " first statement of the file (among the comment lines at its top), where it applies"
-                " to the whole migration; here it does nothing. Move it to the top of the file.",
+                f" to the whole migration; here it does nothing. Move it to the top of the file, as"
+                f" '{spelt}'.",
                 paths=[location],
             )
+        elif spelt == COMPATIBLE_MARKER:
+            compatible = True
         elif spelt != UP_MARKER:
             transactional = False
-    return Markers(down, down_body, transactional)
+    return Markers(down, down_body, transactional, compatible)
 
 
 def _marker_error(location: str, text: str, begin: int, problem: str) -> DiscoveryError:
@@ -332,12 +368,14 @@ def _marker_error(location: str, text: str, begin: int, problem: str) -> Discove
         )
     elif "down" in lowered:
         use = f"'{DOWN_MARKER}'"
+    elif "compat" in lowered:
+        use = f"'{COMPATIBLE_MARKER}' at the top of the file, before the first statement"
     elif "transaction" in lowered:
         use = f"'{NO_TRANSACTION_MARKER}' at the top of the file, before the first statement"
     elif "up" in lowered:
         use = f"'{UP_MARKER}' at the top of the file, or nothing (everything above '{DOWN_MARKER}' is the up)"
     else:
-        use = f"one of '{DOWN_MARKER}', '{NO_TRANSACTION_MARKER}'"
+        use = f"one of '{DOWN_MARKER}', '{NO_TRANSACTION_MARKER}', '{COMPATIBLE_MARKER}'"
     return DiscoveryError(
         f"Migration file {location}, line {line_of(text, begin)}: {written!r} looks like a selfmigrate"
         f" marker but {problem}, so it would be read as an ordinary comment (a misspelt down marker"
@@ -390,10 +428,53 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
             " True or False.",
             paths=[location],
         )
+    compatible = getattr(module, COMPATIBLE_ATTRIBUTE, False)
+    if not isinstance(compatible, bool):
+        raise DiscoveryError(
+            f"Migration file {location} sets '{COMPATIBLE_ATTRIBUTE} = {compatible!r}'; it must be"
+            " True or False.",
+            paths=[location],
+        )
+    for attribute in vars(module):
+        if attribute != COMPATIBLE_ATTRIBUTE and _COMPATIBLE_LIKE.fullmatch(attribute):
+            raise DiscoveryError(
+                f"Migration file {location} sets '{attribute}', which selfmigrate does not read; the"
+                f" attribute that declares a migration compatible is '{COMPATIBLE_ATTRIBUTE} = True'."
+                " Rename it (or remove it).",
+                paths=[location],
+            )
     checked_down = None if down is None else _checked(down, location, "down")
     return LoadedMigration(
-        migration, up_function=_checked(up, location, "up"), down_function=checked_down, transactional=transactional
+        migration,
+        up_function=_checked(up, location, "up"),
+        down_function=checked_down,
+        transactional=transactional,
+        compatible=compatible,
+        down_source=None if down is None else text,
     )
+
+
+#: Module attribute names meant as ``compatible`` but spelt otherwise (``COMPATIBLE``,
+#: ``is_compatible``, ``compatable``): an error, never silently ignored.
+_COMPATIBLE_LIKE = re.compile(r"_*(?:is_?)?compat[ai]b(?:le|el)", re.IGNORECASE)
+
+
+def load_stored_down(migration: Migration, source: str) -> LoadedMigration:
+    """A migration whose down is ``source``, as the tracker stored it (:attr:`LoadedMigration.down_source`).
+
+    ``migration`` names it (its :attr:`~Migration.location` says where the copy
+    is); a ``.py`` source is executed as a fresh module, as its file would be.
+    """
+    if migration.kind == "sql":
+        script = SQLScript(source.replace("\r\n", "\n").replace("\r", "\n"), 1)
+        return LoadedMigration(migration, down_sql=script, down_source=source, from_tracker=True)
+    body = _load_python(migration, source)
+    if body.down_function is None:
+        raise DiscoveryError(
+            f"The down stored for {migration.location} defines no down(conn) function.",
+            paths=[migration.location],
+        )
+    return dataclasses.replace(body, from_tracker=True)
 
 
 def _checked(function: MigrationFunction, location: str, name: str) -> MigrationFunction:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import typing as t
 
 from ..errors import ChecksumMismatch, ConfigError, OutOfOrderError, StateError
+from . import ahead as ahead_rules
+from .migration import LoadedMigration
 from .tracker import STARTED
 
 if t.TYPE_CHECKING:
-    from .migration import LoadedMigration, Migration
+    from .migration import Migration
     from .status import Status
 
 
@@ -22,9 +24,13 @@ def up_to(migrations: t.Sequence[Migration], target: int | None) -> tuple[Migrat
     return tuple(m for m in migrations if target is None or m.version <= target)
 
 
+#: How every message and command shows the version of a database with no migration applied.
+NO_VERSION = "none (no migration applied)"
+
+
 def version_label(version: int | None) -> str:
-    """A version for messages: ``"0 (empty)"`` for no history."""
-    return "0 (empty)" if version is None else str(version)
+    """A version for messages: :data:`NO_VERSION` for no history."""
+    return NO_VERSION if version is None else str(version)
 
 
 def check(status: Status, target: int | None, *, allow_out_of_order: bool, database: str) -> None:
@@ -45,9 +51,7 @@ def check(status: Status, target: int | None, *, allow_out_of_order: bool, datab
             f" and retry with 'python -m selfmigrate resolve {row.version} --retry'."
         )
     if status.edited:
-        lines = "\n  ".join(
-            f"{m.location} (version {m.version}, applied {row.applied_at})" for m, row in status.edited
-        )
+        lines = "\n  ".join(f"{m.location} (version {m.version}, applied {row.applied_at})" for m, row in status.edited)
         raise ChecksumMismatch(
             f"These migrations were edited after they were applied to database {database}:\n"
             f"  {lines}\n"
@@ -76,15 +80,27 @@ def check(status: Status, target: int | None, *, allow_out_of_order: bool, datab
 
 
 def rollback_range(
-    status: Status, target: int | None, steps: int | None, *, database: str
+    status: Status,
+    target: int | None,
+    steps: int | None,
+    *,
+    database: str,
+    stored: t.Mapping[int, str] | None = None,
+    table: str = "the tracker",
 ) -> tuple[LoadedMigration, ...]:
     """The applied migrations a rollback to ``target`` (or of ``steps``) undoes, newest first, loaded.
+
+    A migration whose file is missing is undone with its down in ``stored``
+    (by version, as :meth:`Tracker.stored_down <selfmigrate.core.tracker.Tracker.stored_down>`
+    read it from ``table``): the older image's case.
 
     :raises ConfigError: a bad target or step count, or a migration in the
         range has no down (the message names every such migration).
     :raises StateError: a migration in the range is edited, interrupted, or
-        its file is missing.
+        has neither a file nor a stored down.
+    :raises ChecksumMismatch: a stored down no longer matches its checksum.
     """
+    stored = {} if stored is None else stored
     if target is not None and steps is not None:
         raise ConfigError("Give a target version or a number of steps to roll back, not both.")
     newest_first = sorted(status.applied, reverse=True)
@@ -107,14 +123,12 @@ def rollback_range(
         if count < 1:
             raise ConfigError(f"The number of steps to roll back must be 1 or more, not {count}.")
         if count > len(newest_first):
-            raise ConfigError(
-                f"Cannot roll back {count} migration(s): database {database} has"
-                f" {len(newest_first)} applied."
-            )
+            applied = f"{len(newest_first)} applied" if newest_first else NO_VERSION.partition(" ")[2].strip("()")
+            raise ConfigError(f"Cannot roll back {count} migration(s): database {database} has {applied}.")
         versions = newest_first[:count]
     files = {m.version: m for m in status.migrations}
     edited = {m.version for m, _ in status.edited}
-    todo: list[Migration] = []
+    todo: list[Migration | LoadedMigration] = []
     for version in versions:
         row = status.applied[version]
         if row.state == STARTED:
@@ -124,9 +138,22 @@ def rollback_range(
             )
         migration = files.get(version)
         if migration is None:
+            why = ahead_rules.cannot_undo(row, stored)
+            if why is None:
+                # The older image's case: the file is gone, its down is in the tracker.
+                todo.append(ahead_rules.load_from_tracker(row, stored[version], table=table, database=database))
+                continue
+            if row.down == "none":
+                raise ConfigError(
+                    f"Cannot roll back past {row.id}: it has no down (it had none when it was applied"
+                    f" to database {database}, and its file is not in the migrations). Nothing was"
+                    " rolled back."
+                    + (f" Roll back only what is after it (--to {version})." if version != versions[0] else "")
+                )
             raise StateError(
                 f"Migration {row.id} is applied to database {database} but its file is not in the"
-                " migrations, so its down cannot run. Restore the file, or roll back less."
+                f" migrations, and it {why}, so its down cannot run. Restore the file (the release"
+                " that has it can roll it back), restore a snapshot, or roll back less."
                 " Nothing was rolled back."
             )
         if version in edited:
@@ -136,7 +163,7 @@ def rollback_range(
                 " if it is cosmetic) first. Nothing was rolled back."
             )
         todo.append(migration)
-    loaded = tuple(m.load() for m in todo)
+    loaded = tuple(m if isinstance(m, LoadedMigration) else m.load() for m in todo)
     without_down = [body.migration for body in loaded if not body.has_down]
     if without_down:
         names = ", ".join(f"{m.id} ({m.location})" for m in without_down)

@@ -13,24 +13,28 @@ import os
 import time
 import typing as t
 
-from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
+from ..config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
 from ..report import AppliedResult, MigrationReport
+from . import ahead as ahead_rules
 from .execute import failure, ms_since, run_down, run_outside, run_up
 from .fingerprint import certified, digest, unchanged_since
 from .plan import check, rollback_range, up_to, version_label
 from .registry import MigrationRegistry
 from .status import Status, compare
-from .tracker import STARTED, AppliedMigration, Tracker
+from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 
 if t.TYPE_CHECKING:
     from ..backends.base import Backend, Connection, MigrationLock
+    from ..config import AheadPolicy
     from .fingerprint import Certificate
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
 # The logger keeps the name it had before the package had layers: users configure it.
 logger = logging.getLogger("selfmigrate.runner")
+#: Said of a migration rolled back with the down stored in the tracker.
+_FROM_TRACKER = " with the down stored in the tracker (its file is not in the migrations)"
 
 
 class Runner:
@@ -48,6 +52,11 @@ class Runner:
         snapshot of it (see :func:`selfmigrate.take_snapshot`).
     :param backup_dir: where snapshots go (default: the database's folder).
     :param backup_keep: how many snapshots of the database to keep (``None``: all).
+    :param ahead: what a start does when the database has migrations this code
+        lacks and not all of them are compatible: ``"warn"`` (log and start),
+        ``"refuse"`` (raise :class:`~selfmigrate.AheadError`), ``"rollback"``
+        (undo them from the downs stored in the tracker, newest first, after a
+        snapshot; needs ``backup``).
     :param backend: the database's backend, if the caller made it (the test
         templates do); by default the one :mod:`selfmigrate.backends.select`
         chooses for ``database``.
@@ -64,6 +73,7 @@ class Runner:
         backup: bool = True,
         backup_dir: str | os.PathLike[str] | None = None,
         backup_keep: int | None = DEFAULT_BACKUP_KEEP,
+        ahead: AheadPolicy = DEFAULT_AHEAD,
         backend: Backend | None = None,
     ) -> None:
         options = Options(
@@ -73,6 +83,7 @@ class Runner:
             backup=backup,
             backup_dir=backup_dir,
             backup_keep=backup_keep,
+            ahead=ahead,
         )
         self._setup(database, migrations, options, backend)
 
@@ -126,6 +137,11 @@ class Runner:
         """How many snapshots are kept (``None``: all)."""
         return self.options.backup_keep
 
+    @property
+    def ahead(self) -> AheadPolicy:
+        """What a start does when the database is ahead of the code (``SELFMIGRATE_AHEAD``)."""
+        return self.options.ahead
+
     def __repr__(self) -> str:
         return f"Runner({self.backend.describe()!r}, {self.registry!r})"
 
@@ -173,9 +189,31 @@ class Runner:
         :raises ConfigError: a bad target or step count, or a migration in the
             range has no down (the message names every such migration).
         :raises StateError: a migration in the range is edited, interrupted, or
-            its file is missing.
+            has neither a file nor a stored down.
+        :raises ChecksumMismatch: a stored down no longer matches its checksum.
         """
-        return rollback_range(self.status(), target, steps, database=self.backend.describe())
+        conn = self.backend.connect(create=False)
+        try:
+            status = self.status(conn)
+            return self._rollback_range(status, target, steps, self._stored_downs(conn, status))
+        finally:
+            conn.close()
+
+    def _stored_downs(self, conn: Connection, status: Status) -> dict[int, str]:
+        """The stored downs of the migrations whose file is missing, by version."""
+        found: dict[int, str] = {}
+        for row in status.missing:
+            source = self.tracker.stored_down(conn, row)
+            if source is not None:
+                found[row.version] = source
+        return found
+
+    def _rollback_range(
+        self, status: Status, target: int | None, steps: int | None, stored: dict[int, str]
+    ) -> tuple[LoadedMigration, ...]:
+        return rollback_range(
+            status, target, steps, database=self.backend.describe(), stored=stored, table=self.tracker.rollback_table
+        )
 
     def rollback(self, *, target: int | None = None, steps: int | None = None) -> MigrationReport:
         """Undo the newest applied migrations: run each one's down, newest first.
@@ -200,7 +238,8 @@ class Runner:
         self.backend.reset_wait()
         conn = self.backend.connect(create=False)
         try:
-            todo = rollback_range(self.status(conn), target, steps, database=database)
+            status = self.status(conn)
+            todo = self._rollback_range(status, target, steps, self._stored_downs(conn, status))
             for body in todo:
                 migration = body.migration
                 # Each down on a connection of its own: nothing a down set on its
@@ -211,7 +250,13 @@ class Runner:
                 finally:
                     step.close()
                 report.applied.append(AppliedResult(migration.version, migration.name, duration))
-                logger.info("Rolled back migration %s on %s in %.1f ms.", migration.id, database, duration)
+                logger.info(
+                    "Rolled back migration %s on %s in %.1f ms%s.",
+                    migration.id,
+                    database,
+                    duration,
+                    _FROM_TRACKER if body.from_tracker else "",
+                )
             report.current_version = self.status(conn).current_version
         except MigrationError as e:
             report.current_version = self.status(conn).current_version
@@ -373,30 +418,29 @@ class Runner:
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
-            for row in status.missing:
-                logger.warning(
-                    "Database %s has migration %s applied (%s) but its file is not in the"
-                    " migrations; the database is ahead of this code (a rolled-back deploy?).",
-                    database,
-                    row.id,
-                    row.applied_at,
-                )
+            rolled_back = self._handle_ahead(conn, status, report, started)
+            if rolled_back:
+                status = compare(migrations, self.tracker.read(conn))
             self._check(status, target)
             todo = up_to(status.pending, target)
-            if not todo:
+            # A tracker of an older layout is upgraded by the first start that sees it,
+            # in a locked transaction of its own (the loop below), pending or not.
+            upgrade = 0 < self.tracker.layout(conn) < LAYOUT
+            if not todo and not upgrade and not rolled_back:
                 if not verified and files is not None:
                     self._certify(conn, files, status)
                 report.current_version = status.current_version
                 report.duration_ms = ms_since(started)
                 logger.info("Database %s is up to date at version %s.", database, version_label(status.current_version))
                 return report
-            logger.info(
-                "Database %s is at version %s; %d migration(s) pending: %s.",
-                database,
-                version_label(status.current_version),
-                len(todo),
-                _listed(todo),
-            )
+            if todo:
+                logger.info(
+                    "Database %s is at version %s; %d migration(s) pending: %s.",
+                    database,
+                    version_label(status.current_version),
+                    len(todo),
+                    _listed(todo),
+                )
             loaded = {m.version: m.load() for m in todo}
             # Snapshot only a database that held something when this run looked at it
             # first: a fresh database gets none, even from a worker that applies its
@@ -409,9 +453,10 @@ class Runner:
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
             run = _Progress(migrations=migrations, status=status, files=files, target=target, certificate=certificate)
-            if applied:
+            if applied and not upgrade and not rolled_back:
                 # What was read above still holds at the first step if nobody committed
-                # since: this connection's change marker says so.
+                # since: this connection's change marker says so. (An upgrade of the
+                # tracker, or a rollback of what is ahead, makes the first step read in full.)
                 run.watch(conn, marker)
             try:
                 while run.final is None:
@@ -442,7 +487,7 @@ class Runner:
                 lock.release()
         report.current_version = status.current_version
         report.duration_ms = ms_since(started)
-        if not report.applied:
+        if not report.applied and todo:
             logger.info(
                 "Database %s was migrated to version %s by another process while this one waited.",
                 database,
@@ -525,7 +570,15 @@ class Runner:
         try:
             with self.backend.locked_transaction(conn):
                 if not run.unchanged(self.backend):
-                    self.tracker.ensure(conn)
+                    upgraded = self.tracker.ensure(conn)
+                    if upgraded is not None:
+                        logger.info(
+                            "Upgraded the tracker of database %s from layout %d to %d (it stores each migration's"
+                            " down from now on; migrations applied before show 'down not stored').",
+                            self.backend.describe(),
+                            upgraded,
+                            LAYOUT,
+                        )
                     applied = self.tracker.read(conn)
                     status = compare(run.migrations, applied, verified=_known(run.certificate, run.migrations, applied))
                     self._check(status, run.target)
@@ -549,7 +602,7 @@ class Runner:
                     run_up(self.backend, conn, body, run.status_now)
                     duration = ms_since(t0)
                     committing = True
-                    run.advance(self.tracker.record(conn, migration, duration))
+                    run.advance(self.tracker.record(conn, migration, duration, body=body))
                     if not run.todo and run.certifiable():
                         # The last one: certify in its own transaction, and no step after it.
                         self.tracker.store_fingerprint(conn, run.key())
@@ -564,7 +617,7 @@ class Runner:
                             f"Migration {migration.id} runs outside a transaction and needs the migration"
                             " lock, which this run does not hold. Start again."
                         )
-                    self.tracker.record(conn, migration, 0.0, state=STARTED)
+                    self.tracker.record(conn, migration, 0.0, state=STARTED, body=body)
                     outside = body
         except self.backend.engine_errors as e:
             run.keep(None)
@@ -660,9 +713,9 @@ class Runner:
         second connection, which sees only committed data) is exactly the data
         from before this run's first migration.
         """
-        if not self.backup or report.snapshot is not None or report.applied:
+        if not self.backup or report.snapshot is not None or report.applied or report.rolled_back:
             return  # off, or not this run's first change
-        if not self.backend.has_objects(conn, exclude=(self.tracker.table, self.tracker.fingerprint_table)):
+        if not self.backend.has_objects(conn, exclude=self.tracker.own_tables):
             return
         # The oldest tracker row, read inside the lock, is the database's lineage: it
         # ties the snapshot to this database in a folder that several databases share.
@@ -676,6 +729,82 @@ class Runner:
             keep=self.backup_keep,
         )
         report.snapshot = str(snapshot.path)
+
+    def _handle_ahead(self, conn: Connection, status: Status, report: MigrationReport, started: float) -> bool:
+        """Apply the ``ahead`` policy to the migrations the database has and this code lacks.
+
+        Logs (compatible ones: INFO; ``"warn"``: WARNING), raises
+        :class:`~selfmigrate.AheadError` (``"refuse"``, or ``"rollback"`` when one
+        of them cannot be undone from the tracker) or undoes them; returns
+        whether it undid any.
+        """
+        database = self.backend.describe()
+        for row in status.missing:
+            if row not in status.ahead:
+                logger.warning("%s", ahead_rules.warning_line(row, database))
+        if not status.ahead:
+            return False
+        if not status.ahead_incompatible:
+            logger.info("%s", ahead_rules.compatible_line(status, database))
+            return False
+        if self.ahead == "warn":
+            for row in status.ahead:
+                logger.warning("%s", ahead_rules.warning_line(row, database))
+            return False
+        stored = self._stored_downs(conn, status)
+        undo = ahead_rules.to_undo(status)
+        if self.ahead == "refuse" or any(ahead_rules.cannot_undo(row, stored) for row in undo):
+            raise ahead_rules.refusal(status, database, self.ahead, stored)
+        # Every stored down is checked before the first change.
+        for row in undo:
+            ahead_rules.load_from_tracker(
+                row, stored[row.version], table=self.tracker.rollback_table, database=database
+            )
+        since = time.time() - (time.perf_counter() - started)
+        while True:
+            # Each down on a connection of its own, as each migration is.
+            step = self.backend.connect()
+            try:
+                if not self._undo_newest_ahead(step, report, since):
+                    break
+            finally:
+                step.close()
+        return True
+
+    def _undo_newest_ahead(self, conn: Connection, report: MigrationReport, since: float) -> bool:
+        """Under the write lock, undo the newest migration the ``"rollback"`` policy undoes.
+
+        Re-reads inside the lock: another worker of the same start may have
+        undone it already. Returns ``False`` when nothing is left to undo.
+        """
+        database = self.backend.describe()
+        with self.backend.locked_transaction(conn):
+            status = compare(self.registry.migrations, self.tracker.read(conn))
+            undo = ahead_rules.to_undo(status)
+            if not undo:
+                return False
+            row = undo[0]
+            stored = self._stored_downs(conn, status)
+            if ahead_rules.cannot_undo(row, stored) is not None:
+                raise ahead_rules.refusal(status, database, self.ahead, stored)
+            body = ahead_rules.load_from_tracker(
+                row, stored[row.version], table=self.tracker.rollback_table, database=database
+            )
+            self._take_snapshot(conn, status, report, since)
+            t0 = time.perf_counter()
+            run_down(self.backend, conn, body, status)
+            duration = ms_since(t0)
+            self.tracker.remove(conn, row.version)
+        report.rolled_back.append(AppliedResult(row.version, row.name, duration))
+        logger.warning(
+            "Rolled back migration %s on %s in %.1f ms%s: this code does not have it and it is not"
+            ' compatible (SELFMIGRATE_AHEAD = "rollback").',
+            row.id,
+            database,
+            duration,
+            _FROM_TRACKER,
+        )
+        return True
 
     def _check(self, status: Status, target: int | None) -> None:
         check(status, target, allow_out_of_order=self.allow_out_of_order, database=self.backend.describe())

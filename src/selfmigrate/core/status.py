@@ -45,6 +45,19 @@ class Status:
         return self.migrations[-1].version if self.migrations else None
 
     @property
+    def ahead(self) -> tuple[AppliedMigration, ...]:
+        """Applied migrations newer than every file: the database is ahead of the code
+        (an older image on a newer database). A subset of :attr:`missing`."""
+        head = self.head or 0
+        return tuple(row for row in self.missing if row.version > head)
+
+    @property
+    def ahead_incompatible(self) -> tuple[AppliedMigration, ...]:
+        """The :attr:`ahead` migrations not known to be compatible (not declared so,
+        or applied before the tracker stored it)."""
+        return tuple(row for row in self.ahead if not row.compatible)
+
+    @property
     def up_to_date(self) -> bool:
         """Nothing pending and nothing that needs a person."""
         return not (self.pending or self.edited or self.interrupted)

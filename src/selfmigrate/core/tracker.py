@@ -1,8 +1,18 @@
 """The tracker table (``schema_migrations`` by default): what has been applied.
 
-Holds :class:`Tracker`, one row per applied migration (version, name, checksum, when, how
-long, by whom, state), written through a backend; a table of that name with another layout
-is never altered. Must not know an engine: it gets a Backend and uses its placeholder.
+One row per applied migration: version, name, checksum, when (UTC, ISO 8601),
+how long it took, who applied it, and its state. A table of the same name with
+another layout belongs to someone else (an older home-made system, another tool)
+and is never altered or dropped.
+
+The tracker is a set of tables with a layout version of its own
+(:data:`LAYOUT`, kept in ``<table>_layout``): layout 1 (selfmigrate 0.1.0) is the
+tracker table and ``<table>_fingerprint``; layout 2 adds ``<table>_layout`` and
+``<table>_rollback``, which keeps, for each migration applied since, whether it
+is compatible, its kind and its down with the down's checksum. The tracker
+table's own columns never change, so that an older release can still read it
+(the image it is rolled back to). :meth:`Tracker.upgrade` brings an older layout
+up to date inside the caller's locked transaction.
 """
 
 from __future__ import annotations
@@ -12,18 +22,27 @@ import re
 import typing as t
 from dataclasses import dataclass
 
-from ..config import DEFAULT_TABLE
+from ..config import DEFAULT_TABLE, TRACKER_LAYOUT
 from ..errors import ConfigError, TrackerError
 from . import fingerprint
 
 if t.TYPE_CHECKING:
     from ..backends.base import Backend, Connection
-    from .migration import Migration
+    from .migration import LoadedMigration, Migration
 
 #: The tracker's columns, in order.
 COLUMNS = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state")
 
 _FINGERPRINT_COLUMNS = ("id", "fingerprint", "verified_at")
+
+#: The tracker layout this code writes. Change it (and add a step to
+#: :meth:`Tracker.upgrade`) whenever the tracker's tables change.
+LAYOUT = TRACKER_LAYOUT
+#: The oldest layout whose code may still read and write a tracker of
+#: :data:`LAYOUT`: layout 2 only adds tables, which layout-1 code never looks at.
+READABLE_BY = 1
+_LAYOUT_COLUMNS = ("id", "layout", "readable_by", "upgraded_at")
+_ROLLBACK_COLUMNS = ("version", "checksum", "kind", "compatible", "down_checksum", "down_script")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -48,11 +67,43 @@ class AppliedMigration:
     applied_by: str
     #: :data:`APPLIED`, or :data:`STARTED` for an interrupted non-transactional run.
     state: str = APPLIED
+    #: ``"sql"`` or ``"py"``; ``None`` when nothing more than the row was stored (a
+    #: migration applied before the tracker's layout 2, or adopted).
+    kind: str | None = None
+    #: Whether the migration was declared compatible (``None``: not stored).
+    compatible: bool | None = None
+    #: SHA-256 of the stored down; ``None`` when there is none stored.
+    down_checksum: str | None = None
 
     @property
     def id(self) -> str:
         """``"0002_add_column"``: the version, four digits at least, and the name."""
         return f"{self.version:04d}_{self.name}"
+
+    @property
+    def down(self) -> str:
+        """``"stored"``, ``"none"`` (the migration has no down) or ``"not stored"``
+        (applied before the tracker kept downs)."""
+        if self.kind is None:
+            return "not stored"
+        return "none" if self.down_checksum is None else "stored"
+
+
+def _with_rollback(row: t.Sequence[t.Any]) -> AppliedMigration:
+    """A tracker row joined with its ``<table>_rollback`` row (``None`` s when there is none)."""
+    version, name, checksum, applied_at, duration_ms, applied_by, state, kind, compatible, down_checksum = row
+    return AppliedMigration(
+        version,
+        name,
+        checksum,
+        applied_at,
+        duration_ms,
+        applied_by,
+        state,
+        kind=kind,
+        compatible=None if compatible is None else bool(compatible),
+        down_checksum=down_checksum,
+    )
 
 
 def utc_now() -> str:
@@ -85,6 +136,107 @@ class Tracker:
         self.backend = backend
         self.table = table
 
+    @property
+    def own_tables(self) -> tuple[str, ...]:
+        """Every table of the tracker (none of them part of the app's schema)."""
+        return (self.table, self.fingerprint_table, self.layout_table, self.rollback_table)
+
+    @property
+    def layout_table(self) -> str:
+        """The table that holds the tracker's layout version: ``<table>_layout``."""
+        return f"{self.table}_layout"
+
+    @property
+    def rollback_table(self) -> str:
+        """The table of what a rollback needs (compatible, stored downs): ``<table>_rollback``."""
+        return f"{self.table}_rollback"
+
+    def layout(self, conn: Connection) -> int:
+        """The tracker's layout version: 0 when there is no tracker, 1 for selfmigrate 0.1.0's.
+
+        :raises TrackerError: a tracker made by a newer selfmigrate that this code
+            must not write to, or a companion table with a foreign layout.
+        """
+        if not self.check_layout(conn):
+            return 0
+        columns = self.backend.table_columns(conn, self.layout_table)
+        if columns is None:
+            return 1
+        self._check_companion(self.layout_table, columns, _LAYOUT_COLUMNS)
+        row = conn.execute(f"SELECT layout, readable_by FROM {self.layout_table} WHERE id = 1").fetchone()
+        if row is None:
+            return 1  # never written: the table was made by hand
+        layout, readable_by = int(row[0]), int(row[1])
+        if readable_by > LAYOUT:
+            raise TrackerError(
+                f"Database {self.backend.describe()} has a tracker ({self.table}) in layout {layout},"
+                f" written by a newer selfmigrate, which this version (tracker layout {LAYOUT}) must not"
+                " write to. Upgrade selfmigrate in this code to the version that made it, or restore a"
+                " snapshot taken before that version ran ('python -m selfmigrate snapshots')."
+            )
+        return layout
+
+    def _check_companion(self, table: str, columns: list[str], expected: tuple[str, ...]) -> None:
+        if tuple(columns[: len(expected)]) != expected:
+            raise TrackerError(
+                f"Database {self.backend.describe()} has a table named {table} that selfmigrate did not"
+                f" create (its columns: {', '.join(columns)}); selfmigrate keeps its tracker's layout"
+                " there and never alters or drops another's table. Rename that table, or choose"
+                " another tracker table name (SELFMIGRATE_TABLE)."
+            )
+
+    def upgrade(self, conn: Connection) -> int | None:
+        """Bring an older tracker layout up to :data:`LAYOUT`; return the layout it had.
+
+        Called inside the caller's locked transaction, so that it commits with it
+        or not at all: the tracker's rows are never rewritten, only tables added.
+        Returns ``None`` when there was nothing to do (no tracker, or already
+        :data:`LAYOUT` or newer). The stored fingerprint is dropped with it: it
+        was certified under the old layout (the runner stores a new one when it
+        finds the database up to date).
+        """
+        layout = self.layout(conn)
+        if layout == 0 or layout >= LAYOUT:
+            return None
+        # Layout 1 -> 2: the companion tables.
+        self._create_rollback_table(conn)
+        self._write_layout(conn)
+        if self.backend.table_columns(conn, self.fingerprint_table) == list(_FINGERPRINT_COLUMNS):
+            conn.execute(f"DELETE FROM {self.fingerprint_table}")
+        return layout
+
+    def _create_rollback_table(self, conn: Connection) -> None:
+        columns = self.backend.table_columns(conn, self.rollback_table)
+        if columns is not None:
+            self._check_companion(self.rollback_table, columns, _ROLLBACK_COLUMNS)
+            return
+        conn.execute(
+            f"CREATE TABLE {self.rollback_table} ("
+            f" version {self.backend.integer_type} PRIMARY KEY,"
+            " checksum TEXT NOT NULL,"
+            " kind TEXT NOT NULL,"
+            " compatible INTEGER NOT NULL,"
+            " down_checksum TEXT,"
+            " down_script TEXT"
+            ")"
+        )
+
+    def _write_layout(self, conn: Connection) -> None:
+        columns = self.backend.table_columns(conn, self.layout_table)
+        if columns is None:
+            conn.execute(
+                f"CREATE TABLE {self.layout_table} (id {self.backend.integer_type} PRIMARY KEY,"
+                " layout INTEGER NOT NULL, readable_by INTEGER NOT NULL, upgraded_at TEXT NOT NULL)"
+            )
+        else:
+            self._check_companion(self.layout_table, columns, _LAYOUT_COLUMNS)
+        p = self.backend.placeholder
+        conn.execute(f"DELETE FROM {self.layout_table}")
+        conn.execute(
+            f"INSERT INTO {self.layout_table} (id, layout, readable_by, upgraded_at) VALUES (1, {p}, {p}, {p})",
+            (LAYOUT, READABLE_BY, utc_now()),
+        )
+
     def check_layout(self, conn: Connection) -> bool:
         """Return whether the table exists, checking that it is ours if it does.
 
@@ -103,10 +255,14 @@ class Tracker:
             )
         return True
 
-    def ensure(self, conn: Connection) -> None:
-        """Create the table if it does not exist (inside the caller's transaction)."""
+    def ensure(self, conn: Connection) -> int | None:
+        """Create the tracker if it does not exist, or upgrade an older layout
+        (inside the caller's locked transaction; see :meth:`upgrade`).
+
+        :returns: the layout an existing tracker was upgraded from, else ``None``.
+        """
         if self.check_layout(conn):
-            return
+            return self.upgrade(conn)
         conn.execute(
             f"CREATE TABLE {self.table} ("
             f" version {self.backend.integer_type} PRIMARY KEY,"
@@ -118,13 +274,43 @@ class Tracker:
             f" state TEXT NOT NULL DEFAULT '{APPLIED}'"
             ")"
         )
+        self._create_rollback_table(conn)
+        self._write_layout(conn)
+        return None
 
     def read(self, conn: Connection) -> dict[int, AppliedMigration]:
-        """Return the applied migrations by version (empty when there is no table)."""
+        """Return the applied migrations by version (empty when there is no table).
+
+        Reads every layout this code knows; the stored downs themselves are not
+        read (see :meth:`stored_down`).
+        """
         if not self.check_layout(conn):
             return {}
-        rows = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY version")
-        return {row[0]: AppliedMigration(*row) for row in rows}
+        columns = ", ".join(f"t.{c}" for c in COLUMNS)
+        rollback_columns = self.backend.table_columns(conn, self.rollback_table)
+        if rollback_columns is None:
+            rows = conn.execute(f"SELECT {columns} FROM {self.table} t ORDER BY t.version")
+            return {row[0]: AppliedMigration(*row) for row in rows}
+        self._check_companion(self.rollback_table, rollback_columns, _ROLLBACK_COLUMNS)
+        # A rollback row counts only for the migration it was written with: an older
+        # release that rolled back and re-applied a version left it behind.
+        rows = conn.execute(
+            f"SELECT {columns}, r.kind, r.compatible, r.down_checksum FROM {self.table} t"
+            f" LEFT JOIN {self.rollback_table} r ON r.version = t.version AND r.checksum = t.checksum"
+            " ORDER BY t.version"
+        )
+        return {row[0]: _with_rollback(row) for row in rows}
+
+    def stored_down(self, conn: Connection, row: AppliedMigration) -> str | None:
+        """The down stored with ``row`` (see :attr:`LoadedMigration.down_source`), or ``None``."""
+        if row.down_checksum is None:
+            return None
+        p = self.backend.placeholder
+        found = conn.execute(
+            f"SELECT down_script FROM {self.rollback_table} WHERE version = {p} AND checksum = {p}",
+            (row.version, row.checksum),
+        ).fetchone()
+        return None if found is None or found[0] is None else str(found[0])
 
     def record(
         self,
@@ -135,11 +321,14 @@ class Tracker:
         state: str = APPLIED,
         applied_at: str | None = None,
         applied_by: str | None = None,
+        body: LoadedMigration | None = None,
     ) -> AppliedMigration:
         """Insert the row of ``migration``; return it.
 
         ``applied_at`` and ``applied_by`` default to now and :func:`who`; adopting
-        and baselining pass their own.
+        and baselining pass their own. With ``body`` (the migration as it ran), its
+        kind, whether it is compatible and its down are stored with the row, in the
+        same transaction; without, the row says "down not stored".
         """
         row = AppliedMigration(
             version=migration.version,
@@ -156,7 +345,23 @@ class Tracker:
             f" VALUES ({', '.join([p] * len(COLUMNS))})",
             (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
         )
-        return row
+        if self.backend.table_columns(conn, self.rollback_table) is None:
+            return row  # a layout-1 tracker (written by an older release's own commands)
+        conn.execute(f"DELETE FROM {self.rollback_table} WHERE version = {p}", (row.version,))
+        if body is None:
+            return row
+        from .migration import checksum
+
+        down = body.down_source
+        down_checksum = None if down is None else checksum(down.encode("utf-8"))
+        conn.execute(
+            f"INSERT INTO {self.rollback_table} ({', '.join(_ROLLBACK_COLUMNS)})"
+            f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
+            (row.version, row.checksum, migration.kind, int(body.compatible), down_checksum, down),
+        )
+        return AppliedMigration(
+            **{**row.__dict__, "kind": migration.kind, "compatible": body.compatible, "down_checksum": down_checksum}
+        )
 
     def finish(self, conn: Connection, version: int, duration_ms: float) -> None:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""
@@ -167,8 +372,10 @@ class Tracker:
         )
 
     def remove(self, conn: Connection, version: int) -> None:
-        """Delete the row of ``version``."""
+        """Delete the row of ``version`` (and what was stored with it)."""
         conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
+        if self.backend.table_columns(conn, self.rollback_table) is not None:
+            conn.execute(f"DELETE FROM {self.rollback_table} WHERE version = {self.backend.placeholder}", (version,))
 
     @property
     def fingerprint_table(self) -> str:
@@ -221,3 +428,6 @@ class Tracker:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
         p = self.backend.placeholder
         conn.execute(f"UPDATE {self.table} SET checksum = {p} WHERE version = {p}", (checksum, version))
+        if self.backend.table_columns(conn, self.rollback_table) is not None:
+            # The edit was cosmetic: what was stored with the row still belongs to it.
+            conn.execute(f"UPDATE {self.rollback_table} SET checksum = {p} WHERE version = {p}", (checksum, version))

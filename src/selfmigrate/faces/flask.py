@@ -1,13 +1,15 @@
 """The Flask face: :func:`apply` in an app factory, and the ``flask`` command group.
 
 Holds the translation of an app's config (``SELFMIGRATE_*`` keys) into
-:class:`~selfmigrate.config.Options` and the group that runs the CLI's commands with it.
+:class:`~selfmigrate.config.Options` and the group that runs the CLI's commands with it,
+which loads the app itself so that :func:`apply` migrates nothing for those commands.
 Must not import Flask or click at import time, nor know an engine or the runner.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import typing as t
 from pathlib import Path
 
@@ -22,9 +24,13 @@ if t.TYPE_CHECKING:
 
     from ..core.locations import LocationsSpec
     from ..report import MigrationReport
+    from .cli.settings import Settings
 
 #: The key of :attr:`flask.Flask.extensions` that holds :class:`FlaskState`.
 EXTENSION_KEY = "selfmigrate"
+#: The key of click's ``ctx.meta`` that the ``flask selfmigrate`` group sets before it
+#: loads the app: :func:`apply` then leaves the database as it is, for the command.
+DEFER_KEY = "selfmigrate.defer"
 
 
 class FlaskState:
@@ -40,8 +46,10 @@ class FlaskState:
     migrations: LocationsSpec
     #: Every other setting, read from the app's config.
     options: Options
-    #: What :func:`apply` did at startup.
+    #: What :func:`apply` did at startup (``None``: it left migrating to a ``flask selfmigrate`` command).
     report: MigrationReport | None
+    #: Where each setting came from, for ``flask selfmigrate config``.
+    origins: dict[str, str] | None
 
     def __init__(
         self,
@@ -49,23 +57,27 @@ class FlaskState:
         migrations: LocationsSpec,
         options: Options,
         report: MigrationReport | None = None,
+        origins: dict[str, str] | None = None,
     ) -> None:
         self.database = database
         self.migrations = migrations
         self.options = options
         self.report = report
+        self.origins = origins
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.database, self.migrations, self.options, self.report, self.origins)
 
     def __repr__(self) -> str:
         return (
-            f"FlaskState(database={self.database!r}, migrations={self.migrations!r},"
-            f" options={self.options!r}, report={self.report!r})"
+            f"FlaskState(database={self.database!r}, migrations={self.migrations!r}, options={self.options!r},"
+            f" report={self.report!r}, origins={self.origins!r})"
         )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FlaskState):
             return NotImplemented
-        mine = (self.database, self.migrations, self.options, self.report)
-        return mine == (other.database, other.migrations, other.options, other.report)
+        return self._fields() == other._fields()
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
@@ -131,6 +143,11 @@ def apply(app: Flask) -> MigrationReport:
     applies every pending migration, and stores a :class:`FlaskState` in
     ``app.extensions["selfmigrate"]``.
 
+    When the app is loaded for a ``flask selfmigrate`` command, nothing is
+    migrated: the command works on the database as it is (``status`` shows what
+    is pending, ``rollback`` is not undone by the next start), and the report
+    returned is empty.
+
     :returns: what was applied.
     :raises MigrationError: a migration failed (unless ``SELFMIGRATE_ON_FAILURE``
         is ``"log"``); the database is as it was before that migration.
@@ -139,24 +156,49 @@ def apply(app: Flask) -> MigrationReport:
     """
     if EXTENSION_KEY in app.extensions:
         raise ConfigError(
-            f"selfmigrate.apply() was already called for app {app.import_name!r}. Call it once,"
-            " in the app factory."
+            f"selfmigrate.apply() was already called for app {app.import_name!r}. Call it once, in the app factory."
         )
-    options = options_for(app)
-    state = FlaskState(database=database_for(app), migrations=migrations_for(app), options=options)
+    origins: dict[str, str] = {}
+    options = options_for(app, origins)
+    deferred = loaded_for_command()
+    database = database_for(app, origins)
+    migrations = migrations_for(app, origins, deferred=deferred)
+    state = FlaskState(database=database, migrations=migrations, options=options, origins=origins)
     app.extensions[EXTENSION_KEY] = state
     _register_commands(app, app.config["SELFMIGRATE_CLI_GROUP"])
+    if deferred:
+        from ..report import MigrationReport
+
+        return MigrationReport(database=os.fspath(database))
     state.report = migrate_with(state.database, state.migrations, options)
     return state.report
 
 
-def options_for(app: Flask) -> Options:
+def loaded_for_command() -> bool:
+    """Whether the app is being loaded by the ``flask selfmigrate`` group, for one of its commands.
+
+    The group is a Flask CLI plugin (entry point ``flask.commands``), so Flask
+    finds it without loading the app; the group marks click's context, then
+    loads the app. Cheap when there is no command line: click is not imported.
+    """
+    click = sys.modules.get("click")
+    if click is None:
+        return False
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.meta.get(DEFER_KEY) is True
+
+
+def options_for(app: Flask, origins: dict[str, str] | None = None) -> Options:
     """The :class:`~selfmigrate.config.Options` from the app's ``SELFMIGRATE_*`` keys.
 
     Each key missing from the config is set to its default (``app.config.setdefault``),
     so that the app's config shows what was used.
+
+    :param origins: filled in with the config key of each setting the app sets.
     """
     config = app.config
+    if origins is not None:
+        origins.update({field: f"app.config[{key!r}]" for key, field in FLASK_KEYS.items() if key in config})
     defaults = Options()
     for key, field in FLASK_KEYS.items():
         config.setdefault(key, getattr(defaults, field))
@@ -189,56 +231,7 @@ def _register_commands(app: Flask, name: str | None) -> None:
             f"App {app.import_name!r} already has a command named {name!r}; set"
             " SELFMIGRATE_CLI_GROUP to another name for selfmigrate's commands (or to None for none)."
         )
-    app.cli.add_command(_lazy_group(name))
-
-
-#: The ``flask <group> --help`` text (and the group's line in ``flask --help``).
-GROUP_HELP = "Apply and manage selfmigrate migrations of this app's database (settings from the app's config)."
-
-
-def _lazy_group(name: str) -> click.Group:
-    """A stand-in for :func:`flask_group` that builds it only when a command line uses it.
-
-    Registering the real group would import the command line (its commands,
-    the runner's options) at every start of the app; this one costs a class.
-    Flask has imported click already.
-    """
-    import click
-
-    class LazyFlaskGroup(click.Group):
-        """``flask <name>``: the real group is made on first use (see :func:`flask_group`)."""
-
-        def __init__(self) -> None:
-            self._real: click.Group | None = None
-            super().__init__(name, help=GROUP_HELP)
-
-        @property
-        def commands(self) -> t.MutableMapping[str, click.Command]:
-            """The real group's table of commands (the CLI's own)."""
-            return self.real().commands
-
-        @commands.setter
-        def commands(self, value: t.MutableMapping[str, click.Command]) -> None:
-            pass  # click.Group.__init__ sets an empty table; the real group's is the one
-
-        def real(self) -> click.Group:
-            if self._real is None:
-                self._real = flask_group(name)
-            return self._real
-
-        def make_context(
-            self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: t.Any
-        ) -> click.Context:
-            # The context (and so the command it invokes) is the real group's.
-            return self.real().make_context(info_name, args, parent, **extra)
-
-        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-            return self.real().get_command(ctx, cmd_name)
-
-        def list_commands(self, ctx: click.Context) -> list[str]:
-            return self.real().list_commands(ctx)
-
-    return LazyFlaskGroup()
+    app.cli.add_command(flask_group(name))
 
 
 def flask_group(name: str) -> click.Group:
@@ -246,57 +239,106 @@ def flask_group(name: str) -> click.Group:
 
     The database, migrations and every setting come from the app's
     ``app.extensions["selfmigrate"]``, which :func:`apply` filled in. Registered
-    by :func:`apply`.
+    by :func:`apply`, and as the Flask CLI plugin ``selfmigrate``
+    (:data:`selfmigrate.faces.flask_command.cli`), which Flask finds before it
+    loads the app: the group then loads it itself, and :func:`apply` leaves the
+    database as it is for the command.
     """
     import click
     from flask import current_app
-    from flask.cli import with_appcontext
+    from flask.cli import ScriptInfo
 
-    from .cli.main import cli
-    from .cli.settings import SelfMigrateGroup, Settings
+    from .cli.settings import SelfMigrateGroup
 
     class FlaskCommandGroup(SelfMigrateGroup):
         """The commands of the CLI's group as a ``flask`` command group, set up from the app.
 
-        It shares the group's table of commands (the same dict), so a command
-        added there is a ``flask`` command too.
+        They are looked up in the CLI's table of commands when used, so that
+        registering the group costs no import of the commands.
         """
 
-        def __init__(self, name: str, **attrs: t.Any) -> None:
-            super().__init__(name, **attrs)
-            self.commands = cli.commands
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            from .cli.main import cli
 
-    @with_appcontext
+            return sorted(cli.commands)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            from .cli.main import cli
+
+            return cli.commands.get(cmd_name)
+
     @click.pass_context
     def settings_from_app(ctx: click.Context) -> None:
-        state = current_app.extensions.get(EXTENSION_KEY)
+        ctx.meta[DEFER_KEY] = True
+        if current_app:  # loaded before the group ran (a group registered under another name)
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        else:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            ctx.with_resource(app.app_context())
+        state = app.extensions.get(EXTENSION_KEY)
         if not isinstance(state, FlaskState):
-            raise ConfigError("The app has no selfmigrate settings; call selfmigrate.apply(app) in its factory.")
-        migrations = state.migrations
-        locations = (migrations,) if isinstance(migrations, (str, os.PathLike)) else tuple(migrations)
-        ctx.obj = Settings(database=str(state.database), migrations=locations, options=state.options)
+            raise ConfigError(
+                f"App {app.import_name!r} has no selfmigrate settings; call selfmigrate.apply(app) in its factory."
+            )
+        group = app.config.get("SELFMIGRATE_CLI_GROUP")
+        if group != ctx.info_name:
+            where = f"'flask {group}'" if group else "none (SELFMIGRATE_CLI_GROUP is None)"
+            raise ConfigError(f"App {app.import_name!r} names its selfmigrate commands {where}; use that.")
+        ctx.obj = settings_of(state)
 
     return FlaskCommandGroup(
         name=name,
         callback=settings_from_app,
-        help=GROUP_HELP,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        help="Apply and manage selfmigrate migrations of this app's database (settings from the app's config)."
+        " Loading the app for these commands migrates nothing: they see the database as it is.",
     )
 
 
-def database_for(app: Flask) -> Path | str:
+def settings_of(state: FlaskState) -> Settings:
+    """The CLI's settings from what :func:`apply` resolved, each with its origin."""
+    from .cli.settings import Settings
+    from .project_settings import BY_NAME, ProjectSettings, Value
+
+    migrations = state.migrations
+    locations = (migrations,) if isinstance(migrations, (str, os.PathLike)) else tuple(migrations)
+    origins = state.origins or {}
+    values: dict[str, Value] = {}
+    for name, setting in BY_NAME.items():
+        if name == "database":
+            value: t.Any = str(state.database)
+        elif name == "migrations":
+            value = tuple(os.fspath(m) for m in locations)
+        else:
+            value = getattr(state.options, name)
+        origin = origins.get(name, "default")
+        values[name] = Value(setting, value, "default" if origin == "default" else "app", origin)
+    project = ProjectSettings(
+        pyproject=None,
+        values=values,
+        precedence=("option", "app", "default"),
+        label="Settings of the app (its config):",
+    )
+    return Settings(database=str(state.database), migrations=locations, options=state.options, project=project)
+
+
+def database_for(app: Flask, origins: dict[str, str] | None = None) -> Path | str:
     """The database file from the app's config.
 
-    ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a SQLite
-    ``SQLALCHEMY_DATABASE_URI``. Each may be a path or a SQLAlchemy URL
+    ``SELFMIGRATE_DATABASE``, else ``DATABASE``, else a ``SQLALCHEMY_DATABASE_URI``
+    that selfmigrate has a backend for. Each may be a path or a SQLAlchemy URL
     (a string or a ``sqlalchemy.engine.URL``), resolved to the file
     SQLAlchemy opens for it (see ``selfmigrate.sqlite.database_path``). A
     relative path is taken from ``app.instance_path``, whose folder is created
     if missing, as Flask-SQLAlchemy does for ``SQLALCHEMY_DATABASE_URI``.
+
+    :param origins: filled in with the config key the database came from.
     """
     from ..backends.select import database_location, handles
 
     config = app.config
     keys = ("SELFMIGRATE_DATABASE", "DATABASE", "SQLALCHEMY_DATABASE_URI")
+    passed_over: str | None = None
     for key in keys:
         value = config.get(key)
         if not value:
@@ -306,16 +348,26 @@ def database_for(app: Flask) -> Path | str:
             render = getattr(value, "render_as_string", None)
             value = render(hide_password=False) if callable(render) else str(value)
         if key == "SQLALCHEMY_DATABASE_URI" and not handles(str(value)):
+            passed_over = str(value)
             continue
         try:
             path = database_location(value, app.instance_path, flask_sqlalchemy=key == "SQLALCHEMY_DATABASE_URI")
         except ConfigError as e:
             raise ConfigError(f"{key}: {e}") from e
+        if origins is not None:
+            origins["database"] = f"app.config[{key!r}]"
         if isinstance(path, str):
             return path  # a server's URL
         if path.parent == Path(app.instance_path) or Path(app.instance_path) in path.parents:
             os.makedirs(app.instance_path, exist_ok=True)
         return path
+    if passed_over is not None:
+        raise ConfigError(
+            f"App {app.import_name!r} has SQLALCHEMY_DATABASE_URI = {hide_password(passed_over)!r}, a"
+            " database selfmigrate has no backend for (it migrates SQLite: sqlite:///FILE), and no"
+            " SELFMIGRATE_DATABASE or DATABASE. Set SELFMIGRATE_DATABASE to the database selfmigrate"
+            " should migrate, or use a SQLite URI."
+        )
     raise ConfigError(
         f"No SQLite database is configured for app {app.import_name!r}; selfmigrate looked"
         f" at {', '.join(keys)}. Set SELFMIGRATE_DATABASE (or DATABASE) to a file path, for"
@@ -323,7 +375,17 @@ def database_for(app: Flask) -> Path | str:
     )
 
 
-def migrations_for(app: Flask) -> LocationsSpec:
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (for messages)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def migrations_for(app: Flask, origins: dict[str, str] | None = None, *, deferred: bool = False) -> LocationsSpec:
     """The migrations locations from the app's config.
 
     ``SELFMIGRATE_MIGRATIONS``, else the package ``<app.import_name>.migrations``,
@@ -331,19 +393,30 @@ def migrations_for(app: Flask) -> LocationsSpec:
     a relative directory path (a :class:`os.PathLike`, or a string with a path
     separator) is taken from ``app.root_path``, not from the working directory,
     which differs between ``flask run``, gunicorn and a container.
+
+    :param origins: filled in with where the locations came from.
+    :param deferred: the app is loaded for a ``flask selfmigrate`` command: when
+        there are no migrations yet, the folder is where ``create`` writes the first.
     """
     configured = app.config.get("SELFMIGRATE_MIGRATIONS")
     if configured:
+        if origins is not None:
+            origins["migrations"] = "app.config['SELFMIGRATE_MIGRATIONS']"
         if isinstance(configured, (str, os.PathLike)):
             return from_base(configured, app.root_path)
         return [from_base(location, app.root_path) for location in configured]
     package = f"{app.import_name}.migrations"
     folder = Path(app.root_path) / DEFAULT_MIGRATIONS_DIR
     found = default_location(package, folder)
+    if found is None and deferred:
+        found = folder
     if found is not None:
+        if origins is not None:
+            kind = "folder" if found == folder else "package"
+            origins["migrations"] = f"default: the {kind} {found} (no SELFMIGRATE_MIGRATIONS)"
         return found
     raise ConfigError(
         f"No migrations found for app {app.import_name!r}: there is no package {package} and no"
-        f" folder {folder}. Create one of them, or set SELFMIGRATE_MIGRATIONS to a package name"
-        " or a directory."
+        f' folder {folder}. Create one of them (flask selfmigrate create "first change" makes the'
+        " folder), or set SELFMIGRATE_MIGRATIONS to a package name or a directory."
     )

@@ -26,6 +26,8 @@ logger = logging.getLogger("selfmigrate.create")
 
 #: The longest slug :func:`create` writes.
 MAX_SLUG_LENGTH = 60
+#: The line of the ``.py`` template's ``up()``: a file that still has it is unedited.
+PY_TEMPLATE_MARK = 'raise NotImplementedError("write this migration\'s up()")'
 
 
 def slugify(message: str) -> str:
@@ -48,7 +50,8 @@ def create(location: LocationSpec, message: str, *, sql: bool = False) -> Path:
     """Write the next numbered migration into ``location`` and return its path.
 
     The version is one more than the highest present, written with four digits
-    at least; the name is the message as a slug. A missing directory is created.
+    at least; the name is the message as a slug. A missing directory is created,
+    with an empty ``__init__.py`` when its parent is a package.
 
     :param location: a directory path, or the name of a package on disk.
     :param message: what the migration does (``"add user avatar column"``).
@@ -59,7 +62,15 @@ def create(location: LocationSpec, message: str, *, sql: bool = False) -> Path:
     folder = folder_to_write(location)
     if not folder.exists():
         folder.mkdir(parents=True)
-        logger.info("Created migrations directory %s.", folder)
+        if (folder.parent / "__init__.py").is_file():
+            # Inside a package: a package too, so that it is importable as
+            # "<package>.migrations" (apply(app)'s default) and ships in the wheel.
+            # A top-level folder stays a plain directory: an __init__.py would make
+            # a generic name like "migrations" an importable top-level package.
+            (folder / "__init__.py").write_text("", encoding="utf-8")
+            logger.info("Created migrations package %s.", folder)
+        else:
+            logger.info("Created migrations directory %s.", folder)
     head = MigrationRegistry(folder).head
     version = (head or 0) + 1
     kind = "sql" if sql else "py"

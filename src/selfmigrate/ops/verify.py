@@ -28,8 +28,8 @@ Area = t.Literal["files", "database"]
 class Problem:
     """One thing :func:`verify` found."""
 
-    #: A short tag: ``discovery``, ``load``, ``gap``, ``edited``, ``out-of-order``,
-    #: ``missing`` or ``interrupted``.
+    #: A short tag: ``discovery``, ``load``, ``gap``, ``lint``, ``edited``,
+    #: ``out-of-order``, ``missing`` or ``interrupted``.
     kind: str
     #: ``"error"`` (startup would refuse) or ``"warning"`` (startup would go on).
     severity: Severity
@@ -70,6 +70,7 @@ def verify(
     *,
     table: str = DEFAULT_TABLE,
     allow_out_of_order: bool = False,
+    lint: bool = True,
     certify: bool = False,
 ) -> Verification:
     """Check migration files, and a database against them if one is given.
@@ -80,6 +81,11 @@ def verify(
     edited migrations, pending migrations older than the newest applied one
     (an error unless ``allow_out_of_order``), interrupted ones (errors), and
     applied migrations whose file is missing (a warning, as at startup).
+
+    With ``lint`` (the default) and every file loading, the findings of
+    :func:`selfmigrate.ops.lint.lint` are problems too, of kind ``lint``: its
+    errors are errors, its warnings warnings (accepted findings are left out).
+    An engine without a linter is not linted.
 
     :param certify: when the database is up to date with the files, store their
         fingerprint for the next start's quick check (what the ``verify`` command
@@ -101,6 +107,8 @@ def verify(
             migration.load()
         except SelfMigrateError as e:
             problems.append(_problem("load", e))
+    if lint and not problems:  # the linter loads every file: only once they all load
+        problems.extend(_lint(registry, database))
     problems.extend(_gaps(found))
     if database is None:
         return Verification(found, None, tuple(problems))
@@ -151,9 +159,22 @@ def verify(
                 " database is ahead of this code (a rolled-back deploy?), or the file was deleted.",
             )
         )
-    if certify and not problems and status.up_to_date:
+    if certify and status.up_to_date and not any(p.severity == "error" for p in problems):
         runner.certify()
     return Verification(found, where, tuple(problems))
+
+
+def _lint(registry: MigrationRegistry, database: str | os.PathLike[str] | None) -> list[Problem]:
+    from ..backends.select import job
+    from .lint import lint
+
+    if job(database, "lint", what=None) is None:
+        return []  # the engine has no linter
+    return [
+        Problem("lint", "error" if f.level == "error" else "warning", "files", str(f))
+        for f in lint(registry, database=database).findings
+        if f.level != "info"
+    ]
 
 
 def _problem(kind: str, error: SelfMigrateError) -> Problem:

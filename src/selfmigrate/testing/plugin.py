@@ -62,12 +62,18 @@ def selfmigrate_migrations(pytestconfig: pytest.Config) -> list[str]:
     """Where the migrations for :func:`migrated_db` come from.
 
     By default the ``selfmigrate_migrations`` ini option: package names or
-    directories (relative to the ini file), one a line. Override this fixture in
-    a ``conftest.py`` to use other migrations for the tests of that folder; it
-    may return a package name, a path, or a list of them.
+    directories (relative to the ini file), one a line; without it, the
+    project's setting (``SELFMIGRATE_MIGRATIONS``, else ``migrations`` in the
+    ``[tool.selfmigrate]`` table of the nearest pyproject.toml). Override this
+    fixture in a ``conftest.py`` to use other migrations for the tests of that
+    folder; it may return a package name, a path, or a list of them.
     """
-    from .templates import ini_migrations
+    from .templates import ini_migrations, project_settings
 
+    if not any(v.strip() for v in pytestconfig.getini(MIGRATIONS_OPTION)):
+        configured = project_settings(pytestconfig)["migrations"]
+        if configured:
+            return list(configured)
     return ini_migrations(pytestconfig)
 
 
@@ -76,10 +82,13 @@ def selfmigrate_table(pytestconfig: pytest.Config) -> str:
     """The tracker table of the test databases: the ``selfmigrate_table`` ini option.
 
     Set it to what the app uses (``SELFMIGRATE_TABLE``), so that the app finds
-    nothing pending. Defaults to ``schema_migrations``.
+    nothing pending. Without it, the project's setting (``SELFMIGRATE_TABLE``,
+    else ``table`` in ``[tool.selfmigrate]``), else ``schema_migrations``.
     """
-    from .templates import ini_table
+    from .templates import ini_table, project_settings
 
+    if not t.cast(str, pytestconfig.getini(TABLE_OPTION)).strip():
+        return t.cast(str, project_settings(pytestconfig)["table"])
     return ini_table(pytestconfig)
 
 

@@ -57,7 +57,7 @@ def check_round_trips(
     """
     runner = Runner(database, migrations, table=table, backup=False)
     report = RoundTripReport()
-    exclude = (table, f"{table}_fingerprint")  # selfmigrate's own tables
+    exclude = runner.tracker.own_tables
     for migration in runner.registry.migrations:
         before = runner.backend.read_schema(exclude=exclude)
         problem = _up(runner, migration, "applying it")

@@ -31,6 +31,10 @@ from ..errors import SelfMigrateError
 if t.TYPE_CHECKING:
     from ..core.locations import Location, LocationSpec
     from ..core.migration import Migration
+    from ..faces.project_settings import ProjectSettings
+
+#: Where the session's project settings are kept (read once).
+_PROJECT_KEY = pytest.StashKey["ProjectSettings"]()
 
 #: The ini option naming the migrations (packages or directories, one a line).
 MIGRATIONS_OPTION = "selfmigrate_migrations"
@@ -54,9 +58,7 @@ def template_key(migrations: t.Sequence[Migration], target: int | None, table: s
     Migrations above ``target`` do not go into the template and do not change
     its key.
     """
-    content = [
-        (m.version, m.name, m.kind, m.checksum) for m in migrations if target is None or m.version <= target
-    ]
+    content = [(m.version, m.name, m.kind, m.checksum) for m in migrations if target is None or m.version <= target]
     data = json.dumps([table, target, content], separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest()[:32]
 
@@ -324,18 +326,60 @@ class MigratedDatabaseFactory:
         try:
             return self._cache.template(locations, target=to, table=table, module=self._module)
         except SelfMigrateError as e:
-            where = ", ".join(os.fspath(spec) for spec in locations)
-            up_to = "" if to is None else f" up to version {to}"
-            pytest.fail(
-                f"selfmigrate could not migrate a test database from {where}{up_to}:\n{e}",
-                pytrace=False,
-            )
+            error = e
+        # Failed outside the except block: the message is shown once, not again as
+        # the exception it was raised "during the handling of".
+        where = ", ".join(os.fspath(spec) for spec in locations)
+        up_to = "" if to is None else f" up to version {to}"
+        # A package that cannot be imported: say why (the import path), not "give a package name".
+        reason = import_path_hint(locations) or str(error)
+        pytest.fail(f"selfmigrate could not migrate a test database from {where}{up_to}:\n{reason}", pytrace=False)
 
     def cleanup(self) -> None:
         """Delete every database this factory made."""
         for path in self._made:
             remove_database(path)
         self._made.clear()
+
+
+def import_path_hint(locations: Locations) -> str:
+    """What to do when a package named as migrations cannot be imported (empty if all can)."""
+    from ..core.locations import is_package, looks_like_path
+
+    names = [
+        spec
+        for spec in locations
+        if isinstance(spec, str) and not looks_like_path(spec) and not os.path.isdir(spec) and not is_package(spec)
+    ]
+    if not names:
+        return ""
+    name = names[0]
+    folder = name.replace(".", "/")
+    return (
+        f"The package {name} cannot be imported: its name is misspelt, or it is not on sys.path."
+        " Plain 'pytest' does not put the project folder on sys.path ('python -m pytest' does)."
+        " Add pythonpath = [\".\"] to [tool.pytest.ini_options], install the project (pip install -e .),"
+        f' or name the folder (selfmigrate_migrations = ["{folder}"]). See "When pytest cannot import the migrations'
+        ' package" in the testing docs (docs/testing.rst, testing-import-path).'
+    )
+
+
+def project_settings(config: pytest.Config) -> ProjectSettings:
+    """The project's settings (pyproject.toml's ``[tool.selfmigrate]``, ``SELFMIGRATE_*``), read once a session.
+
+    Searched from the directory pytest was started in, as the command line
+    searches from the working directory.
+    """
+    found: ProjectSettings | None = config.stash.get(_PROJECT_KEY, None)
+    if found is None:
+        from ..faces.project_settings import load
+
+        try:
+            found = load(config.invocation_params.dir)
+        except SelfMigrateError as e:
+            pytest.fail(f"selfmigrate: {e}", pytrace=False)
+        config.stash[_PROJECT_KEY] = found
+    return found
 
 
 def _ini_base(config: pytest.Config) -> Path:
@@ -353,8 +397,9 @@ def ini_migrations(config: pytest.Config) -> list[str]:
         pytest.fail(
             "selfmigrate does not know where the migrations are. Set the ini option"
             f" selfmigrate_migrations in {where} (a package such as myapp.migrations, or a"
-            " directory), or define a selfmigrate_migrations fixture in conftest.py that"
-            " returns it.",
+            " directory), or migrations in the [tool.selfmigrate] table of pyproject.toml (which"
+            " the command line reads too), or define a selfmigrate_migrations fixture in"
+            " conftest.py that returns it.",
             pytrace=False,
         )
     base = _ini_base(config)

@@ -27,16 +27,24 @@ def read(
     database. Nothing is written and no lock is taken.
     """
     read: tuple[str | None, list[tuple[int, str, str]]] | None
-    read = _read(database, table, lock_timeout, "version, checksum, state")
+    read = _read(database, table, lock_timeout, f"version, checksum, state FROM {table}")
     return read
 
 
 def read_status(
     database: str | os.PathLike[str], table: str, lock_timeout: float
-) -> tuple[str | None, list[tuple[int, str, str, str, float]]] | None:
-    """As :func:`read`, each row with its time applied and duration: what ``status`` shows."""
-    read: tuple[str | None, list[tuple[int, str, str, str, float]]] | None
-    read = _read(database, table, lock_timeout, "version, checksum, state, applied_at, duration_ms")
+) -> tuple[str | None, list[tuple[t.Any, ...]]] | None:
+    """As :func:`read`, each row with what ``status`` shows of it: ``(version, checksum, state,
+    applied_at, duration_ms, kind, compatible, down_checksum)``, the last three from
+    ``<table>_rollback`` as the tracker joins them (``None`` without that table)."""
+    columns = "t.version, t.checksum, t.state, t.applied_at, t.duration_ms"
+    joined = (
+        f"{columns}, r.kind, r.compatible, r.down_checksum FROM {table} t LEFT JOIN {table}_rollback r"
+        " ON r.version = t.version AND r.checksum = t.checksum"
+    )
+    read: tuple[str | None, list[tuple[t.Any, ...]]] | None = _read(database, table, lock_timeout, joined)
+    if read is None:
+        read = _read(database, table, lock_timeout, f"{columns}, NULL, NULL, NULL FROM {table} t")
     return read
 
 
@@ -73,6 +81,7 @@ def read_rows(
 
 
 def _read(database: str | os.PathLike[str], table: str, lock_timeout: float, columns: str) -> t.Any:
+    """``(stored digest, rows)``: ``SELECT columns ORDER BY 1`` (``columns`` names its FROM)."""
     path = os.fspath(database)
     if path.startswith("sqlite") or not os.path.isfile(path):
         return None
@@ -81,7 +90,7 @@ def _read(database: str | os.PathLike[str], table: str, lock_timeout: float, col
         conn = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=lock_timeout)
         try:
             stored = conn.execute(f"SELECT fingerprint FROM {table}_fingerprint WHERE id = 1").fetchone()
-            rows = conn.execute(f"SELECT {columns} FROM {table} ORDER BY version").fetchall()
+            rows = conn.execute(f"SELECT {columns} ORDER BY 1").fetchall()
         finally:
             conn.close()
     except sqlite3.Error:

@@ -6,12 +6,16 @@ Must not hold migration logic (the core and ops do), nor know an engine.
 
 from __future__ import annotations
 
+import os
 import typing as t
+from pathlib import Path
 
 import click
 
 from ...config import DEFAULT_MIGRATIONS_DIR
+from ...core.plan import version_label
 from ...errors import ConfigError
+from . import trial
 from .settings import Settings, pass_settings
 
 if t.TYPE_CHECKING:
@@ -27,34 +31,55 @@ if t.TYPE_CHECKING:
     "-m",
     "into",
     metavar="LOCATION",
-    help="The directory or package to write into (default: the group's first --migrations, else ./migrations).",
+    help="The directory or package to write into (default: the first migrations location of the settings).",
 )
 @pass_settings
 def create(settings: Settings, message: str, sql: bool, edit: bool, into: str | None) -> None:
     """Write the next numbered migration, named after MESSAGE, from a template.
 
-    It goes into --migrations, else the (first) migrations location of the
-    group, else ./migrations. Prints the new file's path.
+    It goes into --migrations, else the first migrations location of the
+    settings (the group's --migrations, SELFMIGRATE_MIGRATIONS, the
+    [tool.selfmigrate] table; under 'flask', the app's), else an existing
+    ./migrations folder. A folder it creates inside a package gets an
+    __init__.py. Prints the new file's path.
     """
     from ...ops.create import create as create_migration
+    from ...ops.create import slugify
 
-    location = into or (settings.migrations[0] if settings.migrations else DEFAULT_MIGRATIONS_DIR)
+    slugify(message)  # a bad message is the first thing to say
+    location = into or (settings.migrations[0] if settings.migrations else None)
+    if location is None:
+        if not os.path.isdir(DEFAULT_MIGRATIONS_DIR):
+            raise ConfigError(
+                "No migrations location is configured, and there is no ./migrations folder to write"
+                ' into. Say where the app reads its migrations: add migrations = "myapp/migrations"'
+                " to [tool.selfmigrate] in pyproject.toml (every command then finds it), or pass"
+                " --migrations DIR. In a Flask app, 'flask selfmigrate create' writes where"
+                " selfmigrate.apply(app) reads."
+            )
+        location = DEFAULT_MIGRATIONS_DIR
     path = create_migration(location, message, sql=sql)
-    click.echo(str(path))
+    here = Path.cwd()
+    click.echo(str(path.relative_to(here) if path.is_absolute() and path.is_relative_to(here) else path))
     if edit:
         click.edit(filename=str(path))
 
 
 @click.command(short_help="Show what 'apply' would run, with its SQL; change nothing.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
+@trial.dry_run_option
 @pass_settings
 @click.pass_context
-def plan(ctx: click.Context, settings: Settings, target: int | None) -> None:
+def plan(ctx: click.Context, settings: Settings, target: int | None, dry_run: bool) -> None:
     """Show what 'apply' would run, in order, with the SQL of .sql migrations.
 
     Makes every check 'apply' makes before its first change, and changes
-    nothing. Exit code 0, or that of the error 'apply' would meet.
+    nothing. Exit code 0, or that of the error 'apply' would meet. With
+    --dry-run, applies them to a copy of the database instead (see 'apply').
     """
+    if dry_run:
+        trial.dry_run(settings, target)
+        return
     runner = settings.runner()
     todo = runner.plan(target=target)
     current = runner.status().current_version
@@ -62,7 +87,7 @@ def plan(ctx: click.Context, settings: Settings, target: int | None) -> None:
 
 
 def _echo_plan(database: str, current: int | None, todo: t.Sequence[LoadedMigration]) -> None:
-    at = "has no migrations applied" if current is None else f"is at version {current}"
+    at = f"is at version {version_label(current)}"
     if not todo:
         click.echo(f"Nothing to apply: database {database} {at} and is up to date.")
         return
@@ -79,7 +104,7 @@ def _echo_plan(database: str, current: int | None, todo: t.Sequence[LoadedMigrat
 
 @click.command("apply", short_help="Apply pending migrations, as startup does.")
 @click.option("--to", "target", type=int, metavar="VERSION", help="Apply only up to this version.")
-@click.option("--dry-run", is_flag=True, help="Only show what would run (the same as 'plan').")
+@trial.dry_run_option
 @click.option(
     "--allow-out-of-order",
     is_flag=True,
@@ -92,20 +117,25 @@ def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_o
     Prints a line per migration with its duration. Creates the database file
     if it does not exist. Exit code 0, or 5 when a migration failed (it was
     rolled back, later ones were not attempted).
+
+    With --dry-run, the database is copied (SQLite's backup API) to a
+    temporary file where the snapshots go, the migrations are applied to the
+    copy one by one, and each one's outcome, duration and rows changed per
+    table are printed; the copy is deleted and the database never written.
+    Exit code 0 when all would apply, 5 when one would fail.
     """
     if allow_out_of_order:
         settings.options = settings.options.replace(allow_out_of_order=True)
+    if dry_run:
+        trial.dry_run(settings, target)
+        return
     runner = settings.runner()
     if target is not None and runner.registry.get(target) is None:
         raise ConfigError(f"Target version {target} is not the version of any migration file. Nothing was applied.")
-    if dry_run:
-        todo = runner.plan(target=target)
-        _echo_plan(runner.backend.describe(), runner.status().current_version, todo)
-        return
     report = runner.apply(target=target)
     for result in report.applied:
         click.echo(f"Applied {result.id} in {result.duration_ms:.1f} ms")
-    version = "none" if report.current_version is None else report.current_version
+    version = version_label(report.current_version)
     if report.applied:
         click.echo(f"Database {report.database} is at version {version}.")
     else:
@@ -121,29 +151,40 @@ def rollback(settings: Settings, target: int | None, steps: int | None, yes: boo
     """Undo the newest applied migrations by running their down, newest first.
 
     Each one runs in its own transaction with the removal of its tracker row.
-    Refuses before changing anything when a migration in the range has no
-    down, is edited, or has no file. Shows what it will undo and asks for
+    A migration whose file is gone (an older image on a newer database) is
+    undone with the down the tracker stored when it was applied, and the output
+    says so. Refuses before changing anything when a migration in the range has
+    no down, is edited, or has neither a file nor a stored down (or a stored
+    down whose checksum does not match). Shows what it will undo and asks for
     confirmation unless --yes.
     """
     runner = settings.runner()
     todo = runner.rollback_plan(target=target, steps=steps)
     database = runner.backend.describe()
     if not todo:
-        click.echo(f"Nothing to roll back: database {database} is at version {target}.")
+        click.echo(
+            f"Nothing to roll back: database {database} is at version {version_label(runner.status().current_version)}."
+        )
         return
     remaining = runner.status().current_version
-    click.echo(f"Database {database} is at version {remaining}. Rolling back will undo, newest first:")
+    click.echo(f"Database {database} is at version {version_label(remaining)}. Rolling back will undo, newest first:")
+    stored = {body.migration.version for body in todo if body.from_tracker}
     for body in todo:
-        click.echo(f"  {body.migration.id}  ({body.migration.location})")
+        where = (
+            "its file is not in the migrations: the down stored in the tracker runs"
+            if body.from_tracker
+            else body.migration.location
+        )
+        click.echo(f"  {body.migration.id}  ({where})")
     if not yes:
         click.confirm(f"Roll back {len(todo)} migration(s)?", abort=True, err=True)
     report = runner.rollback(target=target, steps=steps)
     if report.snapshot is not None:
         click.echo(f"Snapshot of the data from before: {report.snapshot}")
     for result in report.applied:
-        click.echo(f"Rolled back {result.id} in {result.duration_ms:.1f} ms")
-    version = "none (no migrations applied)" if report.current_version is None else report.current_version
-    click.echo(f"Database {database} is at version {version}.")
+        how = " with the down stored in the tracker" if result.version in stored else ""
+        click.echo(f"Rolled back {result.id}{how} in {result.duration_ms:.1f} ms")
+    click.echo(f"Database {database} is at version {version_label(report.current_version)}.")
 
 
 @click.command("verify")
@@ -154,9 +195,10 @@ def verify_command(settings: Settings, strict: bool) -> None:
 
     Without a database: file names, duplicate versions (two branches that both
     added 0007), every file loads, gaps in the numbering. With --database also
-    edited, out-of-order, interrupted and missing migrations. Exit code 0 when
-    nothing is wrong, 2 for a problem in the files, 3 for a database that
-    disagrees with them.
+    edited, out-of-order, interrupted and missing migrations. It runs 'lint'
+    too: its errors fail, its warnings are warnings. Exit code 0 when nothing
+    is wrong, 2 for a problem in the files, 3 for a database that disagrees
+    with them.
     """
     from ...ops.verify import verify
 
@@ -168,7 +210,8 @@ def verify_command(settings: Settings, strict: bool) -> None:
         certify=True,
     )
     for problem in result.problems:
-        click.echo(f"{problem.severity}: {problem.message}")
+        # The one style of every command's diagnostics: "Error: …" on stderr.
+        click.echo(f"{problem.severity.capitalize()}: {problem.message}", err=True)
     failing = [p for p in result.problems if p.severity == "error" or strict]
     checked = f"{len(result.migrations)} migration file(s)"
     if result.database is not None:

@@ -1,6 +1,6 @@
 """The command line: ``python -m selfmigrate <command>``: the group, its options, :func:`main`.
 
-Holds the ``cli`` group (settings from options and the environment), the table of its
+Holds the ``cli`` group (settings from the options, the environment and pyproject.toml), the table of its
 commands, and :func:`main`, the only place that configures logging. Must not hold a
 command's work (commands, status, repair do) nor know Flask (faces.flask uses this).
 """
@@ -13,80 +13,45 @@ import typing as t
 
 import click
 
-from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
-from . import commands, repair, status
-from .settings import SelfMigrateGroup, Settings
+from . import commands, configuration, repair, status, trial
+from .settings import SelfMigrateGroup, Settings, accept_global_options, apply_given, global_options
+
+#: ``-h`` as well as ``--help``, for the group and every command (click passes it down).
+CONTEXT_SETTINGS: dict[str, t.Any] = {"help_option_names": ["-h", "--help"]}
 
 
 @click.group(
     cls=SelfMigrateGroup,
-    help="Apply and manage selfmigrate migrations.",
-    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, or a confirmation"
-    " declined; 2 bad input or configuration; 3 a problem that needs a person (edited, out-of-order,"
-    " missing or interrupted migrations); 4 the write lock was not obtained in time; 5 a migration"
-    " failed (and was rolled back); 6 a snapshot could not be taken or restored.",
+    context_settings=CONTEXT_SETTINGS,
+    help="Apply and manage selfmigrate migrations.\n\nSettings come from the options (before or after"
+    " the command), else SELFMIGRATE_* environment variables, else the [tool.selfmigrate] table of the"
+    " nearest pyproject.toml, else the defaults; 'config' shows each one and where it came from.",
+    epilog="Exit codes: 0 done (status: up to date); 1 status: migrations pending, lint: findings, or a"
+    " confirmation declined; 2 bad input or configuration; 3 a problem that needs a person (edited,"
+    " out-of-order, missing or interrupted migrations, a pending file that cannot load); 4 the write lock"
+    " was not obtained in time; 5 a migration failed (and was rolled back), or would fail (dry run);"
+    " 6 a snapshot could not be taken or restored; 7 the database is ahead of this code by a migration"
+    " not marked compatible.",
+    params=global_options(),
 )
-@click.option(
-    "--database",
-    "-d",
-    envvar="SELFMIGRATE_DATABASE",
-    metavar="PATH",
-    help="The SQLite database file (or sqlite:/// URL). Env: SELFMIGRATE_DATABASE.",
-)
-@click.option(
-    "--migrations",
-    "-m",
-    envvar="SELFMIGRATE_MIGRATIONS",
-    metavar="LOCATION",
-    multiple=True,
-    help="A migrations package (myapp.migrations) or directory; repeat for several."
-    " Env: SELFMIGRATE_MIGRATIONS (several separated by spaces).",
-)
-@click.option(
-    "--table",
-    envvar="SELFMIGRATE_TABLE",
-    default=DEFAULT_TABLE,
-    show_default=True,
-    metavar="NAME",
-    help="The tracker table's name. Env: SELFMIGRATE_TABLE.",
-)
-@click.option(
-    "--lock-timeout",
-    envvar="SELFMIGRATE_LOCK_TIMEOUT",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_LOCK_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for the database's write lock. Env: SELFMIGRATE_LOCK_TIMEOUT.",
-)
-@click.option(
-    "--backup-dir",
-    envvar="SELFMIGRATE_BACKUP_DIR",
-    metavar="DIR",
-    help="Where apply/rollback put snapshots and snapshots/restore look for them (default: the"
-    " database's folder). Env: SELFMIGRATE_BACKUP_DIR.",
-)
+@click.version_option(package_name="selfmigrate", prog_name="selfmigrate", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    database: str | None,
-    migrations: tuple[str, ...],
-    table: str,
-    lock_timeout: float,
-    backup_dir: str | None,
-) -> None:
-    """The ``python -m selfmigrate`` group: settings from options and the environment."""
-    options = Options(table=table, lock_timeout=lock_timeout, backup_dir=backup_dir)
-    ctx.obj = Settings(database=database, migrations=migrations, options=options)
+def cli(ctx: click.Context) -> None:
+    """The ``python -m selfmigrate`` group: settings from the options, the environment, pyproject.toml."""
+    from ..project_settings import load
+
+    ctx.obj = apply_given(ctx, Settings.from_project(load()))
 
 
 for _command in (
+    configuration.config_command,
     commands.create,
     status.status,
     commands.plan,
     commands.apply_command,
     commands.rollback,
     status.history,
+    trial.lint_command,
     commands.verify_command,
     repair.baseline_command,
     repair.adopt_command,
@@ -95,7 +60,7 @@ for _command in (
     repair.restore,
     repair.resolve,
 ):
-    cli.add_command(_command)
+    cli.add_command(accept_global_options(_command))
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -66,7 +66,7 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     except DiscoveryError:
         return None
     files = fingerprint_of((folder, ((name, stat) for name, _, stat in found)) for folder, found in listed)
-    if stored != digest(fingerprint_key(files, ((v, c, s) for v, c, s, _, _ in rows))):
+    if stored != digest(fingerprint_key(files, ((row[0], row[1], row[2]) for row in rows))):
         return None
     entries = _entries(listed, rows)
     if entries is None:
@@ -123,13 +123,17 @@ def _plain(path: str) -> bool:
     return bool(path) and not path.startswith(("sqlite", "file:")) and os.path.normpath(path) == path
 
 
+#: An entry of the output: version, name, file, applied at, duration, compatible, down.
+Entry = tuple[int, str, str, str, float, "bool | None", str]
+
+
 def _entries(
     listed: list[tuple[str, list[tuple[str, str, tuple[int, int, int]]]]],
-    rows: list[tuple[int, str, str, str, float]],
-) -> list[tuple[int, str, str, str, float]] | None:
-    """``(version, name, file, applied_at, duration_ms)`` of each migration, all applied; ``None`` if not so."""
+    rows: list[tuple[t.Any, ...]],
+) -> list[Entry] | None:
+    """Each migration's entry, all applied; ``None`` if not so (then the full command answers)."""
     by_version = {row[0]: row for row in rows}
-    entries = []
+    entries: list[Entry] = []
     for _, files in listed:
         for filename, path, _ in files:
             stem, _, _ = filename.rpartition(".")
@@ -139,18 +143,23 @@ def _entries(
             row = by_version.get(int(number))
             if row is None or row[2] != "applied":
                 return None
-            entries.append((int(number), name, path, row[3], row[4]))
+            _, _, _, applied_at, duration, kind, compatible, down_checksum = row
+            # As AppliedMigration.down and .compatible read them (core/tracker.py).
+            down = "not stored" if kind is None else "none" if down_checksum is None else "stored"
+            entries.append(
+                (int(number), name, path, applied_at, duration, None if compatible is None else bool(compatible), down)
+            )
     entries.sort()
     if len(entries) != len(by_version) or len({e[0] for e in entries}) != len(entries):
         return None
     return entries
 
 
-def _text(database: str, entries: list[tuple[int, str, str, str, float]]) -> str:
-    labels = [f"{version:04d}_{name}" for version, name, _, _, _ in entries]
+def _text(database: str, entries: list[Entry]) -> str:
+    labels = [f"{entry[0]:04d}_{entry[1]}" for entry in entries]
     width = max(len(label) for label in labels)
     lines = [f"Database: {database}"]
-    for label, (_, _, _, applied_at, duration) in zip(labels, entries, strict=True):
+    for label, (_, _, _, applied_at, duration, _, _) in zip(labels, entries, strict=True):
         lines.append(f"  {label.ljust(width)}  applied {applied_at} ({duration:g} ms)")
     head = entries[-1][0]
     lines.append(f"Current version: {head}; newest migration file: {head}.")
@@ -158,7 +167,7 @@ def _text(database: str, entries: list[tuple[int, str, str, str, float]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _json(database: str, entries: list[tuple[int, str, str, str, float]]) -> str:
+def _json(database: str, entries: list[Entry]) -> str:
     import json
 
     head = entries[-1][0]
@@ -169,6 +178,7 @@ def _json(database: str, entries: list[tuple[int, str, str, str, float]]) -> str
         "up_to_date": True,
         "state": "up-to-date",
         "pending": [],
+        "ahead": [],
         "migrations": [
             {
                 "version": version,
@@ -177,8 +187,11 @@ def _json(database: str, entries: list[tuple[int, str, str, str, float]]) -> str
                 "file": path,
                 "applied_at": applied_at,
                 "duration_ms": duration,
+                "compatible": compatible,
+                "down": down,
+                "cannot_load": None,
             }
-            for version, name, path, applied_at, duration in entries
+            for version, name, path, applied_at, duration, compatible, down in entries
         ],
     }
     return json.dumps(document, indent=2) + "\n"

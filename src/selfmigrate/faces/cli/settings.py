@@ -1,7 +1,9 @@
-"""What the commands work on: :class:`Settings`, built from options, the environment or a Flask app.
+"""What the commands work on: :class:`Settings`, from the project's settings or a Flask app, and the options.
 
-Holds the settings object every command receives, the group class that turns a
-:class:`SelfMigrateError` into its exit code, and small helpers the commands share.
+Holds the settings object every command receives (with where each value came from),
+the global options every command accepts before or after its name, the group class
+that turns a :class:`SelfMigrateError` into its exit code, and small helpers the
+commands share.
 Must not define commands, nor know an engine (the backend comes from backends.select).
 """
 
@@ -19,6 +21,12 @@ if t.TYPE_CHECKING:
     from ...backends.base import Backend
     from ...core.locations import LocationSpec
     from ...core.runner import Runner
+    from ..project_settings import ProjectSettings
+
+#: The settings that are not fields of :class:`~selfmigrate.config.Options`.
+_LOCATION_SETTINGS = ("database", "migrations")
+#: Where ``ctx.meta`` keeps the options given before :class:`Settings` exists.
+_GIVEN_KEY = "selfmigrate.given"
 
 
 @dataclass
@@ -31,19 +39,46 @@ class Settings:
     migrations: tuple[LocationSpec, ...]
     #: Every other setting (tracker table, lock timeout, snapshots…).
     options: Options = field(default_factory=Options)
+    #: Each setting's value and where it came from (what ``config`` shows).
+    project: ProjectSettings | None = None
+
+    @classmethod
+    def from_project(cls, project: ProjectSettings) -> Settings:
+        """The settings of a project (pyproject.toml, environment, defaults)."""
+        from ..project_settings import BY_NAME
+
+        options = Options(**{name: project[name] for name in BY_NAME if name not in _LOCATION_SETTINGS})
+        return cls(
+            database=project["database"], migrations=tuple(project["migrations"]), options=options, project=project
+        )
+
+    def given(self, name: str, value: t.Any, origin: str) -> None:
+        """Record that the command line set ``name`` to ``value`` (it wins over every other source)."""
+        if self.project is not None:
+            self.project = self.project.given(name, value, origin)
+        if name == "database":
+            self.database = value
+        elif name == "migrations":
+            self.migrations = tuple(value)
+        else:
+            self.options = self.options.replace(**{name: value})
 
     def require_database(self) -> str:
         """The database, or a usage error saying how to give one."""
         if not self.database:
-            raise ConfigError("No database given. Pass --database PATH or set SELFMIGRATE_DATABASE.")
+            raise ConfigError(
+                "No database given. Pass --database PATH, set SELFMIGRATE_DATABASE, or add"
+                ' database = "PATH" to [tool.selfmigrate] in pyproject.toml.'
+            )
         return self.database
 
     def require_migrations(self) -> tuple[LocationSpec, ...]:
         """The migrations locations, or a usage error saying how to give them."""
         if not self.migrations:
             raise ConfigError(
-                "No migrations location given. Pass --migrations PACKAGE_OR_DIR or set"
-                " SELFMIGRATE_MIGRATIONS."
+                "No migrations location given. Pass --migrations PACKAGE_OR_DIR, set"
+                ' SELFMIGRATE_MIGRATIONS, or add migrations = "PACKAGE_OR_DIR" to [tool.selfmigrate]'
+                " in pyproject.toml."
             )
         return self.migrations
 
@@ -72,6 +107,93 @@ class SelfMigrateGroup(click.Group):
 
 
 pass_settings = click.make_pass_decorator(Settings)
+
+
+def record_option(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:
+    """Callback of a global option: the value given on the command line wins over every other source.
+
+    Given before the command, it waits in ``ctx.meta`` until the group has built
+    :class:`Settings` (:func:`apply_given`); given after it, it changes them at once.
+    """
+    if value is None or value == () or param.name is None:
+        return
+    origin = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    settings = ctx.find_object(Settings)
+    if settings is None:
+        ctx.meta.setdefault(_GIVEN_KEY, {})[param.name] = (value, origin)
+    else:
+        settings.given(param.name, value, origin)
+
+
+def apply_given(ctx: click.Context, settings: Settings) -> Settings:
+    """``settings`` with the global options given before the command applied."""
+    for name, (value, origin) in ctx.meta.pop(_GIVEN_KEY, {}).items():
+        settings.given(name, value, origin)
+    return settings
+
+
+class GlobalOption(click.Option):
+    """An option of the group that every command also accepts after its name.
+
+    Documented once, with the group (docs/cli.rst, "Global options").
+    """
+
+
+def global_options() -> list[click.Option]:
+    """The options every command accepts, before or after its name (``status --database X``)."""
+    return [
+        GlobalOption(
+            ["--database", "-d"],
+            metavar="PATH",
+            expose_value=False,
+            callback=record_option,
+            help="The database file (or sqlite:/// URL). Env: SELFMIGRATE_DATABASE.",
+        ),
+        GlobalOption(
+            ["--migrations", "-m"],
+            metavar="LOCATION",
+            multiple=True,
+            expose_value=False,
+            callback=record_option,
+            help="A migrations package (myapp.migrations) or directory; repeat for several."
+            " Env: SELFMIGRATE_MIGRATIONS (several separated by spaces).",
+        ),
+        GlobalOption(
+            ["--table"],
+            metavar="NAME",
+            expose_value=False,
+            callback=record_option,
+            help="The tracker table's name (default: schema_migrations). Env: SELFMIGRATE_TABLE.",
+        ),
+        GlobalOption(
+            ["--lock-timeout"],
+            type=click.FloatRange(min=0),
+            metavar="SECONDS",
+            expose_value=False,
+            callback=record_option,
+            help="How long to wait for the database's write lock (default: 60). Env: SELFMIGRATE_LOCK_TIMEOUT.",
+        ),
+        GlobalOption(
+            ["--backup-dir"],
+            metavar="DIR",
+            expose_value=False,
+            callback=record_option,
+            help="Where apply/rollback put snapshots and snapshots/restore look for them (default: the"
+            " database's folder). Env: SELFMIGRATE_BACKUP_DIR.",
+        ),
+    ]
+
+
+def accept_global_options(command: click.Command) -> click.Command:
+    """Let ``command`` take the global options after its name too (those it has no own option for), and ``-h``."""
+    # -h on the command itself, not only through the group's context: click builds
+    # (and keeps) a command's help option from the first context it is used in.
+    command.context_settings.setdefault("help_option_names", ["-h", "--help"])
+    own = {opt for param in command.params for opt in param.opts}
+    for option in global_options():
+        if not own.intersection(option.opts):
+            command.params.append(option)
+    return command
 
 
 def sibling(ctx: click.Context, name: str) -> str:

@@ -12,6 +12,7 @@ import typing as t
 
 import click
 
+from ...core.plan import NO_VERSION, version_label
 from ...core.tracker import APPLIED as APPLIED_STATE
 from ...core.tracker import STARTED as STARTED_STATE
 from ...errors import SelfMigrateError
@@ -29,14 +30,19 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
     """Show each migration's state and whether the database is up to date.
 
     States: applied (with date and duration), pending, out-of-order (pending
-    but older than the newest applied one), missing (applied but its file is
-    not in the code), edited (its file changed since it was applied),
-    interrupted (a non-transactional migration that never finished), running
-    (one that started and whose process is still at it).
+    but older than the newest applied one), ahead (applied, newer than every
+    file: a newer release applied it; compatible or not), missing (applied but
+    its file is not in the code, with newer files present), edited (its file
+    changed since it was applied), interrupted (a non-transactional migration
+    that never finished), running (one that started and whose process is still
+    at it). A pending file that cannot load (a syntax error, an unedited
+    template) is "pending, cannot load" with the reason.
 
-    Exit code: 0 up to date, 1 migrations pending or running, 2 bad input or
+    Exit code: 0 this code can run on the database (up to date, or ahead only
+    by compatible migrations), 1 migrations pending or running, 2 bad input or
     configuration, 3 a problem that needs a person (edited, out-of-order,
-    missing or interrupted migrations). Never creates a database. With
+    missing or interrupted migrations, a pending file that cannot load), 7 ahead
+    by a migration not marked compatible. Never creates a database. With
     --json, an error is also printed as {"state": "error", "error": "..."}.
     """
     try:
@@ -48,37 +54,84 @@ def status(ctx: click.Context, settings: Settings, as_json: bool) -> None:
         raise
     # A "started" row is a migration still running if its process holds the lock.
     running = bool(result.interrupted) and runner.backend.migration_lock().held_elsewhere()
-    code = status_exit_code(result, running=running)
+    problems = load_problems(result)
+    code = status_exit_code(result, running=running, problems=problems)
     if as_json:
-        document = status_document(result, runner.backend.describe(), running=running)
+        document = status_document(result, runner.backend.describe(), running=running, problems=problems)
         click.echo(json.dumps(document, indent=2))
     else:
-        _echo_status(result, runner.backend.describe(), ctx, running=running)
+        _echo_status(result, runner.backend.describe(), ctx, running=running, problems=problems)
     ctx.exit(code)
 
 
-#: ``status`` exit codes.
-UP_TO_DATE, PENDING, PROBLEM = 0, 1, 3
+def load_problems(result: Status) -> dict[int, str]:
+    """Why each pending migration that would fail before it runs cannot: version → reason.
+
+    Each pending file is loaded as ``apply`` would load it (a syntax error, an
+    unedited ``.sql`` template, a missing ``up``); an unedited ``.py`` template
+    loads, but its ``up()`` only raises. Applied files are not loaded.
+    """
+    from ...ops.create import PY_TEMPLATE_MARK
+
+    problems: dict[int, str] = {}
+    for migration in result.pending:
+        try:
+            text = migration.read_text()
+            migration.load()
+        except SelfMigrateError as e:
+            problems[migration.version] = str(e).splitlines()[0]
+            continue
+        if migration.filename.endswith(".py") and PY_TEMPLATE_MARK in text:
+            problems[migration.version] = (
+                f"Migration file {migration.location} is the unedited template: its up() only raises"
+                " NotImplementedError. Write the change it should make."
+            )
+    return problems
 
 
-def status_exit_code(result: Status, *, running: bool = False) -> int:
-    """0 up to date, 1 pending (or a migration running), 3 something needs a person.
+#: ``status`` exit codes. Ahead only by compatible migrations is 0: the code runs
+#: on the database as it is, so a container health check stays healthy.
+UP_TO_DATE, PENDING, PROBLEM, AHEAD_INCOMPATIBLE = 0, 1, 3, 7
+
+
+def status_exit_code(result: Status, *, running: bool = False, problems: t.Mapping[int, str] | None = None) -> int:
+    """0 up to date (or ahead only by compatible migrations), 1 pending (or a
+    migration running), 3 something needs a person, 7 ahead by a migration not
+    marked compatible.
 
     ``running``: the started rows belong to a migration whose process still
-    holds the migration lock, not to one that died.
+    holds the migration lock, not to one that died. ``problems``: pending
+    migrations that cannot load (:func:`load_problems`); they need a person too.
     """
-    if result.edited or result.out_of_order or result.missing or (result.interrupted and not running):
+    missing = len(result.missing) > len(result.ahead)
+    if result.edited or result.out_of_order or missing or (result.interrupted and not running) or problems:
         return PROBLEM
+    if result.ahead_incompatible:
+        return AHEAD_INCOMPATIBLE
     if result.pending or result.interrupted:
         return PENDING
     return UP_TO_DATE
 
 
-def migration_states(result: Status, *, running: bool = False) -> list[dict[str, t.Any]]:
-    """One entry per version in the files or the tracker, oldest first."""
+def _state_name(result: Status, code: int) -> str:
+    if code == UP_TO_DATE:
+        return "ahead-compatible" if result.ahead else "up-to-date"
+    return {PENDING: "pending", PROBLEM: "problem", AHEAD_INCOMPATIBLE: "ahead-incompatible"}[code]
+
+
+def migration_states(
+    result: Status, *, running: bool = False, problems: t.Mapping[int, str] | None = None
+) -> list[dict[str, t.Any]]:
+    """One entry per version in the files or the tracker, oldest first.
+
+    ``problems`` gives the reason of a pending migration that cannot load: its
+    entry's ``cannot_load`` (``None`` for every other).
+    """
+    problems = problems or {}
     files = {m.version: m for m in result.migrations}
     edited = {m.version for m, _ in result.edited}
     out_of_order = {m.version for m in result.out_of_order}
+    ahead = {row.version for row in result.ahead}
     entries: list[dict[str, t.Any]] = []
     for version in sorted(set(files) | set(result.applied)):
         migration = files.get(version)
@@ -87,6 +140,8 @@ def migration_states(result: Status, *, running: bool = False) -> list[dict[str,
             state = "out-of-order" if version in out_of_order else "pending"
         elif row.state == STARTED_STATE:
             state = "running" if running else "interrupted"
+        elif version in ahead:
+            state = "ahead"
         elif migration is None:
             state = "missing"
         elif version in edited:
@@ -101,50 +156,76 @@ def migration_states(result: Status, *, running: bool = False) -> list[dict[str,
                 "file": migration.location if migration is not None else None,
                 "applied_at": row.applied_at if row is not None else None,
                 "duration_ms": row.duration_ms if row is not None else None,
+                # As stored with the row: None for a pending file, or a row from before layout 2.
+                "compatible": row.compatible if row is not None else None,
+                "down": row.down if row is not None else None,
+                "cannot_load": problems.get(version) if row is None else None,
             }
         )
     return entries
 
 
-def status_document(result: Status, database: str, *, running: bool = False) -> dict[str, t.Any]:
+def status_document(
+    result: Status, database: str, *, running: bool = False, problems: t.Mapping[int, str] | None = None
+) -> dict[str, t.Any]:
     """The ``status --json`` object."""
-    code = status_exit_code(result, running=running)
+    code = status_exit_code(result, running=running, problems=problems)
     return {
         "database": database,
         "current_version": result.current_version,
         "head": result.head,
-        "up_to_date": code == UP_TO_DATE,
-        "state": {UP_TO_DATE: "up-to-date", PENDING: "pending", PROBLEM: "problem"}[code],
+        "up_to_date": code == UP_TO_DATE and not result.ahead,
+        "state": _state_name(result, code),
         "pending": [m.version for m in result.pending],
-        "migrations": migration_states(result, running=running),
+        "ahead": [row.version for row in result.ahead],
+        "migrations": migration_states(result, running=running, problems=problems),
     }
 
 
-def _echo_status(result: Status, database: str, ctx: click.Context, *, running: bool = False) -> None:
+def _echo_status(
+    result: Status, database: str, ctx: click.Context, *, running: bool, problems: t.Mapping[int, str]
+) -> None:
     click.echo(f"Database: {database}")
-    entries = migration_states(result, running=running)
+    entries = migration_states(result, running=running, problems=problems)
     width = max((len(f"{e['version']:04d}_{e['name']}") for e in entries), default=0)
     for entry in entries:
         label = f"{entry['version']:04d}_{entry['name']}".ljust(width)
         detail = entry["state"]
+        if detail == "ahead":
+            detail += ", compatible" if entry["compatible"] else ", not compatible"
         if entry["applied_at"] is not None:
             detail += f" {entry['applied_at']} ({entry['duration_ms']:g} ms)"
+        if entry["cannot_load"] is not None:
+            detail += f", cannot load: {entry['cannot_load']}"
         click.echo(f"  {label}  {detail}")
     if not entries:
         click.echo("  (no migrations)")
-    current = "none" if result.current_version is None else str(result.current_version)
+    current = version_label(result.current_version)
     head = "none" if result.head is None else str(result.head)
     click.echo(f"Current version: {current}; newest migration file: {head}.")
-    code = status_exit_code(result, running=running)
-    if code == UP_TO_DATE:
+    code = status_exit_code(result, running=running, problems=problems)
+    ahead = ", ".join(row.id for row in result.ahead)
+    if code == UP_TO_DATE and result.ahead:
+        click.echo(f"Ahead of this code by {ahead}, marked compatible: this code runs on the database as it is.")
+    elif code == UP_TO_DATE:
         click.echo("Up to date.")
+    elif code == AHEAD_INCOMPATIBLE:
+        from ...core.ahead import target_before, to_undo
+
+        target = target_before(result, to_undo(result))
+        click.echo(
+            f"Ahead of this code by {ahead}, not all marked compatible: this code may not work with the"
+            f" database. Undo them with '{sibling(ctx, 'rollback')} --to {target}' (the downs stored in the"
+            " tracker run), or deploy the code that has them."
+        )
     elif running:
         click.echo("A migration is running outside a transaction (its process holds the migration lock).")
     elif code == PENDING:
         click.echo(f"{len(result.pending)} migration(s) pending. Run '{sibling(ctx, 'apply')}' or restart the app.")
+    elif problems and not (result.edited or result.out_of_order or result.missing or result.interrupted):
+        click.echo(f"{len(problems)} pending migration(s) cannot load: fix them before the next start (it would fail).")
     else:
         click.echo(f"Needs attention: see the states above. Run '{sibling(ctx, 'verify')}' for details.")
-
 
 
 @click.command(short_help="Show what was applied, when and by whom, newest first.")
@@ -153,7 +234,9 @@ def _echo_status(result: Status, database: str, ctx: click.Context, *, running: 
 def history(settings: Settings, as_json: bool) -> None:
     """Show what was applied, when, how long it took and by whom, newest first.
 
-    Reads the tracker table only; needs no migration files.
+    Reads the tracker table only; needs no migration files. A migration
+    applied before the tracker stored downs (selfmigrate 0.1.0) is marked
+    "down not stored": once its file is gone it cannot be rolled back.
     """
     from ...core.runner import Runner
 
@@ -161,12 +244,17 @@ def history(settings: Settings, as_json: bool) -> None:
     runner = Runner.from_options(settings.require_database(), list(settings.migrations) or ".", settings.options)
     rows = runner.history()
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
+        click.echo(json.dumps([{**dataclasses.asdict(row), "down": row.down} for row in rows], indent=2))
         return
     if not rows:
-        click.echo(f"Database {runner.backend.describe()} has no migrations applied.")
+        click.echo(f"Database {runner.backend.describe()} is at version {NO_VERSION}.")
         return
     width = max(len(row.id) for row in rows)
     for row in rows:
-        state = "" if row.state == APPLIED_STATE else f"  [{row.state}]"
+        notes = [] if row.state == APPLIED_STATE else [row.state]
+        if row.compatible:
+            notes.append("compatible")
+        if row.down != "stored":
+            notes.append("down not stored" if row.down == "not stored" else "no down")
+        state = f"  [{'; '.join(notes)}]" if notes else ""
         click.echo(f"{row.applied_at}  {row.id.ljust(width)}  {row.duration_ms:>9.1f} ms  {row.applied_by}{state}")

@@ -1,0 +1,4 @@
+ALTER TABLE note ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+
+-- migrate:down
+ALTER TABLE note DROP COLUMN pinned;
