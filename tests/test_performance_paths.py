@@ -429,3 +429,37 @@ def test_an_edit_next_to_an_added_migration_is_still_caught(app: App) -> None:
     result = app.start()
     assert result["error"] == "ChecksumMismatch" and "0002_seed.py" in result["message"]
     assert dump(app.db) == before
+
+
+# --- apply(app) registers the flask group without the command line -------------------------
+
+FLASK_START = """\
+import json, sys
+import flask
+import selfmigrate
+app = flask.Flask("perfapp")
+app.config["SELFMIGRATE_DATABASE"] = sys.argv[1]
+app.config["SELFMIGRATE_MIGRATIONS"] = sys.argv[2]
+before = set(sys.modules)
+selfmigrate.apply(app)
+loaded = sorted(m for m in set(sys.modules) - before if m.startswith("selfmigrate.faces.cli"))
+result = app.test_cli_runner().invoke(args=["selfmigrate", "status"])
+print(json.dumps({"loaded": loaded, "exit": result.exit_code, "output": result.output}))
+"""
+
+
+def test_apply_registers_the_flask_group_without_loading_the_command_line(app: App) -> None:
+    app.start()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(app.root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", FLASK_START, str(app.db), app.location],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=app.root.parent,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["loaded"] == []  # registering cost no import of the CLI
+    assert result["exit"] == 0 and "Up to date." in result["output"]  # and the group still works
