@@ -47,16 +47,16 @@ from pathlib import Path
 SPEEDUP_TARGET = 20.0
 OVERHEAD_TARGET_MS = 1.0
 
-TEST_BODY = '''
+TEST_BODY = """
 import pytest
 
 
 @pytest.mark.parametrize("n", range({tests}))
 def test_reads_the_schema(n, {fixture}):
     assert {fixture}.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] >= 0
-'''
+"""
 
-PATH_TEST_BODY = '''
+PATH_TEST_BODY = """
 import sqlite3
 
 import pytest
@@ -67,9 +67,9 @@ def test_reads_the_schema(n, migrated_db_path):
     conn = sqlite3.connect(migrated_db_path)
     assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] >= 0
     conn.close()
-'''
+"""
 
-NAIVE_CONFTEST = '''
+NAIVE_CONFTEST = """
 import sqlite3
 
 import pytest
@@ -84,9 +84,9 @@ def naive_db(tmp_path):
     conn = sqlite3.connect(path)
     yield conn
     conn.close()
-'''
+"""
 
-BASELINE_CONFTEST = '''
+BASELINE_CONFTEST = """
 import sqlite3
 
 import pytest
@@ -97,7 +97,7 @@ def plain_db():
     conn = sqlite3.connect(":memory:")
     yield conn
     conn.close()
-'''
+"""
 
 
 def write_migrations(folder: Path, count: int) -> None:
@@ -136,9 +136,7 @@ def write_suite(root: Path, name: str, migrations: Path, tests: int) -> Path:
     if name.startswith("plugin"):
         ini += f"selfmigrate_migrations = {migrations}\n"
     (suite / "pytest.ini").write_text(ini)
-    conftest = {"naive": NAIVE_CONFTEST.format(migrations=str(migrations)), "baseline": BASELINE_CONFTEST}.get(
-        name, ""
-    )
+    conftest = {"naive": NAIVE_CONFTEST.format(migrations=str(migrations)), "baseline": BASELINE_CONFTEST}.get(name, "")
     (suite / "conftest.py").write_text(conftest)
     body = PATH_TEST_BODY if name == "plugin_path" else TEST_BODY
     (suite / "test_suite.py").write_text(body.format(tests=tests, fixture=FIXTURES[name]))

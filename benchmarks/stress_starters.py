@@ -48,7 +48,7 @@ PROCESSES = 16
 MIGRATIONS = 50
 SLOW_VERSION = 25
 
-APP = '''
+APP = """
 import os
 
 from flask import Flask
@@ -61,9 +61,9 @@ def create_app():
     app.config["DATABASE"] = os.environ["STARTERS_DATABASE"]
     selfmigrate.apply(app)
     return app
-'''
+"""
 
-SLOW = '''
+SLOW = """
 import os
 import pathlib
 import time
@@ -75,9 +75,9 @@ def up(conn):
     if marker:
         pathlib.Path(marker).touch()
         time.sleep(0.3)
-'''
+"""
 
-PY = '''
+PY = """
 import os
 
 
@@ -85,7 +85,7 @@ def up(conn):
     conn.execute("CREATE TABLE t{version} (id INTEGER PRIMARY KEY, v TEXT)")
     conn.executemany("INSERT INTO t{version} (v) VALUES (?)", [(str(i),) for i in range(20)])
     conn.execute("INSERT INTO ran (version, pid) VALUES (?, ?)", ({version}, os.getpid()))
-'''
+"""
 
 SQL = """
 CREATE TABLE t{version} (id INTEGER PRIMARY KEY, v TEXT);

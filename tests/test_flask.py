@@ -175,7 +175,7 @@ def test_sqlalchemy_absolute_uri(make_migrations: MigrationsFactory, tmp_path: P
 
 @pytest.mark.parametrize(
     "config",
-    [{}, {"SQLALCHEMY_DATABASE_URI": "postgresql://db/app"}, {"DATABASE": ""}],
+    [{}, {"SQLALCHEMY_DATABASE_URI": "mysql://db/app"}, {"DATABASE": ""}],
     ids=["nothing", "not-sqlite", "empty"],
 )
 def test_no_database_configured_lists_the_keys(

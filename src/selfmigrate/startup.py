@@ -99,12 +99,14 @@ def migrate_with(
         version = up_to_date(database, locations, options.table, options.lock_timeout)
         waited = time.perf_counter() - started
         if version is not None:
-            where = os.fspath(database)
+            from .backends.select import shown
+
+            where = shown(database)
             log_info("selfmigrate.runner", "Database %s is up to date at version %s.", where, version)
             from .report import MigrationReport
 
             return MigrationReport(
-                database=os.fspath(database),
+                database=where,
                 current_version=version,
                 duration_ms=(time.perf_counter() - started) * 1000.0,
             )

@@ -287,13 +287,15 @@ class Backend(t.Protocol):
         table: str,
         directory: str | os.PathLike[str] | None,
         keep: int | None,
-    ) -> Snapshot:
+    ) -> Snapshot | None:
         """A snapshot of the database as it is now (inside the write lock).
 
         ``oldest`` is the tracker's oldest row (version, applied at, applied
         by): the database's lineage, which tells its snapshots from those of
         other databases. One taken since ``since`` (a time stamp) by another
         process of the same start, or one of the same unchanged data, is reused.
+        ``None``: the engine takes none in this configuration (it says so in its
+        log), and none is claimed.
         """
         ...
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: ``quick.py`` (``read``, and optionally a cheaper ``database_location``).
 ENGINES: dict[str, str] = {
     "sqlite": "sqlite",
+    "postgresql": "postgres",
+    "postgres": "postgres",
 }
 #: The engine of a database given as a plain path.
 DEFAULT_ENGINE = "sqlite"
@@ -96,6 +98,21 @@ def job(database: str | os.PathLike[str] | None, name: str, *, what: str | None)
             f"{what} is not supported for {engine} databases; nothing was read or changed."
             " Leave it out for this database: the other commands work as usual."
         ) from None
+
+
+def shown(database: str | os.PathLike[str]) -> str:
+    """``database`` for messages: a URL's password (``user:secret@``) shown as ``***``.
+
+    For the no-op start, which has no backend to ask (each backend's ``describe``
+    masks what else its URLs may carry).
+    """
+    text = os.fspath(database)
+    scheme, sep, rest = text.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return text
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}{slash}{tail}"
 
 
 def handles(database: str) -> bool:

@@ -279,6 +279,9 @@ UP_MARKER = "-- migrate:up"
 #: dbmate's spelling of ``-- migrate:no-transaction``, accepted at the top of a file.
 UP_MARKER_NO_TRANSACTION = "-- migrate:up transaction:false"
 _EXACT = (DOWN_MARKER, NO_TRANSACTION_MARKER, UP_MARKER, UP_MARKER_NO_TRANSACTION, COMPATIBLE_MARKER)
+#: Header settings with a duration, for engines that have them (PostgreSQL's ``SET LOCAL
+#: lock_timeout`` / ``statement_timeout`` of the migration); the engine reads the value.
+_SETTING = re.compile(r"-- migrate:(?:lock|statement)-timeout\s+\d+(?:\.\d+)?\s*(?:ms|s|min|h|d)?")
 
 
 def parse_markers(text: str, location: str) -> Markers:
@@ -289,7 +292,8 @@ def parse_markers(text: str, location: str) -> Markers:
     ``-- migrate:no-transaction``, ``-- migrate:compatible``, ``-- migrate:up``
     or ``-- migrate:up transaction:false`` (case and the spaces around the line
     do not matter). All but ``-- migrate:down`` belong to the header (the
-    comments before the first statement; ``/* */`` comments included).
+    comments before the first statement; ``/* */`` comments included),
+    as do the settings ``-- migrate:lock-timeout 10s`` and ``-- migrate:statement-timeout 0``.
 
     :raises DiscoveryError: a comment looks like a marker (:func:`looks_like_marker`)
         but is not exactly one, or a marker is where it does nothing (a second
@@ -329,7 +333,8 @@ def parse_markers(text: str, location: str) -> Markers:
         spelt = comment.strip(SQL_WHITESPACE).lower()
         if ACCEPT_MARKER.match(spelt):
             continue  # the linter's
-        if spelt not in _EXACT:
+        setting = _SETTING.fullmatch(spelt) is not None
+        if spelt not in _EXACT and not setting:
             raise _marker_error(location, text, begin, "is not spelt exactly as a marker")
         line = line_of(text, begin)
         if spelt == DOWN_MARKER:
@@ -352,7 +357,7 @@ def parse_markers(text: str, location: str) -> Markers:
             )
         elif spelt == COMPATIBLE_MARKER:
             compatible = True
-        elif spelt != UP_MARKER:
+        elif spelt != UP_MARKER and not setting:
             transactional = False
     return Markers(down, down_body, transactional, compatible)
 

@@ -418,6 +418,7 @@ class Runner:
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
+                self._explain_interrupted(conn, status)
             rolled_back = self._handle_ahead(conn, status, report, started)
             if rolled_back:
                 status = compare(migrations, self.tracker.read(conn))
@@ -567,6 +568,7 @@ class Runner:
         migration: Migration | None = None
         outside: LoadedMigration | None = None
         committing = False
+        finished = False
         try:
             with self.backend.locked_transaction(conn):
                 if not run.unchanged(self.backend):
@@ -589,7 +591,8 @@ class Runner:
                     # check (selfmigrate.core.quick) - only in the state it takes for "up to date".
                     if run.certifiable():
                         self.tracker.store_fingerprint(conn, run.key())
-                    return
+                    finished = True
+                    return  # committed by the block; the connection closed below
                 migration = run.todo[-1]
                 body = loaded.get(migration.version) or migration.load()
                 if not report.applied:
@@ -648,16 +651,16 @@ class Runner:
             run.keep(None)
             conn.close()
             raise
-        if migration is None:
-            run.keep(None)
-            conn.close()
-            return
+        finally:
+            if finished:
+                run.keep(None)
+                conn.close()
         if outside is not None:
             # Its connection is closed by the run, and its rows written through another:
             # the next step reads the tracker in full.
             run.keep(None)
-            duration = self._run_outside_transaction(conn, outside, run.status_now(), report)
             run.restart(None)
+            duration = self._run_outside_transaction(conn, outside, run.status_now(), report)
         elif run.marked:
             # Kept open until the next step holds the lock: its change marker says whether
             # anyone else committed in between.
@@ -679,7 +682,11 @@ class Runner:
         migration = body.migration
         logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
         t0 = time.perf_counter()
-        run_outside(self.backend, conn, body, status)
+        try:
+            run_outside(self.backend, conn, body, status)
+        except BaseException:
+            conn.close()  # the step's connection: nothing else closes it
+            raise
         duration = ms_since(t0)
         # Recorded through a new connection: the migration's one carries whatever the
         # migration set on it, and is closed first so that none of its locks (an
@@ -728,7 +735,26 @@ class Runner:
             directory=self.backup_dir,
             keep=self.backup_keep,
         )
-        report.snapshot = str(snapshot.path)
+        if snapshot is not None:
+            report.snapshot = str(snapshot.path)
+
+    def _explain_interrupted(self, conn: Connection, status: Status) -> None:
+        """Raise the interrupted-migration error with what the engine found it left behind.
+
+        ``interrupted_advice(conn)`` is an optional Backend member (PostgreSQL: the
+        INVALID index of an interrupted CREATE INDEX CONCURRENTLY).
+        """
+        advise = getattr(self.backend, "interrupted_advice", None)
+        if not status.interrupted or advise is None:
+            return
+        advice = advise(conn)
+        try:
+            self._check(status, None)
+        except StateError as e:
+            if advice:
+                e.message += " " + advice.replace("<version>", str(status.interrupted[0].version))
+                e.args = (e.message,)
+            raise
 
     def _handle_ahead(self, conn: Connection, status: Status, report: MigrationReport, started: float) -> bool:
         """Apply the ``ahead`` policy to the migrations the database has and this code lacks.

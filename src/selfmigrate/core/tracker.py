@@ -135,6 +135,21 @@ class Tracker:
             )
         self.backend = backend
         self.table = table
+        # Optional Backend members of a server engine: the tracker's tables are named
+        # schema-qualified (a migration's search_path cannot move them) and the engine
+        # learns the tracker's name (its lock key derives from it).
+        self._qualify: t.Callable[[str], str] | None = getattr(backend, "qualified", None)
+        use_table = getattr(backend, "use_table", None)
+        if use_table is not None:
+            use_table(table)
+        # A text column that cannot hold every character (PostgreSQL: no NUL) stores the
+        # fingerprint key escaped; the engine's quick reader unescapes it the same way.
+        self._to_stored: t.Callable[[str], str] = getattr(backend, "stored_text", str)
+        self._from_stored: t.Callable[[str], str] = getattr(backend, "loaded_text", str)
+
+    def _sql(self, table: str) -> str:
+        """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
+        return table if self._qualify is None else self._qualify(table)
 
     @property
     def own_tables(self) -> tuple[str, ...]:
@@ -163,7 +178,7 @@ class Tracker:
         if columns is None:
             return 1
         self._check_companion(self.layout_table, columns, _LAYOUT_COLUMNS)
-        row = conn.execute(f"SELECT layout, readable_by FROM {self.layout_table} WHERE id = 1").fetchone()
+        row = conn.execute(f"SELECT layout, readable_by FROM {self._sql(self.layout_table)} WHERE id = 1").fetchone()
         if row is None:
             return 1  # never written: the table was made by hand
         layout, readable_by = int(row[0]), int(row[1])
@@ -202,7 +217,7 @@ class Tracker:
         self._create_rollback_table(conn)
         self._write_layout(conn)
         if self.backend.table_columns(conn, self.fingerprint_table) == list(_FINGERPRINT_COLUMNS):
-            conn.execute(f"DELETE FROM {self.fingerprint_table}")
+            conn.execute(f"DELETE FROM {self._sql(self.fingerprint_table)}")
         return layout
 
     def _create_rollback_table(self, conn: Connection) -> None:
@@ -211,7 +226,7 @@ class Tracker:
             self._check_companion(self.rollback_table, columns, _ROLLBACK_COLUMNS)
             return
         conn.execute(
-            f"CREATE TABLE {self.rollback_table} ("
+            f"CREATE TABLE {self._sql(self.rollback_table)} ("
             f" version {self.backend.integer_type} PRIMARY KEY,"
             " checksum TEXT NOT NULL,"
             " kind TEXT NOT NULL,"
@@ -225,15 +240,16 @@ class Tracker:
         columns = self.backend.table_columns(conn, self.layout_table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {self.layout_table} (id {self.backend.integer_type} PRIMARY KEY,"
+                f"CREATE TABLE {self._sql(self.layout_table)} (id {self.backend.integer_type} PRIMARY KEY,"
                 " layout INTEGER NOT NULL, readable_by INTEGER NOT NULL, upgraded_at TEXT NOT NULL)"
             )
         else:
             self._check_companion(self.layout_table, columns, _LAYOUT_COLUMNS)
         p = self.backend.placeholder
-        conn.execute(f"DELETE FROM {self.layout_table}")
+        conn.execute(f"DELETE FROM {self._sql(self.layout_table)}")
         conn.execute(
-            f"INSERT INTO {self.layout_table} (id, layout, readable_by, upgraded_at) VALUES (1, {p}, {p}, {p})",
+            f"INSERT INTO {self._sql(self.layout_table)} (id, layout, readable_by, upgraded_at)"
+            f" VALUES (1, {p}, {p}, {p})",
             (LAYOUT, READABLE_BY, utc_now()),
         )
 
@@ -264,7 +280,7 @@ class Tracker:
         if self.check_layout(conn):
             return self.upgrade(conn)
         conn.execute(
-            f"CREATE TABLE {self.table} ("
+            f"CREATE TABLE {self._sql(self.table)} ("
             f" version {self.backend.integer_type} PRIMARY KEY,"
             " name TEXT NOT NULL,"
             " checksum TEXT NOT NULL,"
@@ -289,14 +305,14 @@ class Tracker:
         columns = ", ".join(f"t.{c}" for c in COLUMNS)
         rollback_columns = self.backend.table_columns(conn, self.rollback_table)
         if rollback_columns is None:
-            rows = conn.execute(f"SELECT {columns} FROM {self.table} t ORDER BY t.version")
+            rows = conn.execute(f"SELECT {columns} FROM {self._sql(self.table)} t ORDER BY t.version")
             return {row[0]: AppliedMigration(*row) for row in rows}
         self._check_companion(self.rollback_table, rollback_columns, _ROLLBACK_COLUMNS)
         # A rollback row counts only for the migration it was written with: an older
         # release that rolled back and re-applied a version left it behind.
         rows = conn.execute(
-            f"SELECT {columns}, r.kind, r.compatible, r.down_checksum FROM {self.table} t"
-            f" LEFT JOIN {self.rollback_table} r ON r.version = t.version AND r.checksum = t.checksum"
+            f"SELECT {columns}, r.kind, r.compatible, r.down_checksum FROM {self._sql(self.table)} t"
+            f" LEFT JOIN {self._sql(self.rollback_table)} r ON r.version = t.version AND r.checksum = t.checksum"
             " ORDER BY t.version"
         )
         return {row[0]: _with_rollback(row) for row in rows}
@@ -307,7 +323,7 @@ class Tracker:
             return None
         p = self.backend.placeholder
         found = conn.execute(
-            f"SELECT down_script FROM {self.rollback_table} WHERE version = {p} AND checksum = {p}",
+            f"SELECT down_script FROM {self._sql(self.rollback_table)} WHERE version = {p} AND checksum = {p}",
             (row.version, row.checksum),
         ).fetchone()
         return None if found is None or found[0] is None else str(found[0])
@@ -341,13 +357,12 @@ class Tracker:
         )
         p = self.backend.placeholder
         conn.execute(
-            f"INSERT INTO {self.table} ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join([p] * len(COLUMNS))})",
+            f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
             (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
         )
         if self.backend.table_columns(conn, self.rollback_table) is None:
             return row  # a layout-1 tracker (written by an older release's own commands)
-        conn.execute(f"DELETE FROM {self.rollback_table} WHERE version = {p}", (row.version,))
+        conn.execute(f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}", (row.version,))
         if body is None:
             return row
         from .migration import checksum
@@ -355,7 +370,7 @@ class Tracker:
         down = body.down_source
         down_checksum = None if down is None else checksum(down.encode("utf-8"))
         conn.execute(
-            f"INSERT INTO {self.rollback_table} ({', '.join(_ROLLBACK_COLUMNS)})"
+            f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
             f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
             (row.version, row.checksum, migration.kind, int(body.compatible), down_checksum, down),
         )
@@ -367,15 +382,17 @@ class Tracker:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""
         p = self.backend.placeholder
         conn.execute(
-            f"UPDATE {self.table} SET state = {p}, duration_ms = {p} WHERE version = {p} AND state = {p}",
+            f"UPDATE {self._sql(self.table)} SET state = {p}, duration_ms = {p} WHERE version = {p} AND state = {p}",
             (APPLIED, round(duration_ms, 3), version, STARTED),
         )
 
     def remove(self, conn: Connection, version: int) -> None:
         """Delete the row of ``version`` (and what was stored with it)."""
-        conn.execute(f"DELETE FROM {self.table} WHERE version = {self.backend.placeholder}", (version,))
+        conn.execute(f"DELETE FROM {self._sql(self.table)} WHERE version = {self.backend.placeholder}", (version,))
         if self.backend.table_columns(conn, self.rollback_table) is not None:
-            conn.execute(f"DELETE FROM {self.rollback_table} WHERE version = {self.backend.placeholder}", (version,))
+            conn.execute(
+                f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {self.backend.placeholder}", (version,)
+            )
 
     @property
     def fingerprint_table(self) -> str:
@@ -398,9 +415,9 @@ class Tracker:
             return None
         p = self.backend.placeholder
         row = conn.execute(
-            f"SELECT fingerprint FROM {self.fingerprint_table} WHERE id = {p}", (2 if certificate else 1,)
+            f"SELECT fingerprint FROM {self._sql(self.fingerprint_table)} WHERE id = {p}", (2 if certificate else 1,)
         ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else self._from_stored(str(row[0]))
 
     def store_fingerprint(self, conn: Connection, key: str) -> None:
         """Remember ``key`` as verified (inside the caller's write transaction).
@@ -413,21 +430,23 @@ class Tracker:
         columns = self.backend.table_columns(conn, table)
         if columns is None:
             conn.execute(
-                f"CREATE TABLE {table} (id {self.backend.integer_type} PRIMARY KEY, fingerprint TEXT NOT NULL,"
-                " verified_at TEXT NOT NULL)"
+                f"CREATE TABLE {self._sql(table)} (id {self.backend.integer_type} PRIMARY KEY,"
+                " fingerprint TEXT NOT NULL, verified_at TEXT NOT NULL)"
             )
         elif columns != list(_FINGERPRINT_COLUMNS):
             return
         p = self.backend.placeholder
-        conn.execute(f"DELETE FROM {table}")
+        conn.execute(f"DELETE FROM {self._sql(table)}")
         now = utc_now()
-        for row in ((1, fingerprint.digest(key), now), (2, key, now)):
-            conn.execute(f"INSERT INTO {table} (id, fingerprint, verified_at) VALUES ({p}, {p}, {p})", row)
+        for row in ((1, fingerprint.digest(key), now), (2, self._to_stored(key), now)):
+            conn.execute(f"INSERT INTO {self._sql(table)} (id, fingerprint, verified_at) VALUES ({p}, {p}, {p})", row)
 
     def set_checksum(self, conn: Connection, version: int, checksum: str) -> None:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""
         p = self.backend.placeholder
-        conn.execute(f"UPDATE {self.table} SET checksum = {p} WHERE version = {p}", (checksum, version))
+        conn.execute(f"UPDATE {self._sql(self.table)} SET checksum = {p} WHERE version = {p}", (checksum, version))
         if self.backend.table_columns(conn, self.rollback_table) is not None:
             # The edit was cosmetic: what was stored with the row still belongs to it.
-            conn.execute(f"UPDATE {self.rollback_table} SET checksum = {p} WHERE version = {p}", (checksum, version))
+            conn.execute(
+                f"UPDATE {self._sql(self.rollback_table)} SET checksum = {p} WHERE version = {p}", (checksum, version)
+            )
