@@ -404,6 +404,45 @@ class PostgresBackend:
             self.rollback(pg)
             raise
 
+    @contextlib.contextmanager
+    def try_locked_transaction(self, conn: Connection) -> t.Iterator[bool]:
+        """:meth:`locked_transaction` with one try of the lock and no polling: ``False`` if it is held.
+
+        For a write that may be skipped (the fingerprint after a deploy); an error
+        of the server (a read-only replica, a full disk) gives ``False`` too.
+        """
+        pg = _pg(conn)
+        key = self._lock_key(locks.TRANSACTION_LOCK)
+        try:
+            cursor = pg.execute(
+                f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
+            )
+            while cursor.nextset():
+                pass
+            row = cursor.fetchone()
+        except psycopg.Error:
+            self.rollback(pg)
+            row = None
+        if not (row and row[0]):
+            self.rollback(pg)
+            yield False
+            return
+        try:
+            yield True
+        except BaseException:
+            self._columns.clear()
+            self.rollback(pg)
+            raise
+        try:
+            pg.execute("COMMIT")
+        except psycopg.Error:
+            self._columns.clear()
+            self.rollback(pg)
+
+    def change_marker(self, conn: Connection) -> object | None:
+        """``None``: PostgreSQL has no per-connection change counter; each step reads the tracker in full."""
+        return None
+
     def rollback(self, conn: Connection) -> None:
         """Roll back the open transaction, if any (nothing on a closed connection)."""
         pg = _pg(conn)
