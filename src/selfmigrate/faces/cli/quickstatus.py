@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ...config import DEFAULT_TABLE
+from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...core.fingerprint import digest, fingerprint_key, fingerprint_of
 from ...core.locations import folders_of, list_folder
 
@@ -37,7 +37,7 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     database = settings.get("database", env["database"])
     locations = settings.get("migrations", environ.get("SELFMIGRATE_MIGRATIONS", "").split())
     table = settings.get("table", env["table"] or DEFAULT_TABLE)
-    timeout = settings.get("lock_timeout", env["lock_timeout"] or "60")
+    timeout = settings.get("lock_timeout", env["lock_timeout"] or str(DEFAULT_LOCK_TIMEOUT))
     if not isinstance(database, str) or not _plain(database) or not isinstance(table, str):
         return None
     if not locations or not (table.isidentifier() and table.isascii()):
