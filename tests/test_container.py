@@ -55,7 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # recipe in base_image() changes, so that a stale cached image is never used.
 BASE_IMAGE = "localhost/selfmigrate-test-base:bookworm-1"
 APP_IMAGE = "localhost/selfmigrate-test-app"
-LABEL = "selfmigrate-test=container"
+# One label per run: its clean-up prunes by label, and must never prune the images of
+# another run going on at the same time (another checkout's suite on this machine).
+LABEL = f"selfmigrate-test=container-{uuid.uuid4().hex[:8]}"
 DEBIAN_MIRROR = os.environ.get("SELFMIGRATE_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 #: The Dockerfile's WEB_CONCURRENCY.
 WORKERS = 4

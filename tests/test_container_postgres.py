@@ -60,7 +60,7 @@ from test_container import podman as podman  # noqa: F401 (the fixture, reached 
 ROOT = Path(__file__).resolve().parents[1]
 APP_SOURCE = ROOT / "tests" / "container_pg_app"
 # Not test_container's label: its clean-up prunes by label, and must not prune this test's images.
-LABEL = "selfmigrate-test=container-postgres"
+LABEL = f"selfmigrate-test=container-postgres-{uuid.uuid4().hex[:8]}"  # one per run, as in test_container
 SERVER = os.environ.get("SELFMIGRATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 HOSTS = 4
 #: gunicorn workers per container (WEB_CONCURRENCY, the Dockerfile's default, set explicitly).
@@ -382,12 +382,21 @@ def test_four_containers_of_four_workers_migrate_one_database_once_and_a_new_ima
         logs = fleet.logs()
         pending = [len(PENDING_4.findall(log)) for log in logs]
         assert pending == [WORKERS] * HOSTS, "\n".join(logs)  # all 16 raced for 0004
+        # The worker that holds the migration lock waits in its ALTER TABLE; between two
+        # table-lock timeouts it backs off, so sample for a while. The statement may be sent
+        # with the migration's SAVEPOINT and SET LOCALs in front of it.
+        seen: list[int] = []
         with psycopg.connect(database, autocommit=True) as conn:
-            running = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE note%'"
-            ).fetchone()
-        assert running == (1,), "\n".join(logs)  # exactly one worker is running it; 15 wait for the lock
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and 1 not in seen:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE '%ALTER TABLE note%'"
+                ).fetchone()
+                seen.append(count)
+                time.sleep(0.05)
+        # exactly one worker is running it; the 15 others wait for the migration lock
+        assert 1 in seen and max(seen) == 1, (seen, "\n".join(logs))
     finally:
         gate.rollback()
         gate.close()

@@ -211,6 +211,29 @@ class Backend(t.Protocol):
         """
         ...
 
+    def try_locked_transaction(self, conn: Connection) -> t.ContextManager[bool]:
+        """``with backend.try_locked_transaction(conn) as locked:`` the write lock, if it is free now.
+
+        Never waits for another writer: ``locked`` is ``False`` (and no
+        transaction is open) when one holds the lock, or the database cannot be
+        written. When ``True``, the block runs in a transaction holding the lock,
+        committed when it ends, rolled back when it raises; a commit that would
+        have to wait is rolled back instead. For writes that may be skipped (the
+        runner's re-certification of the files' fingerprint): the next start tries again.
+        """
+        ...
+
+    def change_marker(self, conn: Connection) -> object | None:
+        """A value that stays equal on ``conn`` for as long as no other connection commits.
+
+        Read inside a :meth:`locked_transaction` of ``conn``; read again later on
+        the same connection (idle, still open), an equal value means that nobody
+        else has committed in between, so what this run knows of the tracker
+        still holds. ``None``: the engine cannot tell, or ``conn`` must not stay
+        open (the runner closes it, and re-reads the tracker in full next time).
+        """
+        ...
+
     def run_in_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
         """Run ``step`` in the open transaction, refusing transaction control meanwhile.
 

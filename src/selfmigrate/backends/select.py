@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: URL scheme → the package under ``selfmigrate.backends`` for it. A value with no
 #: scheme is a SQLite file path. A new engine is one line here (and its folder):
 #: each package has ``backend.py`` (``open_backend``, ``database_location``) and
-#: ``quick.py`` (``read``).
+#: ``quick.py`` (``read``, and optionally a cheaper ``database_location``).
 ENGINES: dict[str, str] = {
     "sqlite": "sqlite",
     "postgresql": "postgres",
@@ -140,7 +140,11 @@ def database_location(
         ``SQLALCHEMY_DATABASE_URI`` before SQLAlchemy opens it.
     :raises ConfigError: as :func:`open_backend`.
     """
-    module = _module(database, "backend")
+    # An app factory resolves its database at every start: a backend whose quick module
+    # can do it spares that start the import of the whole backend.
+    module = _module(database, "quick")
+    if not hasattr(module, "database_location"):
+        module = _module(database, "backend")
     location: Path | str = module.database_location(database, base, flask_sqlalchemy=flask_sqlalchemy)
     return location
 
@@ -158,3 +162,50 @@ def quick_read(database: str | os.PathLike[str], table: str, lock_timeout: float
 
     read: QuickRead | None = import_module(f"selfmigrate.backends.{engine}.quick").read(database, table, lock_timeout)
     return read
+
+
+def quick_status_read(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, list[tuple[t.Any, ...]]] | None:
+    """As :func:`quick_read`, each row with what ``status`` shows of it (see the SQLite
+    backend's ``quick.read_status``). ``None`` also for an engine whose quick module has
+    no ``read_status``.
+    """
+    engine = engine_of(database)
+    if engine is None:
+        return None
+    from importlib import import_module
+
+    read = getattr(import_module(f"selfmigrate.backends.{engine}.quick"), "read_status", None)
+    if read is None:
+        return None
+    rows: tuple[str | None, list[tuple[t.Any, ...]]] | None = read(database, table, lock_timeout)
+    return rows
+
+
+def quick_read_rows(
+    database: str | os.PathLike[str], table: str, lock_timeout: float
+) -> tuple[str | None, str, int | None] | None:
+    """The stored fingerprint digest, the tracker rows as the key's text holds them
+    (:func:`selfmigrate.core.fingerprint.rows_text`) and the newest version, or ``None``: look properly.
+
+    From the engine's quick module's ``read_rows`` (the text built in the database),
+    else from its ``read``.
+    """
+    engine = engine_of(database)
+    if engine is None:
+        return None
+    from importlib import import_module
+
+    module = import_module(f"selfmigrate.backends.{engine}.quick")
+    read_rows = getattr(module, "read_rows", None)
+    if read_rows is not None:
+        found: tuple[str | None, str, int | None] | None = read_rows(database, table, lock_timeout)
+        return found
+    read: QuickRead | None = module.read(database, table, lock_timeout)
+    if read is None:
+        return None
+    stored, rows = read
+    # The text of selfmigrate.core.fingerprint.rows_text (backends do not import the core).
+    text = "\n".join(f"{version} {checksum} {state}" for version, checksum, state in rows)
+    return stored, text, (int(rows[-1][0]) if rows else None)

@@ -32,8 +32,11 @@ def _cause(error: Exception) -> BaseException:
     return error.error if isinstance(error, StatementError) else error
 
 
-def run_up(backend: Backend, conn: Connection, body: LoadedMigration, status: Status) -> None:
+def run_up(backend: Backend, conn: Connection, body: LoadedMigration, status: Status | t.Callable[[], Status]) -> None:
     """Run a migration's up in the open transaction, guarded.
+
+    ``status`` (or a function that makes it, called only on failure) words the
+    failure's message.
 
     :raises MigrationError: it failed, or tried to end the transaction (even if
         it caught the refusal: what it meant to do did not happen as written).
@@ -74,7 +77,9 @@ def run_down(backend: Backend, conn: Connection, body: LoadedMigration, status: 
         ) from _cause(e)
 
 
-def run_outside(backend: Backend, conn: Connection, body: LoadedMigration, status: Status) -> None:
+def run_outside(
+    backend: Backend, conn: Connection, body: LoadedMigration, status: Status | t.Callable[[], Status]
+) -> None:
     """Run a non-transactional migration's up with no transaction open.
 
     :raises MigrationError: it failed; what it did before the error is not undone.
@@ -104,7 +109,7 @@ def failure(
     migration: Migration,
     error: Exception,
     refused: list[str],
-    status: Status,
+    status: Status | t.Callable[[], Status],
     *,
     what: str | None = None,
     outcome: str = "and was rolled back; the database is as it was before it",
@@ -119,6 +124,8 @@ def failure(
     the first and last lines for a down or a migration run outside a
     transaction (``transactional=False`` for the latter).
     """
+    if callable(status):
+        status = status()
     line: int | None = None
     statement: str | None = None
     cause: BaseException = error
@@ -127,7 +134,7 @@ def failure(
     else:
         line = line_in(error, migration.location)
     where = migration.location + (f", line {line}" if line is not None else "")
-    later = [m.id for m in status.pending if m.version > migration.version]
+    later = [m for m in status.pending if m.version > migration.version]
     lines = [
         f"{what or f'Migration {migration.id}'} failed on database {backend.describe()} {outcome}"
         f" (version {version_label(status.current_version)}).",
@@ -138,7 +145,7 @@ def failure(
     lines.append(f"  error: {type(cause).__name__}: {cause}")
     lines.extend(f"  {line}" for line in backend.failure_advice(cause, refused, transactional=transactional))
     if later:
-        lines.append(f"  Not attempted: {', '.join(later)}.")
+        lines.append(f"  Not attempted: {not_attempted(later)}.")
     lines.append(advice)
     return MigrationError(
         "\n".join(lines),
@@ -148,6 +155,21 @@ def failure(
         line=line,
         statement=statement,
     )
+
+
+#: Up to this many later migrations are named one by one in a failure message; more are
+#: counted, with the first and the last named, so that the message stays short at any N.
+LISTED_LATER = 5
+
+
+def not_attempted(later: t.Sequence[Migration]) -> str:
+    """The later migrations a failure left unattempted, for its message.
+
+    ``0002_b, 0003_c`` for a few; ``5999 later migrations (0002_x … 6000_y)`` for many.
+    """
+    if len(later) <= LISTED_LATER:
+        return ", ".join(m.id for m in later)
+    return f"{len(later)} later migrations ({later[0].id} … {later[-1].id})"
 
 
 def _shorten(sql: str, limit: int = 300) -> str:

@@ -13,6 +13,7 @@ from stat import S_ISDIR, S_ISREG
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
+    from importlib.machinery import ModuleSpec
     from importlib.resources.abc import Traversable
     from pathlib import Path
 
@@ -54,10 +55,8 @@ def classify(spec: str | os.PathLike[str]) -> tuple[str, str]:
         return "directory", os.fspath(spec)
     path_like = looks_like_path(spec)
     if not path_like and spec and all(part.isidentifier() for part in spec.split(".")):
-        import importlib.util
-
         try:
-            found = importlib.util.find_spec(spec)
+            found = find_spec(spec)
         except (ImportError, ValueError):
             found = None
         namespace_in_cwd = found is not None and found.origin is None and os.path.isdir(spec)
@@ -68,15 +67,52 @@ def classify(spec: str | os.PathLike[str]) -> tuple[str, str]:
     return "unknown", spec
 
 
-def package_folder(name: str) -> str | None:
-    """The folder of a regular package on disk, or ``None`` (zip file, namespace package)."""
-    import importlib.util
+def find_spec(name: str) -> ModuleSpec | None:
+    """:func:`importlib.util.find_spec` for an absolute name, without importing :mod:`importlib.util`.
 
+    That module imports :mod:`contextlib` and :mod:`functools`, a tenth of a
+    no-op start. The same steps: a module already imported gives its spec;
+    else the parent package is imported and each finder of :data:`sys.meta_path`
+    asked in turn with the parent's ``__path__``.
+
+    :raises ImportError: the parent cannot be imported or is not a package.
+    :raises ValueError: the name is empty or relative.
+    """
+    import sys
+
+    if not name or name.startswith("."):
+        raise ValueError(f"Not an absolute module name: {name!r}")
+    module = sys.modules.get(name)
+    if module is not None:
+        found: ModuleSpec | None = getattr(module, "__spec__", None)
+        return found
+    parent, _, _ = name.rpartition(".")
+    path = None
+    if parent:
+        __import__(parent)
+        path = getattr(sys.modules[parent], "__path__", None)
+        if path is None:
+            raise ModuleNotFoundError(f"{parent!r} is not a package", name=name)
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        spec: ModuleSpec | None = None if find is None else find(name, path)
+        if spec is not None:
+            return spec
+    return None
+
+
+def package_folder(name: str) -> str | None:
+    """The one folder on disk of a package, or ``None`` (a zip file, a namespace package of several folders).
+
+    A folder without ``__init__.py`` (as ``create`` makes it) imports as a
+    namespace package; with a single folder it is read as that folder, as a
+    regular package is, so that it gets the fingerprint and the quick check.
+    """
     try:
-        spec = importlib.util.find_spec(name)
+        spec = find_spec(name)
     except (ImportError, ValueError):
         return None
-    if spec is None or spec.origin is None or not spec.submodule_search_locations:
+    if spec is None or not spec.submodule_search_locations:
         return None
     folders = list(spec.submodule_search_locations)
     if len(folders) != 1 or not os.path.isdir(folders[0]):
@@ -86,10 +122,8 @@ def package_folder(name: str) -> str | None:
 
 def is_package(name: str) -> bool:
     """Whether ``name`` imports as a package (anywhere: on disk, in a zip file, namespace)."""
-    import importlib.util
-
     try:
-        spec = importlib.util.find_spec(name)
+        spec = find_spec(name)
     except (ImportError, ValueError):
         return False
     return spec is not None and spec.submodule_search_locations is not None
@@ -207,11 +241,10 @@ def from_base(spec: LocationSpec, base: str | os.PathLike[str], *, bare_folders:
 
 def default_location(package: str, folder: str | os.PathLike[str]) -> LocationSpec | None:
     """``package`` if it imports, else ``folder`` if it exists, else ``None``."""
-    import importlib.util
     from pathlib import Path
 
     try:
-        if importlib.util.find_spec(package) is not None:
+        if find_spec(package) is not None:
             return package
     except (ImportError, ValueError):
         pass

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..backends.select import quick_read
-from .fingerprint import fingerprint, fingerprint_key
+from ..backends.select import quick_read_rows
+from .fingerprint import digest, fingerprint
 from .locations import folders_of
 
 TYPE_CHECKING = False
@@ -44,11 +44,11 @@ def up_to_date(
     folders = folders_of(locations)
     if folders is None:
         return None
-    read = quick_read(database, table, lock_timeout)
+    read = quick_read_rows(database, table, lock_timeout)
     if read is None:
         return None
-    stored, rows = read
-    if stored is None or not rows:
+    stored, rows, newest = read
+    if stored is None or newest is None:
         return None
     try:
         files = fingerprint(folders)
@@ -61,9 +61,9 @@ def up_to_date(
         if errors is None or not isinstance(e, errors.DiscoveryError):
             raise
         return None
-    if stored != fingerprint_key(files, rows):
+    if stored != digest(files, rows):
         return None
-    return int(rows[-1][0])
+    return newest
 
 
 def log_info(name: str, message: str, *args: object) -> None:

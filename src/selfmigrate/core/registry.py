@@ -12,7 +12,7 @@ import re
 import typing as t
 
 from ..errors import DiscoveryError
-from .fingerprint import fingerprint
+from .fingerprint import fingerprint_of
 from .locations import Location as Location
 from .locations import candidates
 from .locations import resolve_location as resolve_location
@@ -49,6 +49,9 @@ class MigrationRegistry:
         self._specs: tuple[LocationSpec, ...] = tuple(locations)
         self._locations: tuple[Location, ...] | None = None
         self._migrations: tuple[Migration, ...] | None = None
+        # What discovery listed, per folder on disk (None: a location inside a zip file):
+        # the fingerprint is made of exactly the listing the migrations came from.
+        self._listed: list[tuple[str, list[tuple[str, Stat]]]] | None = None
 
     def __repr__(self) -> str:
         return f"MigrationRegistry({list(self._specs)!r})"
@@ -82,13 +85,16 @@ class MigrationRegistry:
     def fingerprint(self) -> str | None:
         """The files' fingerprint (see :mod:`selfmigrate.core.fingerprint`), or ``None``.
 
+        Made of the listing discovery saw (the names, sizes and times each
+        migration had when it was found), never of a later one: a file added or
+        edited after discovery is not in it, so the next start sees the change.
         ``None`` when a location is inside a zip file (no modification times):
         then every start reads the files.
+
+        :raises DiscoveryError: as :attr:`migrations`.
         """
-        folders = [location.path for location in self.locations]
-        if any(folder is None for folder in folders):
-            return None
-        return fingerprint([str(folder) for folder in folders])
+        self.migrations  # noqa: B018 - discovery fills the listing
+        return None if self._listed is None else fingerprint_of(self._listed)
 
     @property
     def head(self) -> int | None:
@@ -98,9 +104,17 @@ class MigrationRegistry:
     def _discover(self) -> tuple[Migration, ...]:
         found: list[Migration] = []
         bad_names: list[str] = []
+        listing: list[tuple[str, list[tuple[str, Stat]]]] | None = []
         for location in self.locations:
             package = location.name if location.kind == "package" else None
+            entries: list[tuple[str, Stat]] = []
+            if listing is not None and location.path is not None:
+                listing.append((str(location.path), entries))
+            else:
+                listing = None
             for filename, where, entry, stat in candidates(location.root):
+                if stat is not None:
+                    entries.append((filename, stat))
                 match = NAME_PATTERN.fullmatch(filename)
                 if match is None:
                     bad_names.append(where)
@@ -139,6 +153,7 @@ class MigrationRegistry:
                 " free version.",
                 paths=[m.location for group in duplicates for m in group],
             )
+        self._listed = listing
         return tuple(found)
 
 

@@ -18,6 +18,7 @@ from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, St
 from ..report import AppliedResult, MigrationReport
 from . import ahead as ahead_rules
 from .execute import failure, ms_since, run_down, run_outside, run_up
+from .fingerprint import certified, digest, unchanged_since
 from .plan import check, rollback_range, up_to, version_label
 from .registry import MigrationRegistry
 from .status import Status, compare
@@ -26,6 +27,7 @@ from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 if t.TYPE_CHECKING:
     from ..backends.base import Backend, Connection, MigrationLock
     from ..config import AheadPolicy
+    from .fingerprint import Certificate
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
@@ -346,6 +348,8 @@ class Runner:
                     self.tracker.set_checksum(conn, version, migration.checksum)
         finally:
             conn.close()
+        # The files verified again, against the new row: the next start takes the quick path.
+        self.certify()
         if row.checksum == migration.checksum:
             logger.info("Migration %s on %s already has the checksum of its file.", migration.id, database)
         else:
@@ -368,6 +372,10 @@ class Runner:
         (a pragma such as ``foreign_keys``, a function, a row factory) never
         reaches the next.
 
+        With nothing to apply and files that were not certified yet (a deploy
+        gave them new change times), the files are verified and then certified
+        for the next start if the write lock is free at once (see :meth:`certify`).
+
         :param waited: seconds this start already waited for the database (the
             quick check of :func:`selfmigrate.migrate`); every wait of the run
             draws on what is left of ``lock_timeout``.
@@ -380,19 +388,30 @@ class Runner:
         database = self.backend.describe()
         report = MigrationReport(database=database)
         migrations = self.registry.migrations
+        # Taken from the listing discovery saw, before any file is read: a file edited
+        # from now on has a newer change time than the one certified.
+        files = self.registry.fingerprint()
         self.backend.reset_wait(waited)
         conn = self.backend.connect()
         lock: MigrationLock | None = None
         try:
+            # Read before the tracker: a commit after it shows at the first step, which
+            # then reads the tracker again (one before it, this read sees).
+            marker = self.backend.change_marker(conn)
             applied = self.tracker.read(conn)
             # The files' fingerprint (names, sizes, change times) against the one stored
-            # the last time migrations were applied: if equal, no applied file was edited
+            # the last time they were verified: if equal, no applied file was edited
             # since and none needs reading, which keeps a no-op start near the cost of
-            # listing a folder. The no-op path never writes it (it takes no write lock).
-            files = self.registry.fingerprint()
+            # listing a folder.
             key = None if files is None else self.tracker.fingerprint_key(files, applied)
-            verified = key is not None and self.tracker.read_fingerprint(conn) == key
-            status = compare(migrations, applied, verified=verified)
+            stored = None if key is None else self.tracker.read_fingerprint(conn)
+            verified = key is not None and stored == digest(key)
+            # Else the files still as they were certified (a migration added to the same
+            # tree) need no reading either: only the new and the changed ones are read.
+            certificate = None
+            if not verified and stored is not None:
+                certificate = certified(self.tracker.read_fingerprint(conn, certificate=True))
+            status = compare(migrations, applied, verified=verified or _known(certificate, migrations, applied))
             if status.interrupted:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
@@ -409,6 +428,8 @@ class Runner:
             # in a locked transaction of its own (the loop below), pending or not.
             upgrade = 0 < self.tracker.layout(conn) < LAYOUT
             if not todo and not upgrade and not rolled_back:
+                if not verified and files is not None:
+                    self._certify(conn, files, status)
                 report.current_version = status.current_version
                 report.duration_ms = ms_since(started)
                 logger.info("Database %s is up to date at version %s.", database, version_label(status.current_version))
@@ -419,7 +440,7 @@ class Runner:
                     database,
                     version_label(status.current_version),
                     len(todo),
-                    ", ".join(m.id for m in todo),
+                    _listed(todo),
                 )
             loaded = {m.version: m.load() for m in todo}
             # Snapshot only a database that held something when this run looked at it
@@ -432,16 +453,18 @@ class Runner:
                 # Taken before any write lock, never while holding one (no deadlock).
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
-            final: Status | None = None
-            while final is None:
-                step = self.backend.connect()
-                try:
-                    final = self._apply_next(
-                        step, migrations, target, loaded, report, lock=lock, snapshot_since=snapshot_since
-                    )
-                finally:
-                    step.close()
-            status = final
+            run = _Progress(migrations=migrations, status=status, files=files, target=target, certificate=certificate)
+            if applied and not upgrade and not rolled_back:
+                # What was read above still holds at the first step if nobody committed
+                # since: this connection's change marker says so. (An upgrade of the
+                # tracker, or a rollback of what is ahead, makes the first step read in full.)
+                run.watch(conn, marker)
+            try:
+                while run.final is None:
+                    self._apply_next(run, loaded, report, lock=lock, snapshot_since=snapshot_since)
+            finally:
+                run.forget()
+            status = run.final
         except MigrationError as e:
             done = {r.version for r in report.applied}
             report.current_version = max(done, default=status.current_version)
@@ -473,54 +496,121 @@ class Runner:
             )
         return report
 
+    def certify(self) -> bool:
+        """Verify every applied file and, if all match, certify them for the next start's quick check.
+
+        What ``verify``, ``rehash`` and the first start after a deploy do: read
+        and checksum the files, and store their fingerprint if the database is
+        up to date with them (nothing pending, edited, missing or interrupted).
+        Never waits: if another process holds the write lock, nothing is stored
+        (the next start tries again).
+
+        :returns: whether the fingerprint is now stored (``False`` also for
+            files inside a zip file, which have none).
+        """
+        migrations = self.registry.migrations
+        files = self.registry.fingerprint()
+        if files is None:
+            return False
+        conn = self.backend.connect(create=False)
+        try:
+            applied = self.tracker.read(conn)
+            key = self.tracker.fingerprint_key(files, applied)
+            if self.tracker.read_fingerprint(conn) == digest(key):
+                return True
+            return self._certify(conn, files, compare(migrations, applied))
+        finally:
+            conn.close()
+
+    def _certify(self, conn: Connection, files: str, status: Status) -> bool:
+        """Store the key of ``files`` verified against ``status.applied`` if the lock is free at once.
+
+        Only in the state the quick check answers "up to date" for, and only if
+        the tracker still holds the rows it was made of (read again inside the lock).
+        """
+        if not status.up_to_date or status.missing or status.out_of_order:
+            return False
+        key = self.tracker.fingerprint_key(files, status.applied)
+        try:
+            with self.backend.try_locked_transaction(conn) as locked:
+                if not locked:
+                    logger.debug(
+                        "Database %s is locked; the files' fingerprint is left for the next start.",
+                        self.backend.describe(),
+                    )
+                    return False
+                if self.tracker.fingerprint_key(files, self.tracker.read(conn)) != key:
+                    return False  # another process changed the tracker since: the next start looks
+                self.tracker.store_fingerprint(conn, key)
+                return True
+        except self.backend.engine_errors as e:
+            # A database this process may read but not write (a read-only mount, a full
+            # disk): the fingerprint is a shortcut for the next start, not a duty of this one.
+            logger.debug("The files' fingerprint was not stored in %s: %s", self.backend.describe(), e)
+            return False
+
     def _apply_next(
         self,
-        conn: Connection,
-        migrations: tuple[Migration, ...],
-        target: int | None,
+        run: _Progress,
         loaded: dict[int, LoadedMigration],
         report: MigrationReport,
         *,
         lock: MigrationLock | None = None,
         snapshot_since: float | None = None,
-    ) -> Status | None:
-        """Under the lock, apply the oldest pending migration; return the status when none is left."""
+    ) -> None:
+        """Under the lock, apply the oldest pending migration on a connection of its own.
+
+        Inside the lock the tracker is re-read, in full when another connection
+        committed since this run's last step (the backend's change marker), else
+        from what this run knows. When nothing is left, ``run.final`` is set.
+        """
+        conn = self.backend.connect()
+        migration: Migration | None = None
         outside: LoadedMigration | None = None
         committing = False
+        finished = False
         try:
             with self.backend.locked_transaction(conn):
-                upgraded = self.tracker.ensure(conn)
-                if upgraded is not None:
-                    logger.info(
-                        "Upgraded the tracker of database %s from layout %d to %d (it stores each migration's"
-                        " down from now on; migrations applied before show 'down not stored').",
-                        self.backend.describe(),
-                        upgraded,
-                        LAYOUT,
-                    )
-                status = compare(migrations, self.tracker.read(conn))
-                self._check(status, target)
-                todo = up_to(status.pending, target)
-                if not todo:
+                if not run.unchanged(self.backend):
+                    upgraded = self.tracker.ensure(conn)
+                    if upgraded is not None:
+                        logger.info(
+                            "Upgraded the tracker of database %s from layout %d to %d (it stores each migration's"
+                            " down from now on; migrations applied before show 'down not stored').",
+                            self.backend.describe(),
+                            upgraded,
+                            LAYOUT,
+                        )
+                    applied = self.tracker.read(conn)
+                    status = compare(run.migrations, applied, verified=_known(run.certificate, run.migrations, applied))
+                    self._check(status, run.target)
+                    run.restart(status)
+                if not run.todo:
+                    run.final = run.status_now()
                     # Certify the files as checked against these rows, for the next start's quick
                     # check (selfmigrate.core.quick) - only in the state it takes for "up to date".
-                    files = self.registry.fingerprint()
-                    if files is not None and not (status.pending or status.missing or status.interrupted):
-                        self.tracker.store_fingerprint(conn, self.tracker.fingerprint_key(files, status.applied))
-                    return status
-                migration = todo[0]
+                    if run.certifiable():
+                        self.tracker.store_fingerprint(conn, run.key())
+                    finished = True
+                    return  # committed by the block; the connection closed below
+                migration = run.todo[-1]
                 body = loaded.get(migration.version) or migration.load()
                 if not report.applied:
                     # Paid only when something is pending, before this run's first change.
                     self.backend.check_integrity(conn)
-                if snapshot_since is not None:
-                    self._take_snapshot(conn, status, report, snapshot_since)
+                if snapshot_since is not None and not report.applied:
+                    self._take_snapshot(conn, run.status_now(), report, snapshot_since)
                 if body.transactional:
                     t0 = time.perf_counter()
-                    run_up(self.backend, conn, body, status)
+                    run_up(self.backend, conn, body, run.status_now)
                     duration = ms_since(t0)
                     committing = True
-                    self.tracker.record(conn, migration, duration, body=body)
+                    run.advance(self.tracker.record(conn, migration, duration, body=body))
+                    if not run.todo and run.certifiable():
+                        # The last one: certify in its own transaction, and no step after it.
+                        self.tracker.store_fingerprint(conn, run.key())
+                        run.final = run.status_now()
+                    run.mark(conn, self.backend.change_marker(conn))
                 else:
                     # Recorded as started and committed before it runs: if the process dies
                     # before the 'applied' row, the next start finds the row, sees the
@@ -533,7 +623,9 @@ class Runner:
                     self.tracker.record(conn, migration, 0.0, state=STARTED, body=body)
                     outside = body
         except self.backend.engine_errors as e:
-            if not committing:
+            run.keep(None)
+            conn.close()
+            if not committing or migration is None:
                 raise
             # A full disk, an I/O error at COMMIT: the migration did not take effect,
             # and it is this migration's failure.
@@ -542,22 +634,42 @@ class Runner:
                 migration,
                 e,
                 [],
-                status,
+                run.status_now(),
                 outcome="at its commit, and was rolled back; the database is as it was before it",
             ) from e
         except LockTimeout as e:
-            if not committing:
+            run.keep(None)
+            conn.close()
+            if not committing or migration is None:
                 raise
             # Readers kept the commit waiting: a lock timeout (as the startup contract
             # says), worded for the migration it held back.
             raise LockTimeout(f"Migration {migration.id} ({migration.location}) was not applied: {e}") from (
                 e.__cause__
             )
+        except BaseException:
+            run.keep(None)
+            conn.close()
+            raise
+        finally:
+            if finished:
+                run.keep(None)
+                conn.close()
         if outside is not None:
-            duration = self._run_outside_transaction(conn, outside, status, report)
+            # Its connection is closed by the run, and its rows written through another:
+            # the next step reads the tracker in full.
+            run.keep(None)
+            run.restart(None)
+            duration = self._run_outside_transaction(conn, outside, run.status_now(), report)
+        elif run.marked:
+            # Kept open until the next step holds the lock: its change marker says whether
+            # anyone else committed in between.
+            run.keep(conn)
+        else:
+            run.keep(None)
+            conn.close()
         report.applied.append(AppliedResult(migration.version, migration.name, duration))
         logger.info("Applied migration %s to %s in %.1f ms.", migration.id, report.database, duration)
-        return None
 
     def _run_outside_transaction(
         self, conn: Connection, body: LoadedMigration, status: Status, report: MigrationReport
@@ -570,7 +682,11 @@ class Runner:
         migration = body.migration
         logger.info("Running migration %s on %s outside a transaction.", migration.id, report.database)
         t0 = time.perf_counter()
-        run_outside(self.backend, conn, body, status)
+        try:
+            run_outside(self.backend, conn, body, status)
+        except BaseException:
+            conn.close()  # the step's connection: nothing else closes it
+            raise
         duration = ms_since(t0)
         # Recorded through a new connection: the migration's one carries whatever the
         # migration set on it, and is closed first so that none of its locks (an
@@ -718,3 +834,134 @@ class Runner:
 
     def _check(self, status: Status, target: int | None) -> None:
         check(status, target, allow_out_of_order=self.allow_out_of_order, database=self.backend.describe())
+
+
+def _known(
+    certificate: Certificate | None, migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration]
+) -> set[int]:
+    """The applied versions whose files a stored fingerprint still certifies (see :func:`unchanged_since`)."""
+    if certificate is None:
+        return set()
+    checksums = {v: row.checksum for v, row in applied.items() if row.state != STARTED}
+    return unchanged_since(certificate, ((m.version, m.location, m.stat) for m in migrations), checksums)
+
+
+def _listed(todo: t.Sequence[Migration]) -> str:
+    """The pending migrations for the log: all of a few, the count and the ends of many."""
+    from .execute import not_attempted
+
+    return not_attempted(todo)
+
+
+class _Progress:
+    """What a run of :meth:`Runner.apply` knows between its steps, so that each step costs
+    the same at any N: the rows now, what is left to apply, and the last step's connection
+    with its change marker (see :meth:`Backend.change_marker`)."""
+
+    def __init__(
+        self,
+        *,
+        migrations: tuple[Migration, ...],
+        status: Status,
+        files: str | None,
+        target: int | None,
+        certificate: Certificate | None = None,
+    ) -> None:
+        self.migrations = migrations
+        self.certificate = certificate
+        self.files = files
+        self.target = target
+        #: The last full comparison; :attr:`applied` and :attr:`todo` moved on from it.
+        self.status = status
+        self.applied: dict[int, AppliedMigration] = dict(status.applied)
+        self.todo: list[Migration] = list(up_to(status.pending, target))
+        self.todo.reverse()  # the next one last: taken off in O(1) per step
+        self.final: Status | None = None
+        self._known = False  # whether applied/todo hold the tracker as of the last step
+        self._previous: Connection | None = None
+        self._marker: object | None = None
+        self._borrowed = False  # the connection to check is the run's own (not to be closed here)
+
+    # -- the tracker as this run knows it --------------------------------------------------
+
+    def unchanged(self, backend: Backend) -> bool:
+        """Inside the lock: whether nobody else committed since the last step (then no re-read)."""
+        previous, marker, borrowed = self._previous, self._marker, self._borrowed
+        self._previous = self._marker = None
+        self._borrowed = False
+        if previous is None:
+            return False
+        try:
+            return self._known and marker is not None and backend.change_marker(previous) == marker
+        finally:
+            if not borrowed:
+                previous.close()
+
+    def watch(self, conn: Connection, marker: object | None) -> None:
+        """Check the first step against ``conn`` (the run's own, read from outside the lock)."""
+        self._previous, self._marker, self._borrowed = conn, marker, True
+        self._known = marker is not None
+
+    def restart(self, status: Status | None) -> None:
+        """Start again from a full comparison (``None``: the next step makes one)."""
+        if status is None:
+            self._known = False
+            return
+        self.status = status
+        self.applied = dict(status.applied)
+        self.todo = list(reversed(up_to(status.pending, self.target)))
+        self._known = True
+
+    def advance(self, row: AppliedMigration) -> None:
+        """The oldest pending migration was recorded as applied (in the open transaction)."""
+        self.todo.pop()
+        self.applied[row.version] = row
+
+    def mark(self, conn: Connection, marker: object | None) -> None:
+        """Remember the step's marker, read inside its transaction before it commits."""
+        self._marker = marker
+        self._known = self._known and marker is not None
+
+    @property
+    def marked(self) -> bool:
+        """Whether the last step left a change marker (its connection may be kept)."""
+        return self._marker is not None
+
+    def keep(self, conn: Connection | None) -> None:
+        """Keep ``conn`` (a step's, committed) open for the next step's check; close the one kept before."""
+        if self._previous is not None and self._previous is not conn and not self._borrowed:
+            self._previous.close()
+        self._previous = conn
+        self._borrowed = False
+
+    def forget(self) -> None:
+        """Close whatever the run kept open."""
+        self.keep(None)
+
+    # -- views -----------------------------------------------------------------------------
+
+    def status_now(self) -> Status:
+        """The status as this run knows it now (built on demand: it costs O(N))."""
+        base = self.status
+        pending = tuple(m for m in base.pending if m.version not in self.applied)
+        newest = max(self.applied) if self.applied else None
+        return Status(
+            migrations=base.migrations,
+            applied=dict(self.applied),
+            pending=pending,
+            missing=base.missing,
+            edited=base.edited,
+            out_of_order=tuple(m for m in pending if newest is not None and m.version < newest),
+            interrupted=tuple(row for row in self.applied.values() if row.state == STARTED),
+        )
+
+    def certifiable(self) -> bool:
+        """Whether the state after this step is one the quick check may call up to date."""
+        if self.files is None or self.todo or self.status.missing or self.status.interrupted:
+            return False
+        return len(self.applied) >= len(self.migrations) and all(m.version in self.applied for m in self.migrations)
+
+    def key(self) -> str:
+        """The fingerprint key of the files against the rows now."""
+        assert self.files is not None
+        return Tracker.fingerprint_key(self.files, dict(sorted(self.applied.items())))

@@ -64,13 +64,18 @@ class Status:
 
 
 def compare(
-    migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration], *, verified: bool = False
+    migrations: t.Sequence[Migration],
+    applied: dict[int, AppliedMigration],
+    *,
+    verified: bool | t.Collection[int] = False,
 ) -> Status:
     """Compare migration files (sorted by version) with tracker rows.
 
     :param verified: the applied files are known to match their recorded
-        checksums (their fingerprint was checked before): skip reading them.
+        checksums (their fingerprint was checked before): skip reading them;
+        or the versions of the files known to (the others are read).
     """
+    known: t.Collection[int] = () if verified is False else verified if verified is not True else applied
     by_version = {m.version: m for m in migrations}
     newest = max(applied) if applied else None
     pending = tuple(m for m in migrations if m.version not in applied)
@@ -82,7 +87,7 @@ def compare(
         edited=tuple(
             (by_version[v], row)
             for v, row in applied.items()
-            if not verified
+            if v not in known
             and v in by_version
             and row.state != STARTED
             and by_version[v].checksum != row.checksum

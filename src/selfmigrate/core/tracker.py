@@ -405,17 +405,26 @@ class Tracker:
         (see :func:`selfmigrate.core.fingerprint.fingerprint_key`)."""
         return fingerprint.fingerprint_key(files, ((r.version, r.checksum, r.state) for r in applied.values()))
 
-    def read_fingerprint(self, conn: Connection) -> str | None:
-        """The key stored by :meth:`store_fingerprint`, or ``None``."""
+    def read_fingerprint(self, conn: Connection, *, certificate: bool = False) -> str | None:
+        """The digest of the key stored by :meth:`store_fingerprint` (row 1), or ``None``.
+
+        :param certificate: the key's text instead (row 2), which says what was
+            verified (see :func:`selfmigrate.core.fingerprint.certified`).
+        """
         if self.backend.table_columns(conn, self.fingerprint_table) != list(_FINGERPRINT_COLUMNS):
             return None
-        row = conn.execute(f"SELECT fingerprint FROM {self._sql(self.fingerprint_table)} WHERE id = 1").fetchone()
+        p = self.backend.placeholder
+        row = conn.execute(
+            f"SELECT fingerprint FROM {self._sql(self.fingerprint_table)} WHERE id = {p}", (2 if certificate else 1,)
+        ).fetchone()
         return None if row is None else self._from_stored(str(row[0]))
 
     def store_fingerprint(self, conn: Connection, key: str) -> None:
         """Remember ``key`` as verified (inside the caller's write transaction).
 
-        A table of that name with another layout is left alone.
+        Row 1 holds its digest (what the quick check compares), row 2 the key
+        itself (what the next full run reads back to skip the files it still
+        certifies). A table of that name with another layout is left alone.
         """
         table = self.fingerprint_table
         columns = self.backend.table_columns(conn, table)
@@ -428,10 +437,9 @@ class Tracker:
             return
         p = self.backend.placeholder
         conn.execute(f"DELETE FROM {self._sql(table)}")
-        conn.execute(
-            f"INSERT INTO {self._sql(table)} (id, fingerprint, verified_at) VALUES (1, {p}, {p})",
-            (self._to_stored(key), utc_now()),
-        )
+        now = utc_now()
+        for row in ((1, fingerprint.digest(key), now), (2, self._to_stored(key), now)):
+            conn.execute(f"INSERT INTO {self._sql(table)} (id, fingerprint, verified_at) VALUES ({p}, {p}, {p})", row)
 
     def set_checksum(self, conn: Connection, version: int, checksum: str) -> None:
         """Store a new checksum for ``version`` (the sanctioned fix for a cosmetic edit)."""

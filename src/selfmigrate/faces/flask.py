@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import typing as t
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DEFAULT_CLI_GROUP, DEFAULT_MIGRATIONS_DIR, FAILURE_POLICIES, FLASK_KEYS, Options
@@ -34,9 +33,12 @@ EXTENSION_KEY = "selfmigrate"
 DEFER_KEY = "selfmigrate.defer"
 
 
-@dataclass
 class FlaskState:
-    """What :func:`apply` resolved and did, kept in ``app.extensions["selfmigrate"]``."""
+    """What :func:`apply` resolved and did, kept in ``app.extensions["selfmigrate"]``.
+
+    A plain class, not a dataclass: making one costs a third of a millisecond of
+    every app's start (the budget of ``apply(app)`` over ``migrate()`` is one).
+    """
 
     #: The database file.
     database: Path | str
@@ -45,9 +47,39 @@ class FlaskState:
     #: Every other setting, read from the app's config.
     options: Options
     #: What :func:`apply` did at startup (``None``: it left migrating to a ``flask selfmigrate`` command).
-    report: MigrationReport | None = None
+    report: MigrationReport | None
     #: Where each setting came from, for ``flask selfmigrate config``.
-    origins: dict[str, str] | None = None
+    origins: dict[str, str] | None
+
+    def __init__(
+        self,
+        database: Path | str,
+        migrations: LocationsSpec,
+        options: Options,
+        report: MigrationReport | None = None,
+        origins: dict[str, str] | None = None,
+    ) -> None:
+        self.database = database
+        self.migrations = migrations
+        self.options = options
+        self.report = report
+        self.origins = origins
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.database, self.migrations, self.options, self.report, self.origins)
+
+    def __repr__(self) -> str:
+        return (
+            f"FlaskState(database={self.database!r}, migrations={self.migrations!r}, options={self.options!r},"
+            f" report={self.report!r}, origins={self.origins!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FlaskState):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     @property
     def table(self) -> str:
@@ -199,7 +231,50 @@ def _register_commands(app: Flask, name: str | None) -> None:
             f"App {app.import_name!r} already has a command named {name!r}; set"
             " SELFMIGRATE_CLI_GROUP to another name for selfmigrate's commands (or to None for none)."
         )
-    app.cli.add_command(flask_group(name))
+    app.cli.add_command(_stand_in(name))
+
+
+def _stand_in(name: str) -> click.Group:
+    """A stand-in for :func:`flask_group` that builds it when a command line first uses it.
+
+    Building the real group at every start of the app would import the command
+    line's settings and define its classes: several milliseconds of each
+    ``apply(app)`` (issue 10 gives it one). Flask has imported click already.
+    """
+    import click
+
+    class FlaskGroupStandIn(click.Group):
+        """``flask <name>``: delegates to the real group, made on first use."""
+
+        def __init__(self) -> None:
+            super().__init__(name, help=_GROUP_HELP)
+            self._real: click.Group | None = None
+
+        def real(self) -> click.Group:
+            if self._real is None:
+                self._real = flask_group(name)
+            return self._real
+
+        def make_context(
+            self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: t.Any
+        ) -> click.Context:
+            # The context, and so the command it invokes, is the real group's.
+            return self.real().make_context(info_name, args, parent, **extra)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            return self.real().get_command(ctx, cmd_name)
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return self.real().list_commands(ctx)
+
+    return FlaskGroupStandIn()
+
+
+#: The ``flask <group>`` help text (also the group's line in ``flask --help``).
+_GROUP_HELP = (
+    "Apply and manage selfmigrate migrations of this app's database (settings from the app's config)."
+    " Loading the app for these commands migrates nothing: they see the database as it is."
+)
 
 
 def flask_group(name: str) -> click.Group:
@@ -258,8 +333,7 @@ def flask_group(name: str) -> click.Group:
         name=name,
         callback=settings_from_app,
         context_settings={"help_option_names": ["-h", "--help"]},
-        help="Apply and manage selfmigrate migrations of this app's database (settings from the app's config)."
-        " Loading the app for these commands migrates nothing: they see the database as it is.",
+        help=_GROUP_HELP,
     )
 
 

@@ -71,6 +71,7 @@ def verify(
     table: str = DEFAULT_TABLE,
     allow_out_of_order: bool = False,
     lint: bool = True,
+    certify: bool = False,
 ) -> Verification:
     """Check migration files, and a database against them if one is given.
 
@@ -86,6 +87,9 @@ def verify(
     errors are errors, its warnings warnings (accepted findings are left out).
     An engine without a linter is not linted.
 
+    :param certify: when the database is up to date with the files, store their
+        fingerprint for the next start's quick check (what the ``verify`` command
+        does; only if the write lock is free at once). Nothing else is written.
     :raises DatabaseError: the database cannot be opened or does not exist.
     :raises TrackerError: its tracker table has a foreign layout.
     """
@@ -155,6 +159,8 @@ def verify(
                 " database is ahead of this code (a rolled-back deploy?), or the file was deleted.",
             )
         )
+    if certify and status.up_to_date and not any(p.severity == "error" for p in problems):
+        runner.certify()
     return Verification(found, where, tuple(problems))
 
 

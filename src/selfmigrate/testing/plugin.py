@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
 MIGRATIONS_OPTION = "selfmigrate_migrations"
 TABLE_OPTION = "selfmigrate_table"
 CHECK_DATABASE_OPTION = "selfmigrate_check_database"
+DATABASE_OPTION = "selfmigrate_database"
 MARKER = "migrate_to"
 
 
@@ -46,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         CHECK_DATABASE_OPTION,
         default="",
         help="selfmigrate: database the applied-migrations-unchanged check compares with",
+    )
+    parser.addini(
+        DATABASE_OPTION,
+        default="",
+        help="selfmigrate: a PostgreSQL server URL for the test databases (postgresql://…; the"
+        " SELFMIGRATE_TEST_DATABASE variable wins); unset: SQLite files",
     )
 
 
@@ -106,11 +113,32 @@ def selfmigrate_check_database(pytestconfig: pytest.Config) -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def _selfmigrate_templates(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> TemplateCache:
+def selfmigrate_database(pytestconfig: pytest.Config) -> str | None:
+    """The PostgreSQL server the test databases are made on, or ``None`` for SQLite files.
+
+    ``SELFMIGRATE_TEST_DATABASE`` if set, else the ``selfmigrate_database`` ini
+    option: a ``postgresql://`` URL of a database on the server to connect to
+    for ``CREATE DATABASE`` (``postgres`` will do). Not the app's
+    ``SELFMIGRATE_DATABASE``: the plugin creates and drops databases on that
+    server. Override in conftest.py to choose otherwise.
+    """
+    from .templates import ini_database
+
+    return ini_database(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def _selfmigrate_templates(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config, selfmigrate_database: str | None
+) -> t.Iterator[TemplateCache]:
     """The session's template databases (shared by the xdist workers of one run)."""
     from .templates import session_cache
 
-    return session_cache(tmp_path_factory, pytestconfig)
+    cache = session_cache(tmp_path_factory, pytestconfig, selfmigrate_database)
+    try:
+        yield cache
+    finally:
+        cache.close()
 
 
 def _factory(
@@ -135,7 +163,8 @@ def migrated_db_factory(
     ``migrated_db_factory()`` returns the path of a new database migrated with
     the ``selfmigrate_migrations``; ``migrated_db_factory("other.migrations",
     to=3)`` one from other migrations, up to version 3. The files are removed
-    when the test ends.
+    when the test ends. On PostgreSQL (:func:`selfmigrate_database`) it returns
+    the URL of a new database on the server, dropped when the test ends.
     """
     factory = _factory(request, _selfmigrate_templates, selfmigrate_migrations, selfmigrate_table)
     yield factory
@@ -155,6 +184,10 @@ def migrated_db_path(
     ``create_app({"DATABASE": migrated_db_path})``; ``selfmigrate.apply`` then
     finds nothing pending. With ``@pytest.mark.migrate_to(N)`` the database is
     migrated only up to version ``N``. Removed when the test ends.
+
+    On PostgreSQL (:func:`selfmigrate_database`) it is the URL (a :class:`str`,
+    ``postgresql://…/sm_test_…``) of a database of its own on the server,
+    cloned from the session's template and dropped when the test ends.
     """
     from .templates import marked_version
 
@@ -175,6 +208,11 @@ def migrated_db(
 ) -> t.Iterator[sqlite3.Connection]:
     """A :class:`sqlite3.Connection` to a fully migrated database, private to the test.
 
+    On PostgreSQL (:func:`selfmigrate_database`) a :class:`psycopg.Connection`
+    inside a transaction that is rolled back when the test ends, on a migrated
+    database of the xdist worker's own; with :func:`migrated_db_path`, a plain
+    connection to that URL.
+
     ``@pytest.mark.migrate_to(N)`` stops it at version ``N``. The connection is
     closed when the test ends. A test (or a fixture it uses) that also asks for
     :func:`migrated_db_path` gets a connection to that file: both are one
@@ -184,6 +222,9 @@ def migrated_db(
     """
     from .templates import marked_version
 
+    if _selfmigrate_templates.postgres is not None:
+        yield from _postgres_db(request, _selfmigrate_templates, selfmigrate_migrations, selfmigrate_table)
+        return
     if "migrated_db_path" in request.fixturenames:
         import sqlite3
 
@@ -195,3 +236,22 @@ def migrated_db(
         yield conn
     finally:
         conn.close()
+
+
+def _postgres_db(
+    request: pytest.FixtureRequest, templates: TemplateCache, migrations: LocationSpec | Locations, table: str
+) -> t.Iterator[t.Any]:
+    import contextlib
+
+    import psycopg
+
+    from .templates import marked_version
+
+    if "migrated_db_path" in request.fixturenames:
+        # Closed, not committed: the database is the test's own and dropped after it.
+        with contextlib.closing(psycopg.connect(request.getfixturevalue("migrated_db_path"))) as conn:
+            yield conn
+        return
+    factory = _factory(request, templates, migrations, table)
+    with factory.rolled_back(to=marked_version(request)) as conn:
+        yield conn

@@ -32,6 +32,7 @@ if t.TYPE_CHECKING:
     from ..core.locations import Location, LocationSpec
     from ..core.migration import Migration
     from ..faces.project_settings import ProjectSettings
+    from .pg_templates import PgConnection, PostgresTemplates
 
 #: Where the session's project settings are kept (read once).
 _PROJECT_KEY = pytest.StashKey["ProjectSettings"]()
@@ -42,6 +43,10 @@ MIGRATIONS_OPTION = "selfmigrate_migrations"
 TABLE_OPTION = "selfmigrate_table"
 #: The ini option naming a database for the "applied migrations unchanged" check.
 CHECK_DATABASE_OPTION = "selfmigrate_check_database"
+#: The ini option naming a PostgreSQL server for the test databases (empty: SQLite files).
+DATABASE_OPTION = "selfmigrate_database"
+#: The environment variable that does the same, and wins over the ini option.
+DATABASE_ENV = "SELFMIGRATE_TEST_DATABASE"
 #: The marker that stops the test's database at a version.
 MARKER = "migrate_to"
 
@@ -155,6 +160,8 @@ class TemplateCache:
         self._numbers = itertools.count()
         #: How many templates this process migrated (the rest were reused).
         self.built = 0
+        #: The PostgreSQL server's templates when one is configured (``selfmigrate_database``).
+        self.postgres: PostgresTemplates | None = None
 
     def __repr__(self) -> str:
         return f"TemplateCache({str(self.template_dir)!r})"
@@ -176,6 +183,16 @@ class TemplateCache:
         registry.migrations  # noqa: B018 - discover now, errors included
         source = self._sources[key] = _Source(registry, snapshot, {}, module)
         return source
+
+    def keyed(
+        self, locations: Locations, *, target: int | None, table: str, module: object = None
+    ) -> tuple[MigrationRegistry, str]:
+        """The migrations at ``locations`` (as :meth:`registry`) and the key of their template."""
+        source = self._source(locations, module)
+        key = source.keys.get((target, table))
+        if key is None:
+            key = source.keys[target, table] = template_key(source.registry.migrations, target, table)
+        return source.registry, key
 
     def registry(self, locations: Locations, *, module: object = None) -> MigrationRegistry:
         """The migrations at ``locations``, discovered again only if their files changed.
@@ -254,6 +271,11 @@ class TemplateCache:
             f.write(self.image(template))
         return path
 
+    def close(self) -> None:
+        """End the session: drop the server's test and template databases of this process."""
+        if self.postgres is not None:
+            self.postgres.close()
+
     def connect_in_memory(self, template: Path) -> sqlite3.Connection:
         """Open a new in-memory database holding a copy of ``template``.
 
@@ -285,6 +307,7 @@ class MigratedDatabaseFactory:
         self._table = table
         self._label = label
         self._made: list[Path] = []
+        self._made_urls: list[str] = []
 
     def __call__(
         self,
@@ -292,8 +315,11 @@ class MigratedDatabaseFactory:
         *,
         to: int | None = None,
         table: str | None = None,
-    ) -> Path:
+    ) -> t.Any:
         """Return the path of a new database migrated from ``migrations`` up to ``to``.
+
+        On PostgreSQL (``selfmigrate_database``), the URL (a :class:`str`) of a
+        new database on the server instead.
 
         :param migrations: package name(s) or directory path(s); by default the
             ``selfmigrate_migrations`` fixture's.
@@ -301,9 +327,42 @@ class MigratedDatabaseFactory:
         :param table: the tracker table; by default the ``selfmigrate_table``
             fixture's.
         """
+        postgres = self._cache.postgres
+        if postgres is not None:
+            template = self._server_template(postgres, migrations, to, table)
+            url = postgres.new_database(template, self._label)
+            self._made_urls.append(url)
+            return url
         path = self._cache.copy(self._template(migrations, to, table), self._label)
         self._made.append(path)
         return path
+
+    @contextlib.contextmanager
+    def rolled_back(self, *, to: int | None = None) -> t.Iterator[PgConnection]:
+        """On PostgreSQL: a connection to the worker's migrated database in a transaction rolled back after.
+
+        What ``migrated_db`` gives a test that does not also ask for
+        ``migrated_db_path`` when a server is configured.
+        """
+        postgres = self._cache.postgres
+        assert postgres is not None
+        with postgres.rolled_back(self._server_template(postgres, None, to, None)) as conn:
+            yield conn
+
+    def _server_template(
+        self,
+        postgres: PostgresTemplates,
+        migrations: LocationSpec | Locations | None,
+        to: int | None,
+        table: str | None,
+    ) -> str:
+        locations, table = self._arguments(migrations, to, table)
+        try:
+            registry, key = self._cache.keyed(locations, target=to, table=table, module=self._module)
+            return postgres.template(registry, key, target=to, table=table)
+        except SelfMigrateError as e:
+            error = e
+        self._fail(locations, to, error)
 
     def connect_in_memory(self, *, to: int | None = None) -> sqlite3.Connection:
         """Return a connection to a new in-memory copy of the migrated database.
@@ -313,7 +372,9 @@ class MigratedDatabaseFactory:
         """
         return self._cache.connect_in_memory(self._template(None, to, None))
 
-    def _template(self, migrations: LocationSpec | Locations | None, to: int | None, table: str | None) -> Path:
+    def _arguments(
+        self, migrations: LocationSpec | Locations | None, to: int | None, table: str | None
+    ) -> tuple[Locations, str]:
         if migrations is None:
             locations: Locations = self._migrations
         elif isinstance(migrations, (str, os.PathLike)):
@@ -322,11 +383,17 @@ class MigratedDatabaseFactory:
             locations = migrations
         if to is not None and (isinstance(to, bool) or not isinstance(to, int)):
             pytest.fail(f"migrated_db_factory(to=...) takes a version number, not {to!r}.", pytrace=False)
-        table = self._table if table is None else table
+        return locations, self._table if table is None else table
+
+    def _template(self, migrations: LocationSpec | Locations | None, to: int | None, table: str | None) -> Path:
+        locations, table = self._arguments(migrations, to, table)
         try:
             return self._cache.template(locations, target=to, table=table, module=self._module)
         except SelfMigrateError as e:
             error = e
+        self._fail(locations, to, error)
+
+    def _fail(self, locations: Locations, to: int | None, error: SelfMigrateError) -> t.NoReturn:
         # Failed outside the except block: the message is shown once, not again as
         # the exception it was raised "during the handling of".
         where = ", ".join(os.fspath(spec) for spec in locations)
@@ -340,6 +407,10 @@ class MigratedDatabaseFactory:
         for path in self._made:
             remove_database(path)
         self._made.clear()
+        if self._cache.postgres is not None:
+            for url in self._made_urls:
+                self._cache.postgres.drop_url(url)
+        self._made_urls.clear()
 
 
 def import_path_hint(locations: Locations) -> str:
@@ -358,7 +429,7 @@ def import_path_hint(locations: Locations) -> str:
     return (
         f"The package {name} cannot be imported: its name is misspelt, or it is not on sys.path."
         " Plain 'pytest' does not put the project folder on sys.path ('python -m pytest' does)."
-        " Add pythonpath = [\".\"] to [tool.pytest.ini_options], install the project (pip install -e .),"
+        ' Add pythonpath = ["."] to [tool.pytest.ini_options], install the project (pip install -e .),'
         f' or name the folder (selfmigrate_migrations = ["{folder}"]). See "When pytest cannot import the migrations'
         ' package" in the testing docs (docs/testing.rst, testing-import-path).'
     )
@@ -422,15 +493,46 @@ def ini_check_database(config: pytest.Config) -> Path | None:
     return _ini_base(config) / value
 
 
-def session_cache(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> TemplateCache:
-    """A template cache for this session; the xdist workers of one run share its templates."""
+def ini_database(config: pytest.Config) -> str | None:
+    """The PostgreSQL server for the test databases: ``SELFMIGRATE_TEST_DATABASE``, else the ini option.
+
+    ``None`` (neither set, or set empty): SQLite files, as without it.
+    """
+    value = os.environ.get(DATABASE_ENV, "").strip() or t.cast(str, config.getini(DATABASE_OPTION)).strip()
+    return value or None
+
+
+def session_cache(
+    tmp_path_factory: pytest.TempPathFactory, config: pytest.Config, database: str | None = None
+) -> TemplateCache:
+    """A template cache for this session; the xdist workers of one run share its templates.
+
+    :param database: a PostgreSQL server URL: the templates and test databases
+        are made there (see :mod:`.pg_templates`).
+    """
     base = tmp_path_factory.getbasetemp()
     # An xdist worker's base is <run's base>/popen-gwN; its parent is the run's.
     shared = base.parent if hasattr(config, "workerinput") else base
     template_dir = shared / "selfmigrate-templates"
     template_dir.mkdir(exist_ok=True)
     copy_dir = tmp_path_factory.mktemp("selfmigrate-databases", numbered=False)
-    return TemplateCache(template_dir, copy_dir)
+    cache = TemplateCache(template_dir, copy_dir)
+    if database:
+        try:
+            from .pg_templates import PostgresTemplates
+        except ImportError as e:
+            pytest.fail(
+                f"selfmigrate_database is a PostgreSQL URL but psycopg is not installed ({e}):"
+                " pip install 'selfmigrate[postgres]'.",
+                pytrace=False,
+            )
+        try:
+            # pytest-xdist's workerinput: the run's id, shared by its workers, and the worker's.
+            worker: dict[str, t.Any] = getattr(config, "workerinput", {})
+            cache.postgres = PostgresTemplates(database, run=worker.get("testrunuid"), worker=worker.get("workerid"))
+        except SelfMigrateError as e:
+            pytest.fail(f"selfmigrate: {e}", pytrace=False)
+    return cache
 
 
 def as_locations(value: LocationSpec | Locations) -> Locations:

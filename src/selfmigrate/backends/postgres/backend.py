@@ -404,6 +404,45 @@ class PostgresBackend:
             self.rollback(pg)
             raise
 
+    @contextlib.contextmanager
+    def try_locked_transaction(self, conn: Connection) -> t.Iterator[bool]:
+        """:meth:`locked_transaction` with one try of the lock and no polling: ``False`` if it is held.
+
+        For a write that may be skipped (the fingerprint after a deploy); an error
+        of the server (a read-only replica, a full disk) gives ``False`` too.
+        """
+        pg = _pg(conn)
+        key = self._lock_key(locks.TRANSACTION_LOCK)
+        try:
+            cursor = pg.execute(
+                f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
+            )
+            while cursor.nextset():
+                pass
+            row = cursor.fetchone()
+        except psycopg.Error:
+            self.rollback(pg)
+            row = None
+        if not (row and row[0]):
+            self.rollback(pg)
+            yield False
+            return
+        try:
+            yield True
+        except BaseException:
+            self._columns.clear()
+            self.rollback(pg)
+            raise
+        try:
+            pg.execute("COMMIT")
+        except psycopg.Error:
+            self._columns.clear()
+            self.rollback(pg)
+
+    def change_marker(self, conn: Connection) -> object | None:
+        """``None``: PostgreSQL has no per-connection change counter; each step reads the tracker in full."""
+        return None
+
     def rollback(self, conn: Connection) -> None:
         """Roll back the open transaction, if any (nothing on a closed connection)."""
         pg = _pg(conn)
@@ -501,11 +540,11 @@ class PostgresBackend:
                 f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{lock_timeout}';"
                 f" SET LOCAL statement_timeout = '{statement_timeout}'"
             )
-            if not statements:
-                pg.execute(setup)
+            # Sent on its own: pg_stat_activity then shows the migration's statement as
+            # written (what an operator, and the lock timeout's message, look for).
+            pg.execute(setup)
             try:
-                # A script's setup rides with its first statement (one round trip fewer).
-                self._run_step(pg, step, statements, refused, setup=setup)
+                self._run_step(pg, step, statements, refused)
             except Exception as e:
                 cause = e.error if isinstance(e, StatementError) else e
                 if not isinstance(cause, pg_errors.LockNotAvailable) or refused:
@@ -534,18 +573,12 @@ class PostgresBackend:
             raise Refused(f"{refused[0]} refused")
 
     def _run_step(
-        self,
-        pg: psycopg.Connection[t.Any],
-        step: Step,
-        statements: list[Statement] | None,
-        refused: list[str],
-        *,
-        setup: str,
+        self, pg: psycopg.Connection[t.Any], step: Step, statements: list[Statement] | None, refused: list[str]
     ) -> None:
         if statements is not None:
-            for index, statement in enumerate(statements):
+            for statement in statements:
                 try:
-                    pg.execute(f"{setup}; {statement.sql}" if index == 0 else statement.sql)
+                    pg.execute(statement.sql)
                 except psycopg.Error as e:
                     raise StatementError(statement, e) from e
         else:

@@ -213,6 +213,55 @@ class SQLiteBackend:
             ) from e
         self.charge(time.monotonic() - started)
 
+    @contextlib.contextmanager
+    def try_locked_transaction(self, conn: Connection) -> t.Iterator[bool]:
+        """``BEGIN IMMEDIATE`` with no busy wait: ``True`` inside the transaction, ``False`` if busy.
+
+        A database that cannot be written (read-only file or folder, full disk)
+        gives ``False`` too, as does a ``COMMIT`` that would wait for readers
+        (then rolled back): what was tried is skipped, never waited for.
+        """
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                locked = False
+            else:
+                locked = True
+            if not locked:
+                yield False
+                return
+            try:
+                yield True
+            except BaseException:
+                self.rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError:
+                self.rollback(conn)
+        finally:
+            if not is_closed(_sqlite(conn)):
+                conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
+
+    def change_marker(self, conn: Connection) -> object | None:
+        """``PRAGMA data_version``: changes on ``conn`` when another connection commits.
+
+        ``None`` for a connection in exclusive locking mode (a migration set it):
+        kept open, it would keep the next connection from reading the file.
+        """
+        try:
+            mode = conn.execute("PRAGMA main.locking_mode").fetchone()
+            if not isinstance(mode, (tuple, sqlite3.Row)) or str(mode[0]).lower() != "normal":
+                return None
+            row = conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        # A migration may have set a row factory on its connection: only a plain int counts.
+        value = row[0] if isinstance(row, (tuple, sqlite3.Row)) else None
+        return value if isinstance(value, int) else None
+
     def commit(self, conn: Connection) -> None:
         """Commit the current transaction.
 

@@ -14,11 +14,9 @@ from pathlib import Path
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
 
-#: SQLAlchemy's URL syntax (``sqlalchemy.engine.url._parse_url``), for the SQLite drivers.
-_SQLALCHEMY_URL = re.compile(
-    r"(?P<driver>sqlite(?:\+[\w+]*)?)://(?P<authority>[^/?]*)(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?",
-    re.DOTALL,
-)
+#: SQLAlchemy's URL syntax (``sqlalchemy.engine.url._parse_url``), for the SQLite drivers;
+#: compiled on first use (an app factory resolving a plain path never needs it).
+_SQLALCHEMY_URL = r"(?P<driver>sqlite(?:\+[\w+]*)?)://(?P<authority>[^/?]*)(?:/(?P<database>[^?]*))?(?:\?(?P<query>.*))?"
 #: Drivers whose URLs SQLAlchemy turns into a file name as its pysqlite dialect does.
 _PYSQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite", "sqlite+aiosqlite")
 #: Query parameters SQLAlchemy's pysqlite dialect passes to the driver, not to a SQLite URI.
@@ -51,9 +49,10 @@ def database_path(
         caller wants), or no file that selfmigrate can resolve.
     """
     text = os.fspath(value)
-    url = _SQLALCHEMY_URL.fullmatch(text)
+    # Every URL form starts with "sqlite" (the regular expressions cost more than a start).
+    url = re.fullmatch(_SQLALCHEMY_URL, text, re.DOTALL) if text.startswith("sqlite") else None
     if url is None:
-        if re.match(r"sqlite[\w+]*:", text):
+        if text.startswith("sqlite") and re.match(r"sqlite[\w+]*:", text):
             raise ConfigError(
                 f"Database URL {text!r} does not name a SQLite file. Use sqlite:///relative/path.db"
                 " or sqlite:////absolute/path.db."

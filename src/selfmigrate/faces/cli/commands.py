@@ -215,6 +215,7 @@ def verify_command(settings: Settings, strict: bool) -> None:
         settings.database,
         table=settings.options.table,
         allow_out_of_order=settings.options.allow_out_of_order,
+        certify=True,
     )
     for problem in result.problems:
         # The one style of every command's diagnostics: "Error: …" on stderr.
