@@ -23,6 +23,7 @@ from helpers import as_other_user, dump, shared_folder
 
 import selfmigrate
 from selfmigrate import DiscoveryError, MigrationError, MigrationRegistry, Runner
+from selfmigrate.core.migration import checksum
 
 INIT = "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT);\n"
 NEXT = "CREATE TABLE tag (name TEXT);\n"
@@ -174,6 +175,12 @@ NEAR_MISSES = [
     "-- +goose Down",
     "/* migrate:down */",
     "\t--\tmigrate:down",
+    "--- migrate:down",  # a third dash
+    "-- @migrate:down",
+    "-- Down",  # node-sqlite's section line
+    "-- DOWN:",
+    "-- //@UNDO",  # MyBatis migrations
+    "-- rollback",
 ]
 
 
@@ -194,6 +201,25 @@ def test_down_marker_in_any_case_is_understood(database: Path, folder: Path, mar
     assert not any(
         line.startswith("CREATE TABLE note") for line in user_data(database)
     )  # the down ran, on the way down
+
+
+def test_node_sqlite_up_down_sections_are_refused_naming_both_spellings(database: Path, folder: Path) -> None:
+    # node-sqlite's (kriasoft/node-sqlite) file shape: read as plain comments, its
+    # "-- Down" section would drop the table right after creating it, recorded as applied.
+    rule = "-" * 80
+    write(folder, "0002_tag.sql", f"{rule}\n-- Up\n{rule}\n\n{NEXT}\n{rule}\n-- Down\n{rule}\n\nDROP TABLE note;\n")
+    message = refused(database, folder, f"{folder / '0002_tag.sql'}, line 2", "Write exactly '-- migrate:up'")
+    assert "'-- Up'" in message
+    fixed_up = f"{rule}\n-- migrate:up\n{rule}\n{NEXT}"
+    (folder / "0002_tag.sql").write_text(f"{fixed_up}{rule}\n-- Down\n{rule}\nDROP TABLE note;\n")
+    assert "'-- Down'" in refused(database, folder, "line 6", "Write exactly '-- migrate:down'")
+
+
+def test_prose_that_starts_with_up_or_down_stays_a_comment(database: Path, folder: Path) -> None:
+    write(folder, "0002_tag.sql", f"-- Down the line: tags for notes\n-- up to 5 per note\n{NEXT}")
+    before = user_data(database)
+    assert selfmigrate.migrate(database, folder).current_version == 2
+    assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]
 
 
 def test_dbmate_file_is_understood(database: Path, folder: Path) -> None:
@@ -448,3 +474,79 @@ def test_rollback_to_0_undoes_all(folder: Path, tmp_path: Path) -> None:
     again = cli(database, folder, "rollback", "--to", "0", "--yes")
     assert again.returncode == 0 and "Nothing to roll back" in again.stdout
     assert json.loads(cli(database, folder, "status", "--json").stdout)["current_version"] is None
+
+
+def test_a_nul_character_is_refused_before_anything_runs(database: Path, folder: Path) -> None:
+    # A UTF-16 file without a byte-order mark decodes as UTF-8 with a NUL after every
+    # ASCII character; the sqlite3 module refused it only mid-run, naming no line.
+    (folder / "0002_tag.sql").write_bytes(NEXT.encode() + b"\x00DROP TABLE note;\n")
+    refused(database, folder, f"{folder / '0002_tag.sql'}, line 2", "NUL character", "Save it as UTF-8")
+    (folder / "0002_tag.sql").write_bytes("CREATE TABLE tag (name TEXT);\n".encode("utf-16-le"))
+    refused(database, folder, "line 1", "NUL character")
+
+
+def test_a_relative_import_in_a_directory_of_migrations_never_reaches_selfmigrate(
+    database: Path, folder: Path
+) -> None:
+    # Given as a directory, a migration is no package's module: "from .config import ..."
+    # imported selfmigrate.config (the module was named inside selfmigrate).
+    write(folder, "0002_tag.py", "from .config import Options\n\ndef up(conn):\n    conn.execute('DROP TABLE note')\n")
+    message = refused(database, folder, f"{folder / '0002_tag.py'}, line 1", "attempted relative import")
+    assert "given as a package name" in message
+
+
+@pytest.mark.parametrize("line", ["-- -- migrate:down", "-- -- Down", "--   -- migrate:no-transaction"])
+def test_a_marker_commented_out_is_a_plain_comment(database: Path, folder: Path, line: str) -> None:
+    # The .sql template shows "-- -- migrate:down" as an example: the filled-in file must apply.
+    write(folder, "0002_tag.sql", f"{NEXT}-- To undo it:\n{line}\n-- DROP TABLE tag;\n")
+    before = user_data(database)
+    assert selfmigrate.migrate(database, folder).current_version == 2
+    assert [line for line in user_data(database) if line not in before] == ["CREATE TABLE tag (name TEXT);"]
+
+
+# An empty down section (dbmate's template leaves "-- migrate:down" with nothing after it) --------
+
+EMPTY_DOWNS = ["-- migrate:down\n", "-- migrate:down\n\n-- nothing to undo\n;\n"]
+
+
+@pytest.mark.parametrize("down", EMPTY_DOWNS, ids=["blank", "comment-only"])
+def test_an_empty_down_section_is_no_down_and_rollback_refuses(database: Path, folder: Path, down: str) -> None:
+    # Taken as a down, it "rolled back" nothing and removed the row: the next start then
+    # failed on "table tag already exists".
+    write(folder, "0002_tag.sql", f"-- migrate:up\n{NEXT}\n{down}")
+    selfmigrate.migrate(database, folder)
+    before = dump(database)
+    with pytest.raises(selfmigrate.ConfigError) as info:
+        Runner(database, folder).rollback()
+    message = str(info.value)
+    assert "0002_tag" in message and "no statement follows it" in message and "SELECT 1;" in message
+    assert dump(database) == before
+    done = cli(database, folder, "status", "--json")
+    assert [m["down"] for m in json.loads(done.stdout)["migrations"]] == ["none", "none"]
+
+
+def test_an_empty_down_stored_by_an_older_release_is_refused_too(database: Path, folder: Path) -> None:
+    # The tracker of a database migrated before this fix holds the empty text as the down;
+    # the file is gone (an older image): the stored copy must not "undo" either.
+    write(folder, "0002_tag.sql", f"{NEXT}-- migrate:down\nDROP TABLE tag;\n")
+    selfmigrate.migrate(database, folder)
+    conn = sqlite3.connect(database)
+    empty = "\n-- nothing\n"
+    stored = checksum(empty.encode())
+    conn.execute(
+        "UPDATE schema_migrations_rollback SET down_script = ?, down_checksum = ? WHERE version = 2", (empty, stored)
+    )
+    conn.commit()
+    conn.close()
+    (folder / "0002_tag.sql").unlink()
+    before = dump(database)
+    with pytest.raises(selfmigrate.ConfigError, match="no statement follows it"):
+        Runner(database, folder).rollback()
+    assert dump(database) == before
+
+
+def test_a_golang_migrate_pair_is_refused_saying_how_to_merge_it(database: Path, folder: Path) -> None:
+    write(folder, "000002_tag.up.sql", NEXT)
+    write(folder, "000002_tag.down.sql", "DROP TABLE note;\n")
+    message = refused(database, folder, "000002_tag.up.sql", "000002_tag.down.sql", "naming rule")
+    assert "then a line '-- migrate:down' and the down" in message

@@ -559,3 +559,73 @@ def test_pragma_ignored_without_vacuum_in_a_no_transaction_migration(
     name, value = pragma.split(" = ")
     assert rows(db_path, f"PRAGMA {name}") == [({"8192": 8192, "FULL": 1}[value],)]
     assert user_data(db_path) == before
+
+
+# --- a migration that opens a second connection to its database -----------------------------
+
+SECOND_CONNECTION = """
+import sqlite3
+
+
+def up(conn):
+    # As a migration that reuses the app's get_db() or an ORM engine would.
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    other = sqlite3.connect(path, timeout=0.1)
+    try:
+        other.execute("INSERT INTO note VALUES ('from the second connection')")
+        other.commit()
+    finally:
+        other.close()
+"""
+
+
+def test_a_second_connection_opened_by_the_migration_is_explained(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    files = {"0001_init.sql": "CREATE TABLE note (body TEXT);\nINSERT INTO note VALUES ('kept');\n"}
+    location = make_migrations({**files, "0002_second.py": SECOND_CONNECTION})
+    selfmigrate.migrate(db_path, location, target=1)
+    before = dump(db_path)
+    with pytest.raises(selfmigrate.MigrationError) as info:
+        selfmigrate.migrate(db_path, location)
+    message = str(info.value)
+    assert "0002_second" in message and "database is locked" in message
+    assert "a second connection the migration opens itself" in message and "(conn)" in message
+    assert dump(db_path) == before
+
+
+# --- a pragma whose setting is the whole process's ------------------------------------------
+
+PROCESS_CHECK = """
+import sqlite3, sys
+import selfmigrate
+try:
+    selfmigrate.migrate(sys.argv[1], sys.argv[2])
+except selfmigrate.MigrationError as e:
+    print("ERROR", str(e).replace(chr(10), " "))
+conn = sqlite3.connect(":memory:")
+limits = [conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("soft_heap_limit", "hard_heap_limit")]
+print("LIMITS", *limits)
+"""
+
+
+@pytest.mark.parametrize("pragma", ["soft_heap_limit", "hard_heap_limit"])
+@pytest.mark.parametrize("marker", ["", "-- migrate:no-transaction\n"], ids=["transactional", "no-transaction"])
+def test_a_process_wide_pragma_is_refused_and_never_reaches_the_app(
+    make_migrations: MigrationsFactory, db_path: Path, pragma: str, marker: str
+) -> None:
+    files = {"0001_init.sql": "CREATE TABLE note (body TEXT);\nINSERT INTO note VALUES ('kept');\n"}
+    location = make_migrations({**files, "0002_limit.sql": f"{marker}PRAGMA {pragma} = 2000000;\n"}, package=False)
+    selfmigrate.migrate(db_path, location, target=1)
+    before = dump(db_path)
+    done = subprocess.run(
+        [sys.executable, "-c", PROCESS_CHECK, str(db_path), location],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert f"PRAGMA {pragma} is a setting of the whole process" in done.stdout, done.stdout
+    assert "LIMITS 0 0" in done.stdout  # the process's limits as they were
+    assert user_data(db_path) == [line for line in before if not TRACKER_LINES.search(line)]
+    if marker:  # outside a transaction a failed migration stays recorded as started, as always
+        assert rows(db_path, "SELECT version, state FROM schema_migrations") == [(1, "applied"), (2, "started")]
+    else:
+        assert dump(db_path) == before

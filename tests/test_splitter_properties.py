@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from selfmigrate import DiscoveryError
 from selfmigrate.backends.sqlite.sqltext import split_statements
-from selfmigrate.backends.tokens import sql_tokens
+from selfmigrate.backends.tokens import line_finder, line_of, sql_tokens
 from selfmigrate.core.migration import DOWN_MARKER, Migration, SQLScript, looks_like_marker, parse_markers
 
 # No example database: tests never write into the source tree (.hypothesis/).
@@ -274,3 +274,21 @@ def test_migrate_colon_is_never_a_plain_comment(gap1: str, word: str, gap2: str,
     line = f"--{gap1}{word}{gap2}:{rest}"
     result = outcome(f"CREATE TABLE a (x);\n{line}\nDROP TABLE a;\n")
     assert result == "down" or result.startswith("error: ")
+
+
+@EXAMPLES
+@given(st.text(alphabet=st.sampled_from(list("a\n\r;") + list(ODD)), max_size=40))
+def test_line_finder_agrees_with_line_of_at_every_offset(text: str) -> None:
+    find = line_finder(text)
+    # Between the two characters of a "\r\n" is no token's start: not asked.
+    offsets = [o for o in range(len(text) + 1) if not text.startswith("\r\n", o - 1)]
+    assert [find(offset) for offset in offsets] == [line_of(text, offset) for offset in offsets]
+
+
+def test_a_long_data_script_keeps_every_statement_and_its_line() -> None:
+    # Chinook's shape: thousands of INSERTs with CRLF line ends (numbered in one pass, not per statement).
+    rows = 20_000
+    text = "\r\n".join(f"INSERT INTO t VALUES ({i}, 'a;b -- {i}');" for i in range(rows)) + "\r\n"
+    pieces = split_statements(SQLScript(text, 1))
+    assert [p.line for p in pieces] == list(range(1, rows + 1))
+    assert pieces[-1].sql == f"INSERT INTO t VALUES ({rows - 1}, 'a;b -- {rows - 1}');"

@@ -7,6 +7,8 @@ never deleted (compared with its dump, or its bytes for an empty one).
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -90,3 +92,22 @@ def test_only_a_file_path_is_ever_removed(tmp_path: Path) -> None:
     empty = tmp_path / "empty.sqlite"
     empty.touch()
     assert remove_if_still_empty(empty) is True and not empty.exists()
+
+
+@pytest.mark.parametrize("files", [SYNTAX_ERROR, FAILING], ids=["bad-file", "failing-migration"])
+def test_the_cli_apply_too(make_migrations: MigrationsFactory, db_path: Path, files: dict[str, str]) -> None:
+    folder = make_migrations(files, package=False)
+    command = [sys.executable, "-m", "selfmigrate", "-d", str(db_path), "-m", str(folder), "apply"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode in (2, 5) and "Traceback" not in done.stderr, done.stderr
+    assert not db_path.exists()
+
+
+def test_the_cli_apply_keeps_a_database_that_existed(make_migrations: MigrationsFactory, db_path: Path) -> None:
+    folder = make_migrations({**GOOD, "0002_fails.sql": "INSERT INTO nowhere VALUES (1);\n"}, package=False)
+    selfmigrate.migrate(db_path, folder, target=1)
+    before = dump(db_path)
+    command = [sys.executable, "-m", "selfmigrate", "-d", str(db_path), "-m", str(folder), "apply"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 5, done.stderr
+    assert dump(db_path) == before

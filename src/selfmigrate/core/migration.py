@@ -193,6 +193,9 @@ class LoadedMigration:
     #: What the tracker stores as the down: the SQL after ``-- migrate:down``, or
     #: the whole source of a ``.py`` module that has a ``down``; ``None`` without a down.
     down_source: str | None = None
+    #: The file has a ``-- migrate:down`` line with no statement after it (dbmate's
+    #: template leaves one): no down, so a rollback refuses instead of undoing nothing.
+    empty_down: bool = False
     #: The down comes from the copy stored in the tracker, not from a file.
     from_tracker: bool = False
 
@@ -207,6 +210,15 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     # itself knows only \n: a "--" comment in a file with \r line ends would run to the
     # end of the file and hide every statement after it.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\0" in text:
+        # The sqlite3 module refuses a statement with a NUL, and only when it runs:
+        # refused here, before the first migration is applied.
+        raise DiscoveryError(
+            f"Migration file {migration.location}, line {line_of(text, text.index(chr(0)))}: contains a NUL"
+            " character (byte 0), which SQL text cannot hold; it is usually a file saved in another"
+            " encoding (UTF-16) or a binary file. Save it as UTF-8 text without NUL characters.",
+            paths=[migration.location],
+        )
     markers = parse_markers(text, migration.location)
     if markers.down is None:
         up = SQLScript(text, 1)
@@ -214,6 +226,8 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
     else:
         up = SQLScript(text[: markers.down], 1)
         down = SQLScript(text[markers.down_body :], line_of(text, markers.down_body))
+        if not _has_statement(down):
+            down = None
     if not _has_statement(up):
         # An unedited template is all comments: recording it as applied would hide
         # the change that was meant to be written.
@@ -230,6 +244,7 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
         transactional=markers.transactional,
         compatible=markers.compatible,
         down_source=None if down is None else down.text,
+        empty_down=markers.down is not None and down is None,
     )
 
 
@@ -260,18 +275,26 @@ class Markers:
 def looks_like_marker(comment: str) -> bool:
     """Whether the text of a comment (without ``--``/``/* */``) looks meant as a marker.
 
-    Generous on purpose: any case, any spacing, ``migrate`` (or ``migration``,
+    Generous on purpose: any case, any spacing, after dashes right after the
+    ``--`` or any run of ``+@!#*/=`` (``--- migrate:down``, ``-- @migrate:down``;
+    ``-- -- migrate:down`` is a marker commented out), ``migrate`` (or ``migration``,
     sql-migrate's ``+migrate``, goose's ``+goose``) followed by ``:`` or ``=``,
-    or by ``up``, ``down``, ``(no-)transaction`` or ``compatible`` as a word. A line that looks
-    like a marker and is not exactly one is an error, never a plain comment: a
-    misspelt ``-- migrate:down`` would run the down script on the way up.
+    or by ``up``, ``down``, ``(no-)transaction`` or ``compatible`` as a word; or a
+    comment that is only the word ``up``, ``down``, ``undo`` or ``rollback`` (the
+    ``-- Up`` / ``-- Down`` sections of node-sqlite's migrations, MyBatis'
+    ``-- //@UNDO``). A line that looks like a marker and is not exactly one is an
+    error, never a plain comment: a misspelt ``-- migrate:down`` would run the
+    down script on the way up.
     """
     return _MARKER_LIKE.match(comment) is not None
 
 
 _MARKER_LIKE = re.compile(
-    r"\s*\+?\s*(?:migrate|migrations?|goose)\s*"
-    r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)",
+    # Dashes only right after the "--" ("--- migrate:down"): "-- -- migrate:down" is a
+    # marker commented out on purpose (the .sql template shows one), a plain comment.
+    r"-*[+@!#*/=]*\s*[+@!#*/=]*\s*(?:migrate|migrations?|goose)\s*"
+    r"(?:[:=]|[-_.]?\s*(?:up|down|no[-_ ]?transaction|transaction|compat\w*)\b)"
+    r"|-*[+@!#*/=]*\s*[+@!#*/=]*\s*(?:up|down|undo|rollback)[\s\-+@!#*/=:]*$",
     re.IGNORECASE,
 )
 #: dbmate's marker for the up script, accepted (and needed by nothing) at the top of a file.
@@ -371,7 +394,7 @@ def _marker_error(location: str, text: str, begin: int, problem: str) -> Discove
             f"'{DOWN_MARKER}' alone (a down always runs in a transaction; a migration that must run"
             f" outside one has '{NO_TRANSACTION_MARKER}' at the top of the file)"
         )
-    elif "down" in lowered:
+    elif "down" in lowered or "undo" in lowered or "rollback" in lowered:
         use = f"'{DOWN_MARKER}'"
     elif "compat" in lowered:
         use = f"'{COMPATIBLE_MARKER}' at the top of the file, before the first statement"
@@ -395,21 +418,26 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
     if migration.package is not None:
         module_name = f"{migration.package}.{migration.id}"
     else:
-        module_name = f"selfmigrate.migrations_{migration.id}"
+        # A top-level name with no package: named inside selfmigrate, the module's
+        # relative imports ("from ._helpers import x") would import selfmigrate's own modules.
+        module_name = f"_selfmigrate_migration_{migration.id}"
     module = types.ModuleType(module_name)
     module.__file__ = location
-    if migration.package is not None:
-        module.__package__ = migration.package
+    module.__package__ = migration.package if migration.package is not None else ""
     try:
         code = compile(text, location, "exec", dont_inherit=True)
         exec(code, module.__dict__)
     except Exception as e:
         line = line_in(e, location)
         where = f", line {line}" if line is not None else ""
+        fix = "Fix the file (an import that fails at the top of a migration usually belongs inside up())."
+        if isinstance(e, ImportError) and migration.package is None and "relative import" in str(e):
+            fix = (
+                "Relative imports work only when the migrations are given as a package name"
+                " (myapp.migrations), not as a directory path: give the package, or import absolutely."
+            )
         raise DiscoveryError(
-            f"Migration file {location}{where} cannot be imported:"
-            f" {type(e).__name__}: {e}. Fix the file (an import that fails at the top of"
-            " a migration usually belongs inside up()).",
+            f"Migration file {location}{where} cannot be imported: {type(e).__name__}: {e}. {fix}",
             paths=[location],
         ) from e
     up = getattr(module, "up", None)
@@ -472,6 +500,8 @@ def load_stored_down(migration: Migration, source: str) -> LoadedMigration:
     """
     if migration.kind == "sql":
         script = SQLScript(source.replace("\r\n", "\n").replace("\r", "\n"), 1)
+        if not _has_statement(script):  # stored before empty downs counted as none
+            return LoadedMigration(migration, empty_down=True, from_tracker=True)
         return LoadedMigration(migration, down_sql=script, down_source=source, from_tracker=True)
     body = _load_python(migration, source)
     if body.down_function is None:

@@ -171,6 +171,12 @@ def rollback_range(
         fix = "Add one"
         if blocked != versions[0]:
             fix += f", or roll back only what is after it (--to {blocked})"
+        empty = [body.migration.id for body in loaded if body.empty_down]
+        if empty:
+            fix += (
+                f" ({', '.join(empty)}: the '-- migrate:down' line is there but no statement follows it;"
+                " write the statements that undo the up, or 'SELECT 1;' if there is truly nothing to undo)"
+            )
         raise ConfigError(
             f"Cannot roll back past {names}: no down (a '-- migrate:down' section or a"
             f" down(conn) function). Nothing was rolled back. {fix}."

@@ -122,11 +122,18 @@ class MigrationRegistry:
                 found.append(_migration(entry, stat, where, match, package))
         if bad_names:
             listed = "\n  ".join(sorted(bad_names))
+            pairs = ""
+            if any(name.endswith((".up.sql", ".down.sql")) for name in bad_names):
+                # golang-migrate's (and sqlx's) layout: one file per direction.
+                pairs = (
+                    " A NNNN_slug.up.sql / NNNN_slug.down.sql pair is one file here:"
+                    " NNNN_slug.sql with the up, then a line '-- migrate:down' and the down."
+                )
             raise DiscoveryError(
                 f"These files in a migrations location do not follow the naming rule"
                 f" NNNN_slug.sql / NNNN_slug.py:\n  {listed}\n"
                 "Rename them (for example 0007_add_index.sql), or start the name with '_'"
-                " if they are helpers, not migrations.",
+                f" if they are helpers, not migrations.{pairs}",
                 paths=bad_names,
             )
         found.sort(key=lambda m: (m.version, m.location))

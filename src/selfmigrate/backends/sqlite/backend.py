@@ -35,6 +35,11 @@ NO_TRANSACTION_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "page_size",
 #: database with content (selfmigrate's tracker table exists before the first one),
 #: so a migration that sets one is refused, transactional or not.
 EMPTY_DATABASE_PRAGMAS = frozenset({"encoding"})
+#: Pragmas whose setting is the whole process's, not the connection's: set by a
+#: migration, it would outlive its connection and limit the next migrations and the
+#: app itself (a ``hard_heap_limit`` makes every later large statement fail).
+#: Refused in every migration.
+PROCESS_PRAGMAS = frozenset({"soft_heap_limit", "hard_heap_limit", "temp_store_directory", "data_store_directory"})
 #: Pragmas that change a database with content only through a ``VACUUM`` after
 #: them (and ``page_size`` never in WAL mode); without one SQLite ignores them
 #: silently. A non-transactional migration that sets one is checked afterwards.
@@ -414,6 +419,12 @@ class SQLiteBackend:
                 " statement, and it is not recorded. Let that error end the migration instead of catching"
                 " it, or use RAISE(ABORT, ...), which undoes only the statement."
             )
+        elif first is not None and first.removeprefix("PRAGMA ") in PROCESS_PRAGMAS:
+            lines.append(
+                f"{first} is a setting of the whole process, not of the migration's connection: it"
+                " would stay in force after the migration, for the next migrations and for the app."
+                " Remove it; set it where the app starts, if the app needs it."
+            )
         elif first is not None and first.removeprefix("PRAGMA ") in EMPTY_DATABASE_PRAGMAS:
             lines.append(
                 f"{first} takes effect only on an empty database, and when a migration runs the"
@@ -430,8 +441,17 @@ class SQLiteBackend:
         elif first is not None:
             lines.append(
                 f"The migration tried to {first or 'end'} the transaction selfmigrate runs it in."
-                " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), conn.executescript()) from it:"
-                " selfmigrate commits each migration together with its tracker row."
+                " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), 'with conn:', conn.executescript())"
+                " from it: selfmigrate commits each migration together with its tracker row."
+            )
+        elif isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorname", "") == "SQLITE_BUSY":
+            # The migration's own connection holds the write lock: a busy error comes from
+            # another connection, which the migration opened itself (or an attached database).
+            lines.append(
+                "selfmigrate holds the database's write lock for the whole migration, so a second"
+                " connection the migration opens itself (sqlite3.connect(), an ORM's engine or session)"
+                " waits for it and fails. Run every statement through the connection the migration is"
+                " given (conn). (For an ATTACHed database: another process was writing it.)"
             )
         elif transactional and isinstance(error, sqlite3.Error) and _NEEDS_NO_TRANSACTION.search(str(error)):
             lines.append(
@@ -526,7 +546,8 @@ class SQLiteBackend:
 
         :param transactional: ``False`` for a migration that runs outside a
             transaction and manages its own: only the pragmas SQLite ignores on a
-            database with content (:data:`EMPTY_DATABASE_PRAGMAS`) are refused.
+            database with content (:data:`EMPTY_DATABASE_PRAGMAS`) and the
+            process-wide ones (:data:`PROCESS_PRAGMAS`) are refused.
         :param requested: filled with the values set for :data:`VACUUM_PRAGMAS`,
             for :meth:`ignored_pragmas` to check afterwards.
         :returns: a function that says whether this authorizer is still the
@@ -539,7 +560,7 @@ class SQLiteBackend:
                 probes.append(None)
                 return sqlite3.SQLITE_OK
             pragma = (arg1 or "").lower() if action == sqlite3.SQLITE_PRAGMA and arg2 is not None else None
-            if pragma in EMPTY_DATABASE_PRAGMAS:
+            if pragma in EMPTY_DATABASE_PRAGMAS or pragma in PROCESS_PRAGMAS:
                 denied.append(f"PRAGMA {pragma}")
                 return sqlite3.SQLITE_DENY
             if not transactional:

@@ -10,7 +10,7 @@ import sqlite3
 import typing as t
 
 from ..base import Statement
-from ..tokens import line_of, sql_tokens
+from ..tokens import line_finder, sql_tokens
 
 if t.TYPE_CHECKING:
     from ..base import SQLScript
@@ -27,6 +27,7 @@ def split_statements(script: SQLScript) -> list[Statement]:
     is kept. Each statement's line is that of its first token (see :func:`line_of`).
     """
     text = script.text
+    line_of = line_finder(text)
     statements: list[Statement] = []
     start = 0  # where the current statement's text begins
     first_code: int | None = None  # start of its first token that is not comment/space
@@ -41,12 +42,9 @@ def split_statements(script: SQLScript) -> list[Statement]:
             first_code = begin
         if kind == "semicolon" and sqlite3.complete_statement(text[start:end]):
             if first_code != begin:  # a lone ";" is an empty statement: nothing to run
-                statements.append(_statement(text, first_code, end, script.first_line))
+                statements.append(Statement(text[first_code:end], script.first_line - 1 + line_of(first_code)))
             start, first_code = end, None
     if first_code is not None:
-        statements.append(_statement(text, first_code, last_end, script.first_line))
+        statements.append(Statement(text[first_code:last_end], script.first_line - 1 + line_of(first_code)))
     return statements
 
-
-def _statement(text: str, begin: int, end: int, first_line: int) -> Statement:
-    return Statement(text[begin:end], first_line - 1 + line_of(text, begin))

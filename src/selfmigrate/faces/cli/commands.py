@@ -132,7 +132,15 @@ def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_o
     runner = settings.runner()
     if target is not None and runner.registry.get(target) is None:
         raise ConfigError(f"Target version {target} is not the version of any migration file. Nothing was applied.")
-    report = runner.apply(target=target)
+    was_missing = runner.backend.missing()
+    try:
+        report = runner.apply(target=target)
+    except BaseException:
+        if was_missing:  # as a start does: no empty database file left by a failed run
+            from ...startup import remove_if_still_empty
+
+            remove_if_still_empty(settings.require_database())
+        raise
     for result in report.applied:
         click.echo(f"Applied {result.id} in {result.duration_ms:.1f} ms")
     version = version_label(report.current_version)
