@@ -140,3 +140,13 @@ def test_pieces_are_the_statements_the_server_runs(
     with server_conn.transaction(force_rollback=True):
         for piece in got:
             server_conn.execute(piece.sql.encode())  # bytes: no client-side placeholder parsing
+
+
+def test_a_long_data_script_keeps_every_statement_and_its_line() -> None:
+    """Thousands of lines: every statement kept, each on its own line (and counted without
+    going back to the top of the file for each one)."""
+    text = "".join(f"INSERT INTO t VALUES ({i}, 'a;b');\r\n" for i in range(6000))
+    got = split_statements(text, first_line=3)
+    assert len(got) == 6000
+    assert [s.line for s in got] == list(range(3, 6003))
+    assert got[-1].sql == "INSERT INTO t VALUES (5999, 'a;b');"

@@ -61,8 +61,15 @@ def split_statements(text: str, first_line: int = 1) -> list[Statement]:
     atomic = 0  # open BEGIN ATOMIC blocks
     i, n = 0, len(text)
 
+    # Statements start in increasing order: count newlines from the last position asked
+    # for, not from the top (a data script of thousands of lines would be quadratic).
+    seen = [0, first_line]  # an index, and the line it is on
+
     def line_at(index: int) -> int:
-        return first_line + text.count("\n", 0, index)
+        at, line = seen if index >= seen[0] else (0, first_line)
+        line += text.count("\n", at, index)
+        seen[:] = [index, line]
+        return line
 
     while i < n:
         c = text[i]
