@@ -11,6 +11,7 @@ the runner, the registry or the faces.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import random
@@ -493,7 +494,8 @@ class PostgresBackend:
             statement = _header_value(step.text, STATEMENT_TIMEOUT_DIRECTIVE)
             names = (LOCK_TIMEOUT_DIRECTIVE, STATEMENT_TIMEOUT_DIRECTIVE)
         else:
-            module = getattr(step, "__globals__", {})
+            # The module's own globals: the step is up() as discovery wrapped it (functools.wraps).
+            module = getattr(inspect.unwrap(step), "__globals__", {})
             lock = module.get(LOCK_TIMEOUT_ATTRIBUTE)
             statement = module.get(STATEMENT_TIMEOUT_ATTRIBUTE)
             names = (LOCK_TIMEOUT_ATTRIBUTE, STATEMENT_TIMEOUT_ATTRIBUTE)
