@@ -14,7 +14,14 @@ import selfmigrate
 from selfmigrate import ConfigError, Runner
 from selfmigrate.backends.select import engine_of, handles, open_backend
 from selfmigrate.backends.sqlite.backend import SQLiteBackend
-from selfmigrate.config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, FLASK_KEYS, Options
+from selfmigrate.config import (
+    DEFAULT_BACKUP_KEEP,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+    ENGINE_DEFAULTS,
+    FLASK_KEYS,
+    Options,
+)
 from selfmigrate.faces.cli.main import cli
 from selfmigrate.faces.project_settings import BY_NAME
 
@@ -46,8 +53,10 @@ def test_every_face_starts_from_the_same_defaults(make_migrations: MigrationsFac
     assert app.extensions["selfmigrate"].options == Options()
     assert {key: app.config[key] for key in FLASK_KEYS} == {k: getattr(Options(), f) for k, f in FLASK_KEYS.items()}
     # The command line's defaults are the project settings' (faces/project_settings.py), from config.py.
+    # The PostgreSQL settings are None in Options (their variable, else the default).
     defaults = {name: s.default for name, s in BY_NAME.items() if name not in ("database", "migrations")}
-    assert defaults == {name: getattr(Options(), name) for name in defaults}
+    assert defaults == {name: ENGINE_DEFAULTS.get(name, getattr(Options(), name)) for name in defaults}
+    assert all(getattr(Options(), name) is None for name in ENGINE_DEFAULTS)
     assert {p.name for p in cli.params} >= {"table", "lock_timeout"}
 
 

@@ -33,6 +33,27 @@ DEFAULT_TABLE = "schema_migrations"
 DEFAULT_LOCK_TIMEOUT = 60.0
 #: How many snapshots of a database are kept by default; older ones are pruned.
 DEFAULT_BACKUP_KEEP = 5
+#: PostgreSQL: how long one statement of a migration waits for a table lock
+#: (``SET LOCAL lock_timeout``; ``table_lock_timeout``).
+DEFAULT_TABLE_LOCK_TIMEOUT = "5s"
+#: PostgreSQL: how long one statement of a migration may run (``SET LOCAL
+#: statement_timeout``; ``"0"``: no limit).
+DEFAULT_STATEMENT_TIMEOUT = "0"
+#: PostgreSQL: how many more times a migration that timed out on a table lock is tried.
+DEFAULT_LOCK_RETRIES = 3
+#: The engine settings a value of ``None`` leaves to an environment variable of the
+#: same name, read when the backend is opened (as before they were options), then
+#: to the default; every other setting's default is a value.
+ENGINE_DEFAULTS: dict[str, object] = {
+    "direct_database": None,
+    "table_lock_timeout": DEFAULT_TABLE_LOCK_TIMEOUT,
+    "statement_timeout": DEFAULT_STATEMENT_TIMEOUT,
+    "lock_retries": DEFAULT_LOCK_RETRIES,
+}
+#: The duration units PostgreSQL reads that selfmigrate accepts (none: milliseconds).
+DURATION_UNITS = ("", "ms", "s", "min", "h", "d")
+#: The prefix of the environment variables and the Flask config keys.
+KEY_PREFIX = "SELFMIGRATE_"
 #: The default name of the ``flask`` command group (``SELFMIGRATE_CLI_GROUP``);
 #: Flask-Migrate's is ``db``.
 DEFAULT_CLI_GROUP = "selfmigrate"
@@ -52,6 +73,10 @@ FLASK_KEYS: dict[str, str] = {
     "SELFMIGRATE_BACKUP_DIR": "backup_dir",
     "SELFMIGRATE_BACKUP_KEEP": "backup_keep",
     "SELFMIGRATE_AHEAD": "ahead",
+    "SELFMIGRATE_DIRECT_DATABASE": "direct_database",
+    "SELFMIGRATE_TABLE_LOCK_TIMEOUT": "table_lock_timeout",
+    "SELFMIGRATE_STATEMENT_TIMEOUT": "statement_timeout",
+    "SELFMIGRATE_LOCK_RETRIES": "lock_retries",
 }
 
 
@@ -74,6 +99,10 @@ class Options:
         "backup_dir",
         "backup_keep",
         "ahead",
+        "direct_database",
+        "table_lock_timeout",
+        "statement_timeout",
+        "lock_retries",
     )
 
     #: The tracker table's name.
@@ -95,6 +124,19 @@ class Options:
     #: ``"warn"``, ``"refuse"`` or ``"rollback"``: what a start does when the database
     #: has migrations this code lacks, not all marked compatible.
     ahead: AheadPolicy
+    #: PostgreSQL: a URL that reaches the server directly, for the session lock and the
+    #: non-transactional migrations when the database URL goes through pgbouncer.
+    #: ``None``: ``SELFMIGRATE_DIRECT_DATABASE`` if set, else none.
+    direct_database: str | None
+    #: PostgreSQL: each migration's ``SET LOCAL lock_timeout`` (a duration, ``"5s"``).
+    #: ``None``: ``SELFMIGRATE_TABLE_LOCK_TIMEOUT`` if set, else :data:`DEFAULT_TABLE_LOCK_TIMEOUT`.
+    table_lock_timeout: str | None
+    #: PostgreSQL: each migration's ``SET LOCAL statement_timeout`` (``"0"``: no limit).
+    #: ``None``: ``SELFMIGRATE_STATEMENT_TIMEOUT`` if set, else :data:`DEFAULT_STATEMENT_TIMEOUT`.
+    statement_timeout: str | None
+    #: PostgreSQL: how many more times a migration that timed out on a table lock is tried.
+    #: ``None``: ``SELFMIGRATE_LOCK_RETRIES`` if set, else :data:`DEFAULT_LOCK_RETRIES`.
+    lock_retries: int | None
 
     def __init__(
         self,
@@ -108,6 +150,10 @@ class Options:
         backup_dir: str | os.PathLike[str] | None = None,
         backup_keep: int | None = DEFAULT_BACKUP_KEEP,
         ahead: AheadPolicy = DEFAULT_AHEAD,
+        direct_database: str | None = None,
+        table_lock_timeout: str | None = None,
+        statement_timeout: str | None = None,
+        lock_retries: int | None = None,
     ) -> None:
         self.table = table
         self.lock_timeout = lock_timeout
@@ -118,6 +164,10 @@ class Options:
         self.backup_dir = backup_dir
         self.backup_keep = backup_keep
         self.ahead = ahead
+        self.direct_database = direct_database
+        self.table_lock_timeout = table_lock_timeout
+        self.statement_timeout = statement_timeout
+        self.lock_retries = lock_retries
 
     def replace(self, **changes: object) -> Options:
         """A copy with ``changes`` applied."""
@@ -162,7 +212,43 @@ class Options:
                 'ahead="rollback" (SELFMIGRATE_AHEAD) undoes migrations at start after a snapshot, and'
                 ' snapshots are off (backup=False, SELFMIGRATE_BACKUP). Turn them on, or use "refuse".'
             )
+        for name in ENGINE_DEFAULTS:
+            problem = engine_setting_problem(name, getattr(self, name))
+            if problem is not None:
+                _fail(f"{name} ({KEY_PREFIX}{name.upper()}) {problem}")
         return self
+
+
+def is_duration(value: object) -> bool:
+    """Whether ``value`` is a duration PostgreSQL reads (``"5s"``, ``"500ms"``, ``"2min"``, ``"0"``)."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").rstrip()
+    whole, dot, fraction = number.partition(".")
+    digits = whole.isascii() and whole.isdigit() and (not dot or (fraction.isascii() and fraction.isdigit()))
+    return digits and text[len(number) :].strip() in DURATION_UNITS
+
+
+def engine_setting_problem(name: str, value: object) -> str | None:
+    """What is wrong with ``value`` for the engine setting ``name`` (``None``: nothing, or not set).
+
+    The words follow the setting's name in a :class:`ConfigError`: each face
+    names the key it read (``SELFMIGRATE_LOCK_RETRIES``, a pyproject.toml key).
+    """
+    if value is None:
+        return None
+    if name == "lock_retries":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"must be a whole number of retries, 0 or more, not {value!r}."
+        return None
+    if name == "direct_database":
+        if not isinstance(value, str) or not value.strip():
+            return f"must be a database URL (postgresql://user@host:5432/database), not {value!r}."
+        return None
+    if not is_duration(value):
+        return f"must be a duration such as '5s', '500ms', '2min' or '0' (no limit), not {value!r}."
+    return None
 
 
 def _fail(message: str) -> t.NoReturn:

@@ -35,6 +35,10 @@ def migrate(
     backup_dir: str | os.PathLike[str] | None = None,
     backup_keep: int | None = DEFAULT_BACKUP_KEEP,
     ahead: AheadPolicy = DEFAULT_AHEAD,
+    direct_database: str | None = None,
+    table_lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    lock_retries: int | None = None,
 ) -> MigrationReport:
     """Bring ``database`` up to date with ``migrations``; the framework-free twin of
     :func:`selfmigrate.apply`.
@@ -69,6 +73,21 @@ def migrate(
         ``"rollback"`` (undo them with the downs stored in the tracker, newest
         first, after a snapshot; refused if one has no stored down). An
         :class:`~selfmigrate.AheadError` is raised whatever ``on_failure`` says.
+    :param direct_database: PostgreSQL: a URL that reaches the server directly,
+        for the migrations that run outside a transaction when ``database`` goes
+        through a transaction-pooling pgbouncer.
+    :param table_lock_timeout: PostgreSQL: each migration's ``SET LOCAL
+        lock_timeout`` (a duration: ``"5s"``, ``"500ms"``, ``"0"``); a migration's
+        ``-- migrate:lock-timeout`` line overrides it.
+    :param statement_timeout: PostgreSQL: each migration's ``SET LOCAL
+        statement_timeout`` (``"0"``: no limit); ``-- migrate:statement-timeout``
+        overrides it.
+    :param lock_retries: PostgreSQL: how many more times a migration that timed
+        out on a table lock is tried, with backoff.
+
+        Each of the four left ``None`` is read from its ``SELFMIGRATE_*``
+        environment variable, else has its default (``None``, ``"5s"``, ``"0"``,
+        ``3``). SQLite ignores them.
     :returns: what was applied, with durations.
     """
     options = Options(
@@ -81,6 +100,10 @@ def migrate(
         backup_dir=backup_dir,
         backup_keep=backup_keep,
         ahead=ahead,
+        direct_database=direct_database,
+        table_lock_timeout=table_lock_timeout,
+        statement_timeout=statement_timeout,
+        lock_retries=lock_retries,
     )
     return migrate_with(database, migrations, options)
 

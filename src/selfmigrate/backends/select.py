@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import typing as t
     from pathlib import Path
 
+    from ..config import Options
     from .base import Backend
 
     #: What the quick check reads: the stored fingerprint and the tracker rows
@@ -121,13 +122,25 @@ def handles(database: str) -> bool:
     return bool(colon) and head.partition("+")[0].lower() in ENGINES
 
 
-def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> Backend:
+def open_backend(
+    database: str | os.PathLike[str], options: Options | None = None, *, lock_timeout: float | None = None
+) -> Backend:
     """The backend for ``database`` (a path or URL); connects to nothing yet.
 
-    :raises ConfigError: no backend handles it, or it is not a usable database
-        (an in-memory SQLite database).
+    :param options: the run's settings; each engine reads those it knows (the
+        PostgreSQL ones mean nothing to SQLite). Default: every default.
+    :param lock_timeout: instead of ``options.lock_timeout`` (for callers that have
+        only that).
+    :raises ConfigError: no backend handles it, it is not a usable database (an
+        in-memory SQLite database), or a setting its engine reads is not usable.
     """
-    backend: Backend = _module(database, "backend").open_backend(database, lock_timeout=lock_timeout)
+    if options is None:
+        from ..config import Options
+
+        options = Options()
+    if lock_timeout is not None:
+        options = options.replace(lock_timeout=lock_timeout)
+    backend: Backend = _module(database, "backend").open_backend(database, options)
     return backend
 
 

@@ -112,7 +112,7 @@ class Runner:
         if backend is None:
             from ..backends.select import open_backend
 
-            backend = open_backend(database, lock_timeout=float(options.lock_timeout))
+            backend = open_backend(database, options, lock_timeout=float(options.lock_timeout))
         self.backend: Backend = backend
         self.registry = migrations if isinstance(migrations, MigrationRegistry) else MigrationRegistry(migrations)
         self.tracker = Tracker(self.backend, options.table)

@@ -16,7 +16,15 @@ import os
 import typing as t
 from pathlib import Path
 
-from ..config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
+from ..config import (
+    DEFAULT_BACKUP_KEEP,
+    DEFAULT_LOCK_RETRIES,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_STATEMENT_TIMEOUT,
+    DEFAULT_TABLE,
+    DEFAULT_TABLE_LOCK_TIMEOUT,
+    engine_setting_problem,
+)
 from ..errors import ConfigError
 
 #: Where a value came from (``app``: a Flask app's config, for the ``flask`` commands).
@@ -37,7 +45,7 @@ TABLE = "tool.selfmigrate"
 #: The prefix of the environment variables (``SELFMIGRATE_LOCK_TIMEOUT``).
 ENV_PREFIX = "SELFMIGRATE_"
 
-Kind = t.Literal["database", "locations", "text", "seconds", "flag", "folder", "count"]
+Kind = t.Literal["database", "locations", "text", "seconds", "flag", "folder", "count", "url", "duration", "retries"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +82,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backup_dir", "folder", None, "Where snapshots go (none: the database's folder)."),
     Setting("backup_keep", "count", DEFAULT_BACKUP_KEEP, 'How many snapshots to keep ("all": every one).'),
     Setting("allow_out_of_order", "flag", False, "Apply migrations older than the newest applied one."),
+    Setting("direct_database", "url", None, "PostgreSQL: a direct URL for non-transactional migrations."),
+    Setting("table_lock_timeout", "duration", DEFAULT_TABLE_LOCK_TIMEOUT, "PostgreSQL: each migration's lock_timeout."),
+    Setting(
+        "statement_timeout", "duration", DEFAULT_STATEMENT_TIMEOUT, "PostgreSQL: each migration's statement_timeout."
+    ),
+    Setting("lock_retries", "retries", DEFAULT_LOCK_RETRIES, "PostgreSQL: retries of a migration after a table lock."),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -238,6 +252,9 @@ def parse(setting: Setting, text: str, where: str) -> t.Any:
         except ValueError:
             number = -1.0
         return _check_seconds(number, text, where)
+    if kind in ("url", "duration", "retries"):
+        value: object = int(text) if kind == "retries" and text.isascii() and text.isdigit() else text
+        return _check_engine(setting, value, where)
     if kind == "count":
         if text.lower() == "all":
             return None
@@ -298,6 +315,8 @@ def _from_toml(setting: Setting, raw: object, base: Path, where: str) -> t.Any:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             _wrong(where, raw, "a number of seconds, 0 or more")
         return _check_seconds(float(raw), raw, where)
+    if kind in ("url", "duration", "retries"):
+        return _check_engine(setting, raw, where)
     if raw == "all":
         return None
     if isinstance(raw, bool) or not isinstance(raw, int):
@@ -341,6 +360,13 @@ def _check_seconds(number: float, raw: object, where: str) -> float:
     if not number >= 0:  # also refuses NaN
         _wrong(where, raw, "a number of seconds, 0 or more")
     return number
+
+
+def _check_engine(setting: Setting, value: object, where: str) -> object:
+    problem = engine_setting_problem(setting.name, value)
+    if problem is not None:
+        raise ConfigError(f"{where} {problem}")
+    return value.strip() if isinstance(value, str) else value
 
 
 def _check_count(count: int, raw: object, where: str) -> int:

@@ -11,6 +11,7 @@ the runner, the registry or the faces.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import random
@@ -23,7 +24,17 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from ...config import DEFAULT_TABLE
+from ...config import (
+    DEFAULT_LOCK_RETRIES,
+    DEFAULT_STATEMENT_TIMEOUT,
+    DEFAULT_TABLE,
+    DEFAULT_TABLE_LOCK_TIMEOUT,
+    ENGINE_DEFAULTS,
+    KEY_PREFIX,
+    Options,
+    engine_setting_problem,
+    is_duration,
+)
 from ...errors import ConfigError, DatabaseError, SelfMigrateError
 from ..base import Refused, SQLScript, Statement, StatementError
 from . import lock as locks
@@ -38,18 +49,12 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Environment variables read when the backend is opened (documented in docs/postgresql.rst).
-DIRECT_DATABASE_ENV = "SELFMIGRATE_DIRECT_DATABASE"
-TABLE_LOCK_TIMEOUT_ENV = "SELFMIGRATE_TABLE_LOCK_TIMEOUT"
-STATEMENT_TIMEOUT_ENV = "SELFMIGRATE_STATEMENT_TIMEOUT"
-LOCK_RETRIES_ENV = "SELFMIGRATE_LOCK_RETRIES"
-
-#: How long one statement of a migration waits for a table lock (``SET LOCAL lock_timeout``).
-DEFAULT_TABLE_LOCK_TIMEOUT = "5s"
-#: How long one statement of a migration may run (``SET LOCAL statement_timeout``; 0: no limit).
-DEFAULT_STATEMENT_TIMEOUT = "0"
-#: How many more times a migration that timed out on a table lock is tried.
-DEFAULT_LOCK_RETRIES = 3
+#: The settings' environment variables, read when the backend is opened for a setting
+#: the :class:`~selfmigrate.config.Options` leave unset (documented in docs/postgresql.rst).
+DIRECT_DATABASE_ENV = KEY_PREFIX + "DIRECT_DATABASE"
+TABLE_LOCK_TIMEOUT_ENV = KEY_PREFIX + "TABLE_LOCK_TIMEOUT"
+STATEMENT_TIMEOUT_ENV = KEY_PREFIX + "STATEMENT_TIMEOUT"
+LOCK_RETRIES_ENV = KEY_PREFIX + "LOCK_RETRIES"
 
 #: Header directives of a ``.sql`` migration, and module attributes of a ``.py`` one.
 LOCK_TIMEOUT_DIRECTIVE = "-- migrate:lock-timeout"
@@ -57,7 +62,6 @@ STATEMENT_TIMEOUT_DIRECTIVE = "-- migrate:statement-timeout"
 LOCK_TIMEOUT_ATTRIBUTE = "lock_timeout"
 STATEMENT_TIMEOUT_ATTRIBUTE = "statement_timeout"
 
-_DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|min|h|d)?", re.IGNORECASE)
 # Between migrations: undo what the previous one SET on the session (search_path, role…).
 _RESET_SESSION = "RESET ALL; RESET ROLE"
 # Before each transaction on a connection that may have been used before: what DISCARD
@@ -69,23 +73,43 @@ _SAVEPOINT = "selfmigrate_attempt"
 _COMPANIONS = ("fingerprint", "layout", "rollback")
 
 
-def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> PostgresBackend:
+def open_backend(database: str | os.PathLike[str], options: Options) -> PostgresBackend:
     """The backend for a PostgreSQL URL (what :mod:`..select` calls); connects to nothing.
 
-    Reads :data:`DIRECT_DATABASE_ENV`, :data:`TABLE_LOCK_TIMEOUT_ENV`,
-    :data:`STATEMENT_TIMEOUT_ENV` and :data:`LOCK_RETRIES_ENV`.
+    Each PostgreSQL setting ``options`` leave unset (``None``) is read from its
+    environment variable (:data:`DIRECT_DATABASE_ENV`, :data:`TABLE_LOCK_TIMEOUT_ENV`,
+    :data:`STATEMENT_TIMEOUT_ENV`, :data:`LOCK_RETRIES_ENV`), else it has its default.
+
+    :raises ConfigError: a value is not usable; the message names the setting or the variable.
     """
-    retries = os.environ.get(LOCK_RETRIES_ENV, str(DEFAULT_LOCK_RETRIES))
-    if not retries.isdigit():
-        raise ConfigError(f"{LOCK_RETRIES_ENV} must be a whole number of retries (0 or more), not {retries!r}.")
+    values = {name: _setting(options, name) for name in ENGINE_DEFAULTS}
     return PostgresBackend(
         os.fspath(database),
-        lock_timeout=lock_timeout,
-        direct_database=os.environ.get(DIRECT_DATABASE_ENV) or None,
-        table_lock_timeout=os.environ.get(TABLE_LOCK_TIMEOUT_ENV, DEFAULT_TABLE_LOCK_TIMEOUT),
-        statement_timeout=os.environ.get(STATEMENT_TIMEOUT_ENV, DEFAULT_STATEMENT_TIMEOUT),
-        lock_retries=int(retries),
+        lock_timeout=options.lock_timeout,
+        direct_database=t.cast("str | None", values["direct_database"]),
+        table_lock_timeout=t.cast(str, values["table_lock_timeout"]),
+        statement_timeout=t.cast(str, values["statement_timeout"]),
+        lock_retries=t.cast(int, values["lock_retries"]),
     )
+
+
+def _setting(options: Options, name: str) -> object:
+    """The value of the setting ``name``: from ``options``, else its environment variable, else the default."""
+    value: object = getattr(options, name)
+    if value is not None:
+        problem = engine_setting_problem(name, value)
+        if problem is not None:
+            raise ConfigError(f"{name} ({KEY_PREFIX}{name.upper()}) {problem}")
+        return value
+    variable = KEY_PREFIX + name.upper()
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return ENGINE_DEFAULTS[name]
+    value = int(text) if name == "lock_retries" and text.isascii() and text.isdigit() else text
+    problem = engine_setting_problem(name, value)
+    if problem is not None:
+        raise ConfigError(f"The environment variable {variable} {problem}")
+    return value.strip() if isinstance(value, str) else value
 
 
 def database_location(
@@ -103,7 +127,7 @@ def check_duration(value: str, what: str) -> str:
 
     :raises ConfigError: it is not one; the message names ``what``.
     """
-    if not isinstance(value, str) or not _DURATION.fullmatch(value.strip()):
+    if not is_duration(value):
         raise ConfigError(f"{what} must be a duration such as 5s, 500ms, 2min or 0 (no limit), not {value!r}.")
     return value.strip()
 
@@ -210,8 +234,8 @@ class PostgresBackend:
         self.direct_database = direct_database
         self.direct_conninfo = None if direct_database is None else libpq_url(direct_database)
         self.lock_timeout = lock_timeout
-        self.table_lock_timeout = check_duration(table_lock_timeout, TABLE_LOCK_TIMEOUT_ENV)
-        self.statement_timeout = check_duration(statement_timeout, STATEMENT_TIMEOUT_ENV)
+        self.table_lock_timeout = check_duration(table_lock_timeout, "table_lock_timeout")
+        self.statement_timeout = check_duration(statement_timeout, "statement_timeout")
         self.lock_retries = lock_retries
         #: The schema of the tracker, found at the first connection (see :meth:`qualified`).
         self.schema: str | None = None
@@ -480,8 +504,9 @@ class PostgresBackend:
             f" {client}, the server behind it listens on {server}: pgbouncer?). A migration that runs"
             " outside a transaction needs a session-level lock, which a pooler in transaction mode"
             " does not keep. Give selfmigrate a URL that reaches the server directly:"
-            f" {DIRECT_DATABASE_ENV}=postgresql://user@host:{server}/database (or run it once with"
-            " that URL). Nothing was changed."
+            f" {DIRECT_DATABASE_ENV}=postgresql://user@host:{server}/database (the environment variable"
+            " or the Flask config key; direct_database= of selfmigrate.migrate(), direct_database in"
+            " [tool.selfmigrate]), or run it once with that URL. Nothing was changed."
         )
 
     # -- running migrations ---------------------------------------------------------------
@@ -508,7 +533,8 @@ class PostgresBackend:
             statement = _header_value(step.text, STATEMENT_TIMEOUT_DIRECTIVE)
             names = (LOCK_TIMEOUT_DIRECTIVE, STATEMENT_TIMEOUT_DIRECTIVE)
         else:
-            module = getattr(step, "__globals__", {})
+            # The module's own globals: the step is up() as discovery wrapped it (functools.wraps).
+            module = getattr(inspect.unwrap(step), "__globals__", {})
             lock = module.get(LOCK_TIMEOUT_ATTRIBUTE)
             statement = module.get(STATEMENT_TIMEOUT_ATTRIBUTE)
             names = (LOCK_TIMEOUT_ATTRIBUTE, STATEMENT_TIMEOUT_ATTRIBUTE)

@@ -15,7 +15,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
+from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import Refused, SQLScript, StatementError
 from .connection import connect, database_path, is_busy, is_closed
@@ -69,9 +69,12 @@ UNGUARDED = "unguarded"
 _SQLITE_TRANSACTION = 22
 
 
-def open_backend(database: str | os.PathLike[str], *, lock_timeout: float) -> SQLiteBackend:
-    """The backend for a SQLite path or ``sqlite:///`` URL (what :mod:`..select` calls)."""
-    return SQLiteBackend(database_path(database), lock_timeout=lock_timeout)
+def open_backend(database: str | os.PathLike[str], options: Options) -> SQLiteBackend:
+    """The backend for a SQLite path or ``sqlite:///`` URL (what :mod:`..select` calls).
+
+    Of ``options`` it reads ``lock_timeout``; the PostgreSQL settings mean nothing here.
+    """
+    return SQLiteBackend(database_path(database), lock_timeout=options.lock_timeout)
 
 
 def database_location(

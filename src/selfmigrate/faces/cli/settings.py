@@ -92,7 +92,7 @@ class Settings:
         """The backend of the database given (for commands that need no migrations)."""
         from ...backends.select import open_backend
 
-        return open_backend(self.require_database(), lock_timeout=self.options.lock_timeout)
+        return open_backend(self.require_database(), self.options)
 
 
 class SelfMigrateGroup(click.Group):
