@@ -777,7 +777,15 @@ class Runner:
             for row in status.ahead:
                 logger.warning("%s", ahead_rules.warning_line(row, database))
             return False
-        stored = self._stored_downs(conn, status)
+        if self.ahead == "rollback":
+            # Decide on one consistent view, under the lock: another worker of the same
+            # start may be undoing these right now, and it removes a row and its stored
+            # down together. Read apart, the row could still be there and its down gone.
+            with self.backend.locked_transaction(conn):
+                status = compare(self.registry.migrations, self.tracker.read(conn))
+                stored = self._stored_downs(conn, status)
+        else:
+            stored = self._stored_downs(conn, status)
         undo = ahead_rules.to_undo(status)
         if self.ahead == "refuse" or any(ahead_rules.cannot_undo(row, stored) for row in undo):
             raise ahead_rules.refusal(status, database, self.ahead, stored)
