@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -205,6 +206,32 @@ def test_flask_reads_selfmigrate_ahead(incompatible: Story) -> None:
     with pytest.raises(ConfigError, match="SELFMIGRATE_AHEAD"):
         selfmigrate.apply(bad)
     assert dump(incompatible.db) == incompatible.after_v2
+
+
+def test_the_command_line_reads_the_policy_from_the_environment_and_pyproject(
+    incompatible: Story, tmp_path: Path
+) -> None:
+    """``python -m selfmigrate apply`` run by an older image follows SELFMIGRATE_AHEAD, or
+    the project's [tool.selfmigrate] table, as startup does; nothing is written."""
+    args = ["-d", str(incompatible.db), "-m", str(incompatible.v1), "apply"]
+    refused = CliRunner().invoke(cli, args, env={"SELFMIGRATE_AHEAD": "refuse"})
+    assert refused.exit_code == AheadError.exit_code, refused.output
+    assert "0003_add_note_owner" in refused.stderr
+    assert dump(incompatible.db) == incompatible.after_v2
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.selfmigrate]\nahead = "refuse"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SELFMIGRATE_")},
+    )
+    assert result.returncode == AheadError.exit_code, result.stderr
+    assert dump(incompatible.db) == incompatible.after_v2
+    wrong = CliRunner().invoke(cli, args, env={"SELFMIGRATE_AHEAD": "sometimes"})
+    assert wrong.exit_code == ConfigError.exit_code and "SELFMIGRATE_AHEAD" in wrong.stderr
 
 
 def test_workers_starting_together_undo_each_migration_once(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import typing as t
 from pathlib import Path
 
 from ..config import (
+    DEFAULT_AHEAD,
     DEFAULT_BACKUP_KEEP,
     DEFAULT_LOCK_RETRIES,
     DEFAULT_LOCK_TIMEOUT,
@@ -82,6 +83,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("backup_dir", "folder", None, "Where snapshots go (none: the database's folder)."),
     Setting("backup_keep", "count", DEFAULT_BACKUP_KEEP, 'How many snapshots to keep ("all": every one).'),
     Setting("allow_out_of_order", "flag", False, "Apply migrations older than the newest applied one."),
+    Setting("ahead", "text", DEFAULT_AHEAD, 'On a database ahead of this code: "warn", "refuse" or "rollback".'),
     Setting("direct_database", "url", None, "PostgreSQL: a direct URL for non-transactional migrations."),
     Setting("table_lock_timeout", "duration", DEFAULT_TABLE_LOCK_TIMEOUT, "PostgreSQL: each migration's lock_timeout."),
     Setting(
