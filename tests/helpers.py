@@ -45,15 +45,17 @@ def as_other_user(args: list[str], **kwargs: t.Any) -> subprocess.CompletedProce
     """Run ``args`` as a user that file permissions apply to, and return what it did.
 
     Root reads every file whatever its mode, so as root the command runs under
-    ``setpriv`` as ``nobody`` (uid and gid 65534, no groups); as anyone else it
-    runs as that user. Paths it uses must be reachable by ``nobody``: see
-    :func:`shared_folder`.
+    ``setpriv`` with every capability dropped (no CAP_DAC_OVERRIDE, no
+    CAP_DAC_READ_SEARCH): still uid 0, so it can run an interpreter installed
+    under root's home (pyenv's shared libpython is there, out of ``nobody``'s
+    reach), but file modes apply to it. As anyone else it runs as that user.
+    Paths it uses must be reachable by such a user: see :func:`shared_folder`.
     """
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("needs setpriv to drop root's rights")
-        args = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *args]
+        args = [setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", *args]
     return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, **kwargs)
 
 
