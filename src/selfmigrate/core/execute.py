@@ -99,8 +99,8 @@ def run_outside(
             transactional=False,
             advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
             f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
-            " if its change is complete, or restore the snapshot and"
-            f" 'python -m selfmigrate resolve {migration.version} --retry'.",
+            " if its change is complete, or undo what it did (by hand, or from a snapshot if one"
+            f" is named below) and 'python -m selfmigrate resolve {migration.version} --retry'.",
         ) from _cause(e)
 
 
