@@ -198,11 +198,13 @@ def quick_status_read(
 
 def quick_read_rows(
     database: str | os.PathLike[str], table: str, lock_timeout: float
-) -> tuple[str | None, str, int | None] | None:
-    """The stored fingerprint digest, the tracker rows as the key's text holds them
-    (:func:`selfmigrate.core.fingerprint.rows_text`) and the newest version, or ``None``: look properly.
+) -> tuple[str | None, str, str, str, int] | None:
+    """The stored fingerprint digest, the tracker rows' columns as three texts (the
+    versions separated by spaces, the checksums and the states by newlines, oldest
+    first: what :func:`selfmigrate.core.fingerprint.quick_digest` takes) and the newest
+    version, or ``None``: look properly (also for a tracker without rows).
 
-    From the engine's quick module's ``read_rows`` (the text built in the database),
+    From the engine's quick module's ``read_rows`` (the texts built in the database),
     else from its ``read``.
     """
     engine = engine_of(database)
@@ -213,12 +215,16 @@ def quick_read_rows(
     module = import_module(f"selfmigrate.backends.{engine}.quick")
     read_rows = getattr(module, "read_rows", None)
     if read_rows is not None:
-        found: tuple[str | None, str, int | None] | None = read_rows(database, table, lock_timeout)
+        found: tuple[str | None, str, str, str, int] | None = read_rows(database, table, lock_timeout)
         return found
     read: QuickRead | None = module.read(database, table, lock_timeout)
-    if read is None:
+    if read is None or not read[1]:
         return None
     stored, rows = read
-    # The text of selfmigrate.core.fingerprint.rows_text (backends do not import the core).
-    text = "\n".join(f"{version} {checksum} {state}" for version, checksum, state in rows)
-    return stored, text, (int(rows[-1][0]) if rows else None)
+    return (
+        stored,
+        " ".join(str(row[0]) for row in rows),
+        "\n".join(row[1] for row in rows),
+        "\n".join(row[2] for row in rows),
+        int(rows[-1][0]),
+    )
