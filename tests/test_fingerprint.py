@@ -260,3 +260,13 @@ def test_a_text_that_is_not_a_key_gets_a_digest_no_start_computes(tmp_path: Path
     start = quick_digest([str(folder)], *columns(ROWS))
     for text in (key.replace(FORMAT, "selfmigrate fingerprint 4"), key + "\nnot a row", key.replace("\0", "\0x", 1)):
         assert digest(text) != start
+
+
+def test_candidate_names_accepts_what_is_candidate_accepts() -> None:
+    from selfmigrate.core.locations import candidate_names, is_candidate
+
+    names = [
+        "0001_a.sql", "0002_b.py", "0003_C.SQL", "0004_d.Py", "_helper.py", ".hidden.sql", "__init__.py",
+        "notes.txt", "0005_e.sql~", "0006_f.pyc", "", "x.sql", "0007_İ.SQL", "0008_ſ.sql", ".", "_", "a.PY",
+    ]
+    assert candidate_names(names) == [name for name in names if is_candidate(name)]
