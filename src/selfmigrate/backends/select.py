@@ -8,6 +8,7 @@ must not know what any engine does: each backend package answers for itself.
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -210,9 +211,10 @@ def quick_read_rows(
     engine = engine_of(database)
     if engine is None:
         return None
-    from importlib import import_module
-
-    module = import_module(f"selfmigrate.backends.{engine}.quick")
+    # __import__, not importlib: the no-op start would import importlib for this alone.
+    name = f"selfmigrate.backends.{engine}.quick"
+    __import__(name)
+    module = sys.modules[name]
     read_rows = getattr(module, "read_rows", None)
     if read_rows is not None:
         found: tuple[str | None, str, str, str, int] | None = read_rows(database, table, lock_timeout)
