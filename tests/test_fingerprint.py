@@ -185,6 +185,14 @@ def test_the_start_digest_equals_the_stored_digest_of_the_key(tmp_path: Path) ->
     key = fingerprint_key(fingerprint(folders), ROWS)
 
     assert quick_digest(folders, *columns(ROWS)) == digest(key)
+    # A key made from a listing (as the runner makes it) keeps its content; its plain
+    # text, read back, has the same digest.
+    from selfmigrate.core.fingerprint import fingerprint_of
+    from selfmigrate.core.locations import list_folder
+
+    made = fingerprint_key(fingerprint_of((f, ((n, s) for n, _, s in list_folder(f))) for f in folders), ROWS)
+    assert made == key and digest(made) == digest(str(made)) == digest(key)
+    assert type(str(made)) is str
     # The digest of the same key given in parts, as the quick check used to pass it.
     assert digest(*key.split("\n", 5)) == digest(key)
     # Empty folders and no rows give a key too.

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     Row = tuple[int, str, str]
     #: What a stored key certifies (see :func:`certified`).
     Certificate = tuple[dict[tuple[str, str], Stat], dict[int, str]]
+    #: A folder as its digest takes it: absolute path, names (sorted), then size, mtime, ctime of each.
+    Folder = tuple[str, list[str], list[int]]
+    #: A key's content as its digest takes it: the folders, the rows' versions, checksums and states.
+    Content = tuple[list[Folder], str, str, str]
 
 #: Changes whenever what the fingerprint covers changes.
 FORMAT = f"selfmigrate fingerprint 5, tracker layout {TRACKER_LAYOUT}"
@@ -75,13 +79,36 @@ def _lines(folder: str) -> list[str] | None:
 
 def fingerprint_of(listings: t.Iterable[tuple[str, t.Iterable[tuple[str, Stat]]]]) -> str:
     """The fingerprint text of folders already listed: ``(folder, [(name, stat), ...])``
-    each, names sorted (as :func:`~.locations.list_folder` gives them)."""
+    each, names sorted (as :func:`~.locations.list_folder` gives them).
+
+    The text keeps what it was made of (the names and the integers), so that
+    :func:`digest` of a key made from it needs no parsing.
+    """
     parts = [FORMAT]
+    folders: list[Folder] = []
     for folder, files in listings:
-        parts.append(os.path.abspath(folder))
+        path = os.path.abspath(folder)
+        parts.append(path)
+        names: list[str] = []
+        numbers: list[int] = []
         for name, (size, mtime, ctime) in files:
             parts.append(f"{name}\0{size}\0{mtime}\0{ctime}")
-    return "\n".join(parts)
+            names.append(name)
+            numbers.extend((size, mtime, ctime))
+        folders.append((path, names, numbers))
+    text = _Made("\n".join(parts))
+    text.folders = folders
+    return text
+
+
+class _Made(str):
+    """A fingerprint or key text made here, with the content it was made of (see :func:`digest`).
+
+    Plain text to everything else: ``str()`` of it, as the tracker stores it, is a plain :class:`str`.
+    """
+
+    folders: list[Folder] | None = None
+    content: Content | None = None
 
 
 def rows_text(rows: t.Iterable[Row]) -> str:
@@ -101,7 +128,19 @@ def fingerprint_key(files: str, rows: t.Iterable[Row]) -> str:
     the certificate of what was verified (:func:`certified`); the quick check
     compares its :func:`digest`.
     """
-    return files + "\n" + rows_text(rows)
+    rows = list(rows)
+    key = files + "\n" + rows_text(rows)
+    folders = getattr(files, "folders", None)
+    if folders is None:
+        return key
+    made = _Made(key)
+    made.content = (
+        folders,
+        " ".join([str(version) for version, _, _ in rows]),
+        "\n".join([checksum for _, checksum, _ in rows]),
+        "\n".join([state for _, _, state in rows]),
+    )
+    return made
 
 
 def digest(*parts: str) -> str:
@@ -114,7 +153,9 @@ def digest(*parts: str) -> str:
     :data:`FORMAT` gets a digest no start computes.
     """
     key = "\n".join(parts)
-    content = _content(key)
+    content = parts[0].content if len(parts) == 1 and isinstance(parts[0], _Made) else None
+    if content is None:
+        content = _content(key)
     if content is not None:
         folders, versions, checksums, states = content
         try:
@@ -232,47 +273,47 @@ def _digest_of(
 _DOMAIN = f"selfmigrate quick digest 1\0{FORMAT}".encode()
 
 
-def _content(
-    key: str,
-) -> tuple[list[tuple[str, list[str], list[int]]], str, str, str] | None:
+def _content(key: str) -> Content | None:
     """A key's text (see :func:`fingerprint_key`) as its folders (path, names, sizes and
-    times), and its rows as :func:`quick_digest` takes them; ``None`` if it is not one."""
+    times) and its rows as :func:`quick_digest` takes them; ``None`` if it is not one."""
     lines = key.split("\n")
     if lines[0] != FORMAT:
         return None
     if lines[-1] == "":
         lines.pop()  # no rows: the key ends with the newline after the files
-    folders: list[tuple[str, list[str], list[int]]] = []
-    index = 1
-    # The files: each folder's absolute path (it never starts with a digit or a
-    # minus sign), then one line per file, "name\0size\0mtime\0ctime".
-    while index < len(lines) and not _is_row(lines[index]):
-        line = lines[index]
-        index += 1
-        if "\0" not in line:
-            folders.append((line, [], []))
-            continue
-        parts = line.split("\0")
-        if not folders or len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+    # The rows, "version checksum state" each, come last; a folder's line is an
+    # absolute path (it never starts with a digit or a minus sign).
+    end = len(lines)
+    while end > 1 and _is_row(lines[end - 1]):
+        end -= 1
+    cells = " ".join(lines[end:]).split(" ") if end < len(lines) else []
+    folders: list[Folder] = []
+    start = 1
+    while start < end:
+        folder = lines[start]
+        stop = start + 1
+        while stop < end and "\0" in lines[stop]:
+            stop += 1
+        files = lines[start + 1 : stop]
+        if "\0" in folder or not all(line.count("\0") == 3 for line in files):
             return None
-        folders[-1][1].append(parts[0])
-        folders[-1][2].extend(int(p) for p in parts[1:])
-    # The rows: "version checksum state" each, to the end.
-    rows = [line.split(" ") for line in lines[index:]]
-    if not all(len(row) == 3 and _is_row(" ".join(row)) for row in rows):
-        return None
-    return (
-        folders,
-        " ".join(row[0] for row in rows),
-        "\n".join(row[1] for row in rows),
-        "\n".join(row[2] for row in rows),
-    )
+        # "name\0size\0mtime\0ctime" each: split all at once, the names every fourth.
+        fields = "\0".join(files).split("\0") if files else []
+        names = fields[0::4]
+        del fields[0::4]
+        try:
+            numbers = [int(field) for field in fields]
+        except ValueError:
+            return None
+        folders.append((folder, names, numbers))
+        start = stop
+    return folders, " ".join(cells[0::3]), "\n".join(cells[1::3]), "\n".join(cells[2::3])
 
 
 def _is_row(line: str) -> bool:
     """Whether a key's line is a tracker row (``version checksum state``), not a folder or a file."""
     version, space, _ = line.partition(" ")
-    return bool(space) and line.count(" ") == 2 and version.lstrip("-").isdigit()
+    return bool(space) and line.count(" ") == 2 and "\0" not in line and version.lstrip("-").isdigit()
 
 
 def certified(key: str | None) -> Certificate:
