@@ -278,3 +278,15 @@ def test_candidate_names_accepts_what_is_candidate_accepts() -> None:
         "notes.txt", "0005_e.sql~", "0006_f.pyc", "", "x.sql", "0007_İ.SQL", "0008_ſ.sql", ".", "_", "a.PY",
     ]
     assert candidate_names(names) == [name for name in names if is_candidate(name)]
+
+
+def test_times_are_packed_the_same_way_at_any_count() -> None:
+    from selfmigrate.core import fingerprint
+
+    for count in (0, 3, fingerprint._ARRAY_FROM - 1, fingerprint._ARRAY_FROM, 3 * fingerprint._ARRAY_FROM):
+        numbers = [(-1) ** i * (1_700_000_000_000_000_000 + i) for i in range(count)]
+        expected = b"".join(n.to_bytes(8, "little", signed=True) for n in numbers)
+        assert fingerprint._packed(numbers) == expected
+    for numbers in ([2**63], [0] * fingerprint._ARRAY_FROM + [-(2**63) - 1]):
+        with pytest.raises(OverflowError):
+            fingerprint._packed(numbers)
