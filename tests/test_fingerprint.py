@@ -290,3 +290,19 @@ def test_times_are_packed_the_same_way_at_any_count() -> None:
     for numbers in ([2**63], [0] * fingerprint._ARRAY_FROM + [-(2**63) - 1]):
         with pytest.raises(OverflowError):
             fingerprint._packed(numbers)
+
+
+def test_the_start_digest_is_the_same_where_folders_cannot_be_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfmigrate.core.fingerprint import digest, fingerprint, fingerprint_key, quick_digest
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in ("0001_a.sql", "0002_b.py", "_helper.py"):
+        (folder / name).write_text(name)
+    key = fingerprint_key(fingerprint([str(folder)]), ROWS)
+    monkeypatch.setattr(os, "supports_fd", set())  # as on Windows: scandir by path
+    assert quick_digest([str(folder)], *columns(ROWS)) == digest(key)
+    (folder / "0003_dir.sql").mkdir()
+    assert quick_digest([str(folder)], *columns(ROWS)) is None

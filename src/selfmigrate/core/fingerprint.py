@@ -1,8 +1,10 @@
 """The migration files' fingerprint, and its key against the tracker rows: computed here only.
 
-Holds :func:`fingerprint` and :func:`fingerprint_key`, which the runner stores after a run
-and the quick check compares at the next start. Must not know databases or engines; it is
-on the no-op start, so it imports only :mod:`os` and the import-free config (the why is in docs/startup.rst).
+Holds :func:`fingerprint` and :func:`fingerprint_key`, which the runner stores after a run,
+and :func:`quick_digest`, which the quick check compares at the next start. Must not know
+databases or engines; it is on the no-op start, so it imports only :mod:`os`, :mod:`sys` and
+the import-free config, and when used hashlib's BLAKE2 module (and :mod:`array` for thousands
+of files): the why is in docs/startup.rst.
 """
 
 from __future__ import annotations
@@ -147,8 +149,8 @@ def digest(*parts: str) -> str:
     """The digest the quick check compares for a key (``"\\n".join(parts)``): BLAKE2b, 256 bits.
 
     Taken over the key's content in the form :func:`quick_digest` reads it at a
-    start (names, the three times as fixed-width integers, the rows' columns as
-    three texts), so that the start builds no line per file or per row: at 10 000
+    start (the names, each file's size and two times as 64-bit integers, the
+    rows' columns as three texts), so that the start builds no line per file or per row: at 10 000
     migrations the key's text is over a megabyte. A text that is not a key of
     :data:`FORMAT` gets a digest no start computes.
     """
@@ -186,8 +188,26 @@ def quick_digest(folders: t.Sequence[str], versions: str, checksums: str, states
     says what is wrong in the full run), a time that does not fit in 64 bits.
     """
     listed = []
-    stat = os.stat
     for folder in folders:
+        found = _examine(folder)
+        if found is None:
+            return None
+        names, numbers = found
+        try:
+            listed.append((os.path.abspath(folder), names, _packed(numbers)))
+        except OverflowError:
+            return None
+    return _digest_of(_hasher(), listed, versions, checksums, states)
+
+
+def _examine(folder: str) -> tuple[list[str], list[int]] | None:
+    """A folder's candidate names, sorted, and the size, mtime and ctime of each; ``None``
+    if it cannot be listed or a candidate is not a plain file that can be examined."""
+    names: list[str]
+    numbers: list[int] = []
+    add = numbers.extend
+    stat = os.stat
+    if os.listdir in os.supports_fd and stat in os.supports_dir_fd:
         try:
             fd = os.open(folder, _DIRECTORY)
         except OSError:
@@ -195,8 +215,6 @@ def quick_digest(folders: t.Sequence[str], versions: str, checksums: str, states
         try:
             names = candidate_names(os.listdir(fd))
             names.sort()
-            numbers: list[int] = []
-            add = numbers.extend
             for name in names:
                 st = stat(name, dir_fd=fd)
                 if st.st_mode & 0o170000 != 0o100000:  # not S_ISREG
@@ -206,11 +224,18 @@ def quick_digest(folders: t.Sequence[str], versions: str, checksums: str, states
             return None
         finally:
             os.close(fd)
-        try:
-            listed.append((os.path.abspath(folder), names, _packed(numbers)))
-        except OverflowError:
-            return None
-    return _digest_of(_hasher(), listed, versions, checksums, states)
+        return names, numbers
+    # Where a folder cannot be opened to list and examine relative to it (Windows).
+    lines = _lines(folder)
+    if lines is None:
+        return None
+    lines.sort()
+    names = []
+    for line in lines:
+        name, size, mtime, ctime = line.split("\0")
+        names.append(name)
+        add((int(size), int(mtime), int(ctime)))
+    return names, numbers
 
 
 #: How :func:`quick_digest` opens a folder to list it and examine its files.
