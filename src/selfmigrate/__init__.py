@@ -93,11 +93,13 @@ class _Package(type(sys)):  # type: ignore[misc]
         module = _EXPORTS.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from importlib import import_module
-
         # Not cached here: the name always comes from the module now in
         # sys.modules, even after something (pytester, a reload) replaced it.
-        return getattr(import_module(f".{module}", __name__), name)
+        # __import__, not importlib.import_module: importing importlib (and the
+        # warnings module with it) would be a tenth of a no-op start's own cost.
+        full = f"{__name__}.{module}"
+        __import__(full)
+        return getattr(sys.modules[full], name)
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *_EXPORTS})

@@ -8,6 +8,7 @@ must not know what any engine does: each backend package answers for itself.
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,9 +64,11 @@ def _module(database: str | os.PathLike[str], job: str) -> t.Any:
             f"Database URL {os.fspath(database)!r} names an engine selfmigrate has no backend for."
             f" Give a SQLite file path or one of: {supported}."
         )
-    from importlib import import_module
-
-    return import_module(f"selfmigrate.backends.{engine}.{job}")
+    # __import__, not importlib: an app factory resolves its database through here at
+    # every start, and importlib (with the warnings module) would cost it 0.7 ms.
+    name = f"selfmigrate.backends.{engine}.{job}"
+    __import__(name)
+    return sys.modules[name]
 
 
 def job(database: str | os.PathLike[str] | None, name: str, *, what: str | None) -> t.Any:
@@ -198,27 +201,34 @@ def quick_status_read(
 
 def quick_read_rows(
     database: str | os.PathLike[str], table: str, lock_timeout: float
-) -> tuple[str | None, str, int | None] | None:
-    """The stored fingerprint digest, the tracker rows as the key's text holds them
-    (:func:`selfmigrate.core.fingerprint.rows_text`) and the newest version, or ``None``: look properly.
+) -> tuple[str | None, str, str, str, int] | None:
+    """The stored fingerprint digest, the tracker rows' columns as three texts (the
+    versions separated by spaces, the checksums and the states by newlines, oldest
+    first: what :func:`selfmigrate.core.fingerprint.quick_digest` takes) and the newest
+    version, or ``None``: look properly (also for a tracker without rows).
 
-    From the engine's quick module's ``read_rows`` (the text built in the database),
+    From the engine's quick module's ``read_rows`` (the texts built in the database),
     else from its ``read``.
     """
     engine = engine_of(database)
     if engine is None:
         return None
-    from importlib import import_module
-
-    module = import_module(f"selfmigrate.backends.{engine}.quick")
+    # __import__, not importlib: the no-op start would import importlib for this alone.
+    name = f"selfmigrate.backends.{engine}.quick"
+    __import__(name)
+    module = sys.modules[name]
     read_rows = getattr(module, "read_rows", None)
     if read_rows is not None:
-        found: tuple[str | None, str, int | None] | None = read_rows(database, table, lock_timeout)
+        found: tuple[str | None, str, str, str, int] | None = read_rows(database, table, lock_timeout)
         return found
     read: QuickRead | None = module.read(database, table, lock_timeout)
-    if read is None:
+    if read is None or not read[1]:
         return None
     stored, rows = read
-    # The text of selfmigrate.core.fingerprint.rows_text (backends do not import the core).
-    text = "\n".join(f"{version} {checksum} {state}" for version, checksum, state in rows)
-    return stored, text, (int(rows[-1][0]) if rows else None)
+    return (
+        stored,
+        " ".join(str(row[0]) for row in rows),
+        "\n".join(row[1] for row in rows),
+        "\n".join(row[2] for row in rows),
+        int(rows[-1][0]),
+    )

@@ -36,6 +36,16 @@ def is_candidate(filename: str) -> bool:
     return filename.lower().endswith((".sql", ".py")) and not filename.startswith(("_", "."))
 
 
+def candidate_names(names: t.Iterable[str]) -> list[str]:
+    """The names among ``names`` that :func:`is_candidate` accepts, in their order.
+
+    The same test, written for a listing of thousands of names: most end in
+    ``.sql`` or ``.py`` already, and only the others are lowered to compare.
+    """
+    ends = (".sql", ".py")
+    return [name for name in names if (name.endswith(ends) or name.lower().endswith(ends)) and name[:1] not in "_."]
+
+
 def looks_like_path(spec: str) -> bool:
     """Whether a location string is written as a path (a separator, or a leading ``.``)."""
     return "/" in spec or os.sep in spec or spec.startswith(".")

@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..backends.select import quick_read_rows
-from .fingerprint import digest, fingerprint
+from .fingerprint import quick_digest
 from .locations import folders_of
 
 TYPE_CHECKING = False
@@ -47,21 +47,10 @@ def up_to_date(
     read = quick_read_rows(database, table, lock_timeout)
     if read is None:
         return None
-    stored, rows, newest = read
-    if stored is None or newest is None:
-        return None
-    try:
-        files = fingerprint(folders)
-    except BaseException as e:
-        # A folder or file the registry refuses too (a DiscoveryError): the full run
-        # raises it, where on_failure applies. Looked up, not imported: the errors
-        # module is loaded only if one was raised, and an up-to-date start never pays
-        # for importing it.
-        errors = sys.modules.get("selfmigrate.errors")
-        if errors is None or not isinstance(e, errors.DiscoveryError):
-            raise
-        return None
-    if stored != digest(files, rows):
+    stored, versions, checksums, states, newest = read
+    if stored is None or stored != quick_digest(folders, versions, checksums, states):
+        # Also a folder or file the registry refuses (quick_digest gives None): the
+        # full run raises the DiscoveryError, where on_failure applies.
         return None
     return newest
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..config import DEFAULT_CLI_GROUP, DEFAULT_MIGRATIONS_DIR, FAILURE_POLICIES, FLASK_KEYS, Options
 from ..core.locations import default_location, from_base
-from ..errors import ConfigError
 from ..startup import migrate_with
 
 if t.TYPE_CHECKING:
@@ -23,6 +22,7 @@ if t.TYPE_CHECKING:
     from flask import Flask
 
     from ..core.locations import LocationsSpec
+    from ..errors import ConfigError
     from ..report import MigrationReport
     from .cli.settings import Settings
 
@@ -136,6 +136,19 @@ class FlaskState:
         self.options.backup_keep = value
 
 
+def _config_error(message: str) -> ConfigError:
+    """A :class:`~selfmigrate.ConfigError`, its module imported only then: an app's every
+    start calls :func:`apply`, and a good config never needs the errors module."""
+    return _config_error_class()(message)
+
+
+def _config_error_class() -> type[ConfigError]:
+    """:class:`~selfmigrate.ConfigError`, imported when one is caught (see :func:`_config_error`)."""
+    from ..errors import ConfigError
+
+    return ConfigError
+
+
 def apply(app: Flask) -> MigrationReport:
     """Migrate the app's database to the newest version; call it in the app factory.
 
@@ -155,7 +168,7 @@ def apply(app: Flask) -> MigrationReport:
         called for this app.
     """
     if EXTENSION_KEY in app.extensions:
-        raise ConfigError(
+        raise _config_error(
             f"selfmigrate.apply() was already called for app {app.import_name!r}. Call it once, in the app factory."
         )
     origins: dict[str, str] = {}
@@ -208,7 +221,7 @@ def options_for(app: Flask, origins: dict[str, str] | None = None) -> Options:
     options.backup = bool(options.backup)
     options.backup_dir = _backup_dir_for(app)
     if options.on_failure not in FAILURE_POLICIES:
-        raise ConfigError(
+        raise _config_error(
             f"SELFMIGRATE_ON_FAILURE must be one of {', '.join(FAILURE_POLICIES)}, not {options.on_failure!r}."
         )
     return options
@@ -227,7 +240,7 @@ def _register_commands(app: Flask, name: str | None) -> None:
     if not name:
         return
     if name in app.cli.commands:
-        raise ConfigError(
+        raise _config_error(
             f"App {app.import_name!r} already has a command named {name!r}; set"
             " SELFMIGRATE_CLI_GROUP to another name for selfmigrate's commands (or to None for none)."
         )
@@ -320,13 +333,13 @@ def flask_group(name: str) -> click.Group:
             ctx.with_resource(app.app_context())
         state = app.extensions.get(EXTENSION_KEY)
         if not isinstance(state, FlaskState):
-            raise ConfigError(
+            raise _config_error(
                 f"App {app.import_name!r} has no selfmigrate settings; call selfmigrate.apply(app) in its factory."
             )
         group = app.config.get("SELFMIGRATE_CLI_GROUP")
         if group != ctx.info_name:
             where = f"'flask {group}'" if group else "none (SELFMIGRATE_CLI_GROUP is None)"
-            raise ConfigError(f"App {app.import_name!r} names its selfmigrate commands {where}; use that.")
+            raise _config_error(f"App {app.import_name!r} names its selfmigrate commands {where}; use that.")
         ctx.obj = settings_of(state)
 
     return FlaskCommandGroup(
@@ -394,8 +407,8 @@ def database_for(app: Flask, origins: dict[str, str] | None = None) -> Path | st
             continue
         try:
             path = database_location(value, app.instance_path, flask_sqlalchemy=key == "SQLALCHEMY_DATABASE_URI")
-        except ConfigError as e:
-            raise ConfigError(f"{key}: {e}") from e
+        except _config_error_class() as e:
+            raise _config_error(f"{key}: {e}") from e
         if origins is not None:
             origins["database"] = f"app.config[{key!r}]"
         if isinstance(path, str):
@@ -404,13 +417,13 @@ def database_for(app: Flask, origins: dict[str, str] | None = None) -> Path | st
             os.makedirs(app.instance_path, exist_ok=True)
         return path
     if passed_over is not None:
-        raise ConfigError(
+        raise _config_error(
             f"App {app.import_name!r} has SQLALCHEMY_DATABASE_URI = {hide_password(passed_over)!r}, a"
             " database selfmigrate has no backend for (it migrates SQLite: sqlite:///FILE), and no"
             " SELFMIGRATE_DATABASE or DATABASE. Set SELFMIGRATE_DATABASE to the database selfmigrate"
             " should migrate, or use a SQLite URI."
         )
-    raise ConfigError(
+    raise _config_error(
         f"No SQLite database is configured for app {app.import_name!r}; selfmigrate looked"
         f" at {', '.join(keys)}. Set SELFMIGRATE_DATABASE (or DATABASE) to a file path, for"
         " example app.config['DATABASE'] = 'app.sqlite' (relative to the instance folder)."
@@ -457,7 +470,7 @@ def migrations_for(app: Flask, origins: dict[str, str] | None = None, *, deferre
             kind = "folder" if found == folder else "package"
             origins["migrations"] = f"default: the {kind} {found} (no SELFMIGRATE_MIGRATIONS)"
         return found
-    raise ConfigError(
+    raise _config_error(
         f"No migrations found for app {app.import_name!r}: there is no package {package} and no"
         f' folder {folder}. Create one of them (flask selfmigrate create "first change" makes the'
         " folder), or set SELFMIGRATE_MIGRATIONS to a package name or a directory."
