@@ -41,7 +41,9 @@ def sql_tokens(text: str) -> t.Iterator[tuple[str, int, int]]:
     ``"other"``. The tokens cover ``text`` end to end, as SQLite would read it.
     """
     for match in _TOKEN.finditer(text):
-        yield t.cast(str, match.lastgroup), match.start(), match.end()
+        begin, end = match.span()
+        # Every alternative is a named group: lastgroup is never None (``or`` satisfies the types).
+        yield match.lastgroup or "other", begin, end
 
 
 def line_of(text: str, offset: int) -> int:

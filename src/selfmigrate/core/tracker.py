@@ -146,6 +146,12 @@ class Tracker:
         # fingerprint key escaped; the engine's quick reader unescapes it the same way.
         self._to_stored: t.Callable[[str], str] = getattr(backend, "stored_text", str)
         self._from_stored: t.Callable[[str], str] = getattr(backend, "loaded_text", str)
+        # An optional Backend member: a value that changes whenever the schema does (SQLite:
+        # PRAGMA schema_version). With it, what record() learnt of the rollback table is
+        # asked again only after a schema change, not for every migration of a run.
+        self._schema_marker: t.Callable[[Connection], object] | None = getattr(backend, "schema_marker", None)
+        self._rollback_seen: tuple[object, bool] | None = None
+        self._who: tuple[int, str] | None = None
 
     def _sql(self, table: str) -> str:
         """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
@@ -300,6 +306,7 @@ class Tracker:
         Reads every layout this code knows; the stored downs themselves are not
         read (see :meth:`stored_down`).
         """
+        self._rollback_seen = None  # a full read starts from what the database says
         if not self.check_layout(conn):
             return {}
         columns = ", ".join(f"t.{c}" for c in COLUMNS)
@@ -352,7 +359,7 @@ class Tracker:
             checksum=migration.checksum,
             applied_at=applied_at or utc_now(),
             duration_ms=round(duration_ms, 3),
-            applied_by=applied_by or who(),
+            applied_by=applied_by or self._applied_by(),
             state=state,
         )
         p = self.backend.placeholder
@@ -360,7 +367,7 @@ class Tracker:
             f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
             (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
         )
-        if self.backend.table_columns(conn, self.rollback_table) is None:
+        if not self._has_rollback_table(conn):
             return row  # a layout-1 tracker (written by an older release's own commands)
         conn.execute(f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}", (row.version,))
         if body is None:
@@ -377,6 +384,26 @@ class Tracker:
         return AppliedMigration(
             **{**row.__dict__, "kind": migration.kind, "compatible": body.compatible, "down_checksum": down_checksum}
         )
+
+    def _applied_by(self) -> str:
+        """:func:`who`, asked once per process (a fork gets its own)."""
+        pid = os.getpid()
+        if self._who is None or self._who[0] != pid:
+            self._who = (pid, who())
+        return self._who[1]
+
+    def _has_rollback_table(self, conn: Connection) -> bool:
+        """Whether ``<table>_rollback`` exists, asked again only when the schema changed since.
+
+        Without the backend's schema marker, asked every time.
+        """
+        marker = None if self._schema_marker is None else self._schema_marker(conn)
+        seen = self._rollback_seen
+        if marker is not None and seen is not None and seen[0] == marker:
+            return seen[1]
+        found = self.backend.table_columns(conn, self.rollback_table) is not None
+        self._rollback_seen = None if marker is None else (marker, found)
+        return found
 
     def finish(self, conn: Connection, version: int, duration_ms: float) -> None:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""

@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import time
+import typing as t
 from pathlib import Path
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
@@ -181,7 +182,12 @@ def is_closed(conn: sqlite3.Connection) -> bool:
 
 
 def connect(
-    path: Path, *, lock_timeout: float, create: bool = True, waited: float = 0.0, limit: str | None = None
+    path: Path,
+    *,
+    lock_timeout: float,
+    create: bool = True,
+    waited: float = 0.0,
+    limit: str | t.Callable[[], str] | None = None,
 ) -> sqlite3.Connection:
     """Open the database in autocommit mode; transactions are explicit.
 
@@ -190,7 +196,8 @@ def connect(
         missing file is an error, so that read-only commands never leave an
         empty database behind.
     :param waited: seconds already waited by the caller, for the message.
-    :param limit: how the message names the limit (default ``lock timeout N s``).
+    :param limit: how the message names the limit (default ``lock timeout N s``), or a
+        function that words it (called only for the message).
     :raises DatabaseError: the folder does not exist, the path is a
         directory, the file is missing (``create=False``), or it is not a
         SQLite database.
@@ -228,6 +235,8 @@ def connect(
     except sqlite3.DatabaseError as e:
         conn.close()
         if is_busy(e):
+            if callable(limit):
+                limit = limit()
             raise LockTimeout(
                 f"Timed out after {waited + time.monotonic() - started:.1f} s waiting to read database"
                 f" {path} ({limit or f'lock timeout {lock_timeout:g} s'}): another process holds it"
