@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import MigrationFunction as MigrationFunction
 from ..backends.base import SQLScript as SQLScript
-from ..backends.tokens import SQL_WHITESPACE, line_of, sql_tokens
+from ..backends.tokens import SQL_WHITESPACE, line_of, sql_chunks
 from ..errors import DiscoveryError
 
 if t.TYPE_CHECKING:
@@ -260,7 +260,11 @@ def _has_statement(script: SQLScript) -> bool:
     The same answer as "the SQLite splitter finds a statement", read with the
     shared tokenizer, without asking an engine.
     """
-    return any(kind not in ("space", "line", "block", "semicolon") for kind, _, _ in sql_tokens(script.text))
+    text = script.text
+    return any(
+        kind == "quoted" or (kind == "code" and text[begin:end].strip(SQL_WHITESPACE))
+        for kind, begin, end in sql_chunks(text)
+    )
 
 
 @dataclass(frozen=True)
@@ -337,11 +341,19 @@ def parse_markers(text: str, location: str) -> Markers:
     in_header = True  # no statement seen yet
     line_start = 0  # offset where the current line starts
     code_on_line = False
-    for kind, begin, end in sql_tokens(text):
-        if kind == "space":
-            newline = text.rfind("\n", begin, end)
+    for kind, begin, end in sql_chunks(text):
+        if kind == "code":
+            # Space and code run together: the line it ends on, and whether code is on that line.
+            piece = text[begin:end]
+            has_code = bool(piece.strip(SQL_WHITESPACE))
+            newline = piece.rfind("\n")
             if newline != -1:
-                line_start, code_on_line = newline + 1, False
+                line_start = begin + newline + 1
+                code_on_line = bool(piece[newline + 1 :].strip(SQL_WHITESPACE))
+            elif has_code:
+                code_on_line = True
+            if has_code and down is None:
+                in_header = False
             continue
         if kind == "block":
             if "\n" in text[begin:end]:
