@@ -89,21 +89,25 @@ class AppliedMigration:
         return "none" if self.down_checksum is None else "stored"
 
 
-def _with_rollback(row: t.Sequence[t.Any]) -> AppliedMigration:
-    """A tracker row joined with its ``<table>_rollback`` row (``None`` s when there is none)."""
-    version, name, checksum, applied_at, duration_ms, applied_by, state, kind, compatible, down_checksum = row
-    return AppliedMigration(
-        version,
-        name,
-        checksum,
-        applied_at,
-        duration_ms,
-        applied_by,
-        state,
-        kind=kind,
-        compatible=None if compatible is None else bool(compatible),
-        down_checksum=down_checksum,
-    )
+_FIELDS = (*COLUMNS, "kind", "compatible", "down_checksum")
+
+
+def _row(values: t.Sequence[t.Any]) -> AppliedMigration:
+    """The :class:`AppliedMigration` of a row read in the order of :data:`_FIELDS` (or of
+    :data:`COLUMNS` alone, the rest ``None``).
+
+    Filled as the dataclass's own ``__init__`` would fill it, without its call per
+    field (a frozen dataclass sets each through ``object.__setattr__``): a tracker of
+    10 000 rows is read at every start that has something to do.
+    """
+    row = object.__new__(AppliedMigration)
+    fields = row.__dict__
+    fields.update(zip(_FIELDS, values, strict=False))  # COLUMNS alone: the first seven
+    if len(values) == len(COLUMNS):
+        fields.update(kind=None, compatible=None, down_checksum=None)
+    elif fields["compatible"] is not None:
+        fields["compatible"] = bool(fields["compatible"])
+    return row
 
 
 def utc_now() -> str:
@@ -313,7 +317,7 @@ class Tracker:
         rollback_columns = self.backend.table_columns(conn, self.rollback_table)
         if rollback_columns is None:
             rows = conn.execute(f"SELECT {columns} FROM {self._sql(self.table)} t ORDER BY t.version")
-            return {row[0]: AppliedMigration(*row) for row in rows}
+            return {row[0]: _row(row) for row in rows}
         self._check_companion(self.rollback_table, rollback_columns, _ROLLBACK_COLUMNS)
         # A rollback row counts only for the migration it was written with: an older
         # release that rolled back and re-applied a version left it behind.
@@ -322,7 +326,7 @@ class Tracker:
             f" LEFT JOIN {self._sql(self.rollback_table)} r ON r.version = t.version AND r.checksum = t.checksum"
             " ORDER BY t.version"
         )
-        return {row[0]: _with_rollback(row) for row in rows}
+        return {row[0]: _row(row) for row in rows}
 
     def stored_down(self, conn: Connection, row: AppliedMigration) -> str | None:
         """The down stored with ``row`` (see :attr:`LoadedMigration.down_source`), or ``None``."""
