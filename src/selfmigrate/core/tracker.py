@@ -161,6 +161,7 @@ class Tracker:
         self._schema_marker: t.Callable[[Connection], object] | None = getattr(backend, "schema_marker", None)
         self._rollback_seen: tuple[object, bool] | None = None
         self._who: tuple[int, str] | None = None
+        self._insert_sql: tuple[str, str, str] | None = None  # record()'s statements, made on first use
 
     def _sql(self, table: str) -> str:
         """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
@@ -362,37 +363,39 @@ class Tracker:
         kind, whether it is compatible and its down are stored with the row, in the
         same transaction; without, the row says "down not stored".
         """
-        row = AppliedMigration(
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at or utc_now(),
-            duration_ms=round(duration_ms, 3),
-            applied_by=applied_by or self._applied_by(),
-            state=state,
+        values = (
+            migration.version,
+            migration.name,
+            migration.checksum,
+            applied_at or utc_now(),
+            round(duration_ms, 3),
+            applied_by or self._applied_by(),
+            state,
         )
-        p = self.backend.placeholder
-        conn.execute(
-            f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
-            (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
-        )
+        if self._insert_sql is None:
+            p = self.backend.placeholder
+            self._insert_sql = (
+                f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
+                f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}",
+                f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
+                f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
+            )
+        insert, delete_stored, insert_stored = self._insert_sql
+        conn.execute(insert, values)
         if not self._has_rollback_table(conn):
-            return row  # a layout-1 tracker (written by an older release's own commands)
-        conn.execute(f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}", (row.version,))
+            return _row(values)  # a layout-1 tracker (written by an older release's own commands)
+        conn.execute(delete_stored, (migration.version,))
         if body is None:
-            return row
+            return _row(values)
         from .migration import checksum
 
         down = body.down_source
         down_checksum = None if down is None else checksum(down.encode("utf-8"))
         conn.execute(
-            f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
-            f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
-            (row.version, row.checksum, migration.kind, int(body.compatible), down_checksum, down),
+            insert_stored,
+            (migration.version, migration.checksum, migration.kind, int(body.compatible), down_checksum, down),
         )
-        return AppliedMigration(
-            **{**row.__dict__, "kind": migration.kind, "compatible": body.compatible, "down_checksum": down_checksum}
-        )
+        return _row((*values, migration.kind, body.compatible, down_checksum))
 
     def _applied_by(self) -> str:
         """:func:`who`, asked once per process (a fork gets its own)."""
