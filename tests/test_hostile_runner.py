@@ -262,6 +262,59 @@ def test_a_sql_migration_that_changes_its_connection_does_not_lend_it_to_the_nex
     assert rows(db_path, "SELECT v FROM seen") == [(fresh,)]
 
 
+#: Python migrations that change their connection through Python alone (no SQL the
+#: authorizer would see), each followed by one that looks at what it was given.
+PY_LEAKS = {
+    "function": ("conn.create_function('leaked', 0, lambda: 1)", "runs(conn, 'SELECT leaked()')"),
+    "collation": (
+        "conn.create_collation('leaked', lambda x, y: 0)",
+        "runs(conn, \"SELECT 'a' < 'b' COLLATE leaked\")",
+    ),
+    "limit": (
+        "conn.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 2)",
+        "conn.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT) == 2",
+    ),
+    "looked up through a name": (
+        "getattr(conn, 'create' + '_function')('leaked', 0, lambda: 1)",
+        "runs(conn, 'SELECT leaked()')",
+    ),
+}
+
+LOOK = """
+import sqlite3
+
+
+def runs(conn, sql):
+    try:
+        conn.execute(sql)
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def up(conn):
+    seen = "leaked" if {look} else "new"
+    conn.execute("CREATE TABLE seen AS SELECT ? AS v", (seen,))
+"""
+
+
+@pytest.mark.parametrize("case", list(PY_LEAKS))
+def test_a_python_migration_that_changes_its_connection_does_not_lend_it_to_the_next(
+    make_migrations: MigrationsFactory, db_path: Path, case: str
+) -> None:
+    change, look = PY_LEAKS[case]
+    location = make_migrations(
+        {
+            "0001_data.sql": "CREATE TABLE item (id INTEGER PRIMARY KEY);\n",
+            "0002_change.py": f"import sqlite3\n\n\ndef up(conn):\n    {change}\n",
+            "0003_look.py": LOOK.format(look=look),
+        }
+    )
+    report = selfmigrate.migrate(db_path, location, backup=False)
+    assert [r.version for r in report.applied] == [1, 2, 3]
+    assert rows(db_path, "SELECT v FROM seen") == [("new",)]
+
+
 def test_a_setting_refused_after_quick_check_works_on_the_connection_a_sql_migration_lends(
     make_migrations: MigrationsFactory, db_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import Refused, SQLScript, StatementError
-from .connection import connect, database_path, is_busy, is_closed
+from .connection import connect, database_path, is_busy, is_closed, untouched, watch
 from .lock import MigrationLock, lock_for
 from .sqltext import split_statements
 
@@ -387,17 +387,20 @@ class SQLiteBackend:
             raise
         if refused and refused[0] != TRANSACTION_ENDED:
             raise Refused(f"{refused[0] or 'transaction control'} not authorized")
-        if isinstance(step, SQLScript) and not touched:
+        if not touched:
             self._untouched = sqlite_conn
 
     def reusable(self, conn: Connection) -> bool:
         """Whether ``conn`` is still as :meth:`connect` opened it, apart from the data it changed.
 
-        True only right after :meth:`run_in_transaction` ran a SQL script on it
-        whose every statement the guard's authorizer saw, none of them a pragma,
-        an ATTACH/DETACH or a temporary object: SQL has no other way to change a
-        connection (functions, factories and limits are set from Python, which a
-        script cannot reach). Asked once: the answer is forgotten with the asking.
+        True only right after :meth:`run_in_transaction` ran a step on it whose
+        every statement the guard's authorizer saw, none of them a pragma, an
+        ATTACH/DETACH or a temporary object (SQL has no other way to change a
+        connection), and which, if it is a function, asked the connection for
+        nothing but running SQL and reading its state (see
+        :class:`.connection.WatchedConnection`: functions, collations, limits,
+        handlers and factories are set through it). Asked once: the answer is
+        forgotten with the asking.
         """
         untouched, self._untouched = self._untouched, None
         return untouched is not None and untouched is conn and not is_closed(untouched)
@@ -409,7 +412,10 @@ class SQLiteBackend:
         factories = (conn.row_factory, conn.text_factory)
         still_guarded = self.guard_transaction(conn, denied, touched=touched)
         try:
+            watch(conn)
             _run(self, conn, step)
+            if not untouched(conn):
+                touched.append(None)
             # A SQL script cannot reach set_authorizer: only a function's step is probed.
             if not is_closed(conn) and conn.in_transaction and not isinstance(step, SQLScript) and not still_guarded():
                 # Without the authorizer nothing stopped a COMMIT, or statements after
