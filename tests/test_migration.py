@@ -133,31 +133,30 @@ def test_python_migration_bytecode_cache_holds_only_the_code_of_the_bytes_checks
     assert only(other).load().up_function(None) == 3  # type: ignore[arg-type, misc]
 
 
-def test_python_migration_bytecode_cache_is_skipped_in_a_read_only_folder(
-    make_migrations: MigrationsFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    location = make_migrations({"0001_a.py": "def up(conn):\n    return 1\n"})
-    folder = Path(only(location).location).parent
-    (folder / "__pycache__").mkdir(exist_ok=True)
-    (folder / "__pycache__").chmod(0o500)
-    try:
-        if os_can_write(folder / "__pycache__"):
-            pytest.skip("this user writes read-only folders (root without dropped capabilities)")
-        assert only(location).load().up_function(None) == 1  # type: ignore[arg-type, misc]
-        assert not [p for p in (folder / "__pycache__").iterdir() if "selfmigrate" in p.name]
-    finally:
-        (folder / "__pycache__").chmod(0o700)
+def test_python_migration_bytecode_cache_is_skipped_in_a_read_only_folder() -> None:
+    import os
+    import subprocess
 
+    from helpers import as_other_user, shared_folder
 
-def os_can_write(folder: Path) -> bool:
-    probe = folder / ".probe"
-    try:
-        probe.write_text("")
-    except OSError:
-        return False
-    probe.unlink()
-    return True
+    with shared_folder() as shared:
+        folder = shared / "migrations"
+        (folder / "__pycache__").mkdir(parents=True)
+        (folder / "0001_a.py").write_text("def up(conn):\n    conn.execute('CREATE TABLE a (id INTEGER)')\n")
+        (folder / "__pycache__").chmod(0o555)
+        folder.chmod(0o555)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        code = "import sys, selfmigrate; selfmigrate.migrate(sys.argv[1], sys.argv[2], backup=False)"
+        result = as_other_user([sys.executable, "-c", code, str(shared / "app.sqlite"), str(folder)], env=env)
+        assert result.returncode == 0, result.stderr
+        assert not [p.name for p in (folder / "__pycache__").iterdir()]
+        listed = subprocess.run(
+            [sys.executable, "-m", "selfmigrate", "-d", str(shared / "app.sqlite"), "-m", str(folder), "status"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "0001_a" in listed.stdout
 
 
 @pytest.mark.parametrize(
