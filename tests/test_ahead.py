@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -189,7 +188,8 @@ def test_rollback_undoes_newest_first_down_to_the_oldest_incompatible(tmp_path: 
     report = selfmigrate.migrate(story.db, str(story.v1), ahead="rollback")
     assert [r.version for r in report.rolled_back] == [5, 4]
     assert story.versions() == [1, 2, 3]
-    tables = {row[0] for row in sqlite3.connect(story.db).execute("SELECT name FROM sqlite_master")}
+    with connected(story.db) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert "tag" in tables and "label" not in tables
 
 
@@ -362,7 +362,9 @@ def test_near_misses_of_the_sql_marker_are_errors(tmp_path: Path, text: str) -> 
     with pytest.raises(DiscoveryError, match="0001_t.sql, line") as raised:
         selfmigrate.migrate(db, str(folder))
     assert "migrate:compatible" in str(raised.value)
-    assert not db.exists() or not sqlite3.connect(db).execute("SELECT * FROM sqlite_master").fetchall()
+    if db.exists():
+        with connected(db) as conn:
+            assert not conn.execute("SELECT name FROM sqlite_master").fetchall()
 
 
 @pytest.mark.parametrize(
@@ -385,7 +387,9 @@ def test_python_near_misses_are_errors(tmp_path: Path, line: str) -> None:
     db = tmp_path / "app.sqlite"
     with pytest.raises(DiscoveryError, match="0001_t.py"):
         selfmigrate.migrate(db, str(folder))
-    assert not db.exists() or not sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
+    if db.exists():
+        with connected(db) as conn:
+            assert not conn.execute("SELECT name FROM sqlite_master").fetchall()
 
 
 def test_the_tracker_records_compatible_and_kind(compatible: Story) -> None:

@@ -458,6 +458,31 @@ def up(conn):
     assert versions(db_path) == [1]
 
 
+@pytest.mark.parametrize("commit", ["conn.commit()", "conn.execute('COMMIT')"])
+def test_migration_removing_the_guard_and_committing_is_not_called_rolled_back(
+    make_migrations: MigrationsFactory, db_path: Path, commit: str
+) -> None:
+    # Nothing can undo what it committed: the message must say so, and it is not recorded.
+    up = f"""
+def up(conn):
+    conn.set_authorizer(None)
+    conn.execute("INSERT INTO item (name) VALUES ('committed')")
+    {commit}
+    conn.execute("INSERT INTO item (name) VALUES ('autocommitted')")
+"""
+    location = make_migrations({"0001_init.sql": TRIGGER, "0002_commits.py": up})
+    selfmigrate.migrate(db_path, location, target=1)
+    before = rows(db_path, "SELECT name FROM item")
+    with pytest.raises(selfmigrate.MigrationError) as raised:
+        selfmigrate.migrate(db_path, location)
+    message = str(raised.value)
+    assert "0002_commits" in message and "NOT undone" in message and "conn.set_authorizer()" in message
+    assert "rolled back" not in message and "nothing needs undoing" not in message
+    # What the message says is what the database holds: its rows are there, unrecorded.
+    assert rows(db_path, "SELECT name FROM item") == [*before, ("committed",), ("autocommitted",)]
+    assert versions(db_path) == [1]
+
+
 # --- 7. the disk fills up at COMMIT (a real, small file system) -------------------------------
 
 

@@ -285,6 +285,7 @@ def test_a_failing_one_stays_started_and_says_nothing_was_undone(
     message = str(info.value)
     assert "0002_half.sql, line 3" in message and "NOT undone" in message and "resolve 2 --retry" in message
     assert "The data from before this run" not in message  # a fresh database: no snapshot to name
+    assert "restore the snapshot" not in message  # none was taken: not one to point to
     assert rows(db_path, "SELECT body FROM note ORDER BY id") == [("keep me",), ("half",)]
     assert tracker(db_path) == [(1, "applied"), (2, "started")]
     with pytest.raises(selfmigrate.StateError, match="never finished"):

@@ -10,6 +10,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from helpers import connected
 
 import selfmigrate
 from selfmigrate.backends.sqlite.backend import SQLiteBackend
@@ -69,7 +70,8 @@ def test_a_file_breaking_the_naming_rule_is_never_executed(
         selfmigrate.migrate(db_path, location)
     assert not marker.exists()
     if db_path.exists():
-        assert sqlite3.connect(db_path).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+        with connected(db_path) as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
 
 
 def test_helpers_and_subfolders_are_never_executed(

@@ -85,6 +85,12 @@ class Refused(Exception):
     """
 
 
+#: Put first in a step's ``refused`` list by a backend that cannot undo what the step did: it
+#: ended its transaction itself, unguarded, so what it had done was committed. Its failure
+#: must say so, not "rolled back" (see :func:`selfmigrate.core.execute.failure`).
+COMMITTED_ITSELF = "committed itself"
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A snapshot file of a database."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import typing as t
 
-from ..backends.base import Refused, StatementError
+from ..backends.base import COMMITTED_ITSELF, Refused, StatementError
 from ..errors import MigrationError
 from .migration import line_in
 from .plan import version_label
@@ -99,8 +99,8 @@ def run_outside(
             transactional=False,
             advice="It stays recorded as started, and selfmigrate will not start until it is resolved:"
             f" check the database, then 'python -m selfmigrate resolve {migration.version} --done'"
-            " if its change is complete, or restore the snapshot and"
-            f" 'python -m selfmigrate resolve {migration.version} --retry'.",
+            " if its change is complete, or undo what it did (by hand, or from a snapshot if one"
+            f" is named below) and 'python -m selfmigrate resolve {migration.version} --retry'.",
         ) from _cause(e)
 
 
@@ -126,6 +126,13 @@ def failure(
     """
     if callable(status):
         status = status()
+    if refused and refused[0] == COMMITTED_ITSELF:
+        # Nothing to roll back: what it did before ending its transaction is in the database.
+        outcome = "after ending its transaction itself: what it did until then is committed, NOT undone"
+        advice = (
+            "It is not recorded as applied. Undo what it committed (by hand, or from a snapshot if one"
+            " is named below), remove the calls that ended its transaction, and start again."
+        )
     line: int | None = None
     statement: str | None = None
     cause: BaseException = error

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
-from ..base import Refused, SQLScript, StatementError
+from ..base import COMMITTED_ITSELF, Refused, SQLScript, StatementError
 from .connection import connect, database_path, is_busy, is_closed, untouched, watch
 from .lock import MigrationLock, lock_for
 from .sqltext import split_statements
@@ -417,11 +417,12 @@ class SQLiteBackend:
             if not untouched(conn):
                 touched.append(None)
             # A SQL script cannot reach set_authorizer: only a function's step is probed.
-            if not is_closed(conn) and conn.in_transaction and not isinstance(step, SQLScript) and not still_guarded():
+            if not is_closed(conn) and not isinstance(step, SQLScript) and not still_guarded():
                 # Without the authorizer nothing stopped a COMMIT, or statements after
                 # SQLite ended the transaction: what is in the transaction now is not
-                # known to be the migration's whole work.
-                denied.insert(0, UNGUARDED)
+                # known to be the migration's whole work. With no transaction left, what
+                # it did was committed (by the migration, or statement by statement).
+                denied.insert(0, UNGUARDED if conn.in_transaction else COMMITTED_ITSELF)
                 raise sqlite3.DatabaseError("the migration removed or replaced selfmigrate's authorizer")
         finally:
             self.unguard(conn)
@@ -469,6 +470,13 @@ class SQLiteBackend:
                 + (" rolled back its transaction, so nothing of it is kept." if transactional else ".")
                 + " Remove conn.close() (and 'with contextlib.closing(conn)') from the migration:"
                 " selfmigrate opens and closes each migration's connection itself."
+            )
+        elif first == COMMITTED_ITSELF:
+            lines.append(
+                "The migration called conn.set_authorizer(), which removes the authorizer that keeps it"
+                " inside selfmigrate's transaction, and then its transaction ended (conn.commit(), COMMIT,"
+                " or statements run one by one outside it). Remove both; selfmigrate commits each"
+                " migration together with its tracker row."
             )
         elif first == UNGUARDED:
             lines.append(
