@@ -222,6 +222,116 @@ def test_every_per_connection_setting_is_back_to_its_default_in_the_next_migrati
     assert seen["SELECT 'a' < 'b' COLLATE leaked"] == "OperationalError"
 
 
+#: .sql migrations that change their connection, each followed by one that looks at what a
+#: connection of its own would show. A .sql migration the guard saw change nothing but data
+#: lends its connection to the next step; one that set a pragma, attached a database or made
+#: a temporary object must not.
+SQL_LEAKS = {
+    "pragma": (
+        "PRAGMA case_sensitive_like = ON;\nCREATE TABLE one (id INTEGER PRIMARY KEY);\n",
+        "CREATE TABLE seen AS SELECT 'a' LIKE 'A' AS v;\n",
+        1,
+    ),
+    "temporary table": (
+        "CREATE TEMP TABLE scratch (x);\nCREATE TABLE one (id INTEGER PRIMARY KEY);\n",
+        "CREATE TABLE seen AS SELECT count(*) AS v FROM sqlite_temp_master;\n",
+        0,
+    ),
+    "attached database": (
+        "ATTACH ':memory:' AS other;\nCREATE TABLE one (id INTEGER PRIMARY KEY);\n",
+        "CREATE TABLE seen AS SELECT count(*) AS v FROM pragma_database_list;\n",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SQL_LEAKS))
+def test_a_sql_migration_that_changes_its_connection_does_not_lend_it_to_the_next(
+    make_migrations: MigrationsFactory, db_path: Path, case: str
+) -> None:
+    change, look, fresh = SQL_LEAKS[case]
+    location = make_migrations(
+        {
+            "0001_data.sql": "CREATE TABLE item (id INTEGER PRIMARY KEY);\n",
+            "0002_change.sql": change,
+            "0003_look.sql": look,
+        }
+    )
+    report = selfmigrate.migrate(db_path, location, backup=False)
+    assert [r.version for r in report.applied] == [1, 2, 3]
+    assert rows(db_path, "SELECT v FROM seen") == [(fresh,)]
+
+
+#: Python migrations that change their connection through Python alone (no SQL the
+#: authorizer would see), each followed by one that looks at what it was given.
+PY_LEAKS = {
+    "function": ("conn.create_function('leaked', 0, lambda: 1)", "runs(conn, 'SELECT leaked()')"),
+    "collation": (
+        "conn.create_collation('leaked', lambda x, y: 0)",
+        "runs(conn, \"SELECT 'a' < 'b' COLLATE leaked\")",
+    ),
+    "limit": (
+        "conn.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 2)",
+        "conn.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT) == 2",
+    ),
+    "looked up through a name": (
+        "getattr(conn, 'create' + '_function')('leaked', 0, lambda: 1)",
+        "runs(conn, 'SELECT leaked()')",
+    ),
+}
+
+LOOK = """
+import sqlite3
+
+
+def runs(conn, sql):
+    try:
+        conn.execute(sql)
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def up(conn):
+    seen = "leaked" if {look} else "new"
+    conn.execute("CREATE TABLE seen AS SELECT ? AS v", (seen,))
+"""
+
+
+@pytest.mark.parametrize("case", list(PY_LEAKS))
+def test_a_python_migration_that_changes_its_connection_does_not_lend_it_to_the_next(
+    make_migrations: MigrationsFactory, db_path: Path, case: str
+) -> None:
+    change, look = PY_LEAKS[case]
+    location = make_migrations(
+        {
+            "0001_data.sql": "CREATE TABLE item (id INTEGER PRIMARY KEY);\n",
+            "0002_change.py": f"import sqlite3\n\n\ndef up(conn):\n    {change}\n",
+            "0003_look.py": LOOK.format(look=look),
+        }
+    )
+    report = selfmigrate.migrate(db_path, location, backup=False)
+    assert [r.version for r in report.applied] == [1, 2, 3]
+    assert rows(db_path, "SELECT v FROM seen") == [("new",)]
+
+
+def test_a_setting_refused_after_quick_check_works_on_the_connection_a_sql_migration_lends(
+    make_migrations: MigrationsFactory, db_path: Path
+) -> None:
+    # The first step checks the database (PRAGMA quick_check); a check of every database
+    # would open the temporary one, after which SQLite refuses PRAGMA temp_store inside a
+    # transaction: the next migration would fail where a connection of its own succeeds.
+    location = make_migrations(
+        {
+            "0001_data.sql": "CREATE TABLE item (id INTEGER PRIMARY KEY);\n",
+            "0002_temp_store.sql": "PRAGMA temp_store = MEMORY;\nINSERT INTO item VALUES (1);\n",
+        }
+    )
+    report = selfmigrate.migrate(db_path, location, backup=False)
+    assert [r.version for r in report.applied] == [1, 2]
+    assert rows(db_path, "SELECT id FROM item") == [(1,)]
+
+
 # --- 2. a transaction SQLite ended itself: nothing after it is kept, nothing recorded ---------
 
 TRIGGER = """

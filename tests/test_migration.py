@@ -101,6 +101,64 @@ def test_python_migration_runs_the_current_text(make_migrations: MigrationsFacto
     assert (first.up_function(None), second.up_function(None)) == (1, 2)  # type: ignore[arg-type]
 
 
+def test_python_migration_bytecode_cache_holds_only_the_code_of_the_bytes_checksummed(
+    make_migrations: MigrationsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    location = make_migrations({"0001_a.py": "def up(conn):\n    return 1\n"})
+    path = Path(only(location).location)
+    cached = [p for p in (path.parent / "__pycache__").glob("0001_a.*.pyc") if "opt-selfmigrate" in p.name]
+    assert cached == []
+    first = only(location).load()
+    (cache,) = [p for p in (path.parent / "__pycache__").glob("0001_a.*opt-selfmigrate.pyc")]
+    assert first.up_function is not None and first.up_function(None) == 1  # type: ignore[arg-type]
+    assert only(location).load().up_function(None) == 1  # type: ignore[arg-type, misc]
+    # The same size and modification time (what a timestamp-checked .pyc trusts): the
+    # cache is not used, the new text runs, and the cache now holds it.
+    stat = path.stat()
+    path.write_text("def up(conn):\n    return 2\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = only(location).load()
+    assert second.up_function is not None and second.up_function(None) == 2  # type: ignore[arg-type]
+    # A damaged cache file is compiled again, never run.
+    cache.write_bytes(cache.read_bytes()[:-8])
+    assert only(location).load().up_function(None) == 2  # type: ignore[arg-type, misc]
+    # The cache of a file at another place (a copied tree) is not taken for this one.
+    other = make_migrations({"0001_a.py": "def up(conn):\n    return 3\n"})
+    other_path = Path(only(other).location)
+    (other_path.parent / "__pycache__").mkdir(exist_ok=True)
+    (other_path.parent / "__pycache__" / cache.name).write_bytes(cache.read_bytes())
+    assert only(other).load().up_function(None) == 3  # type: ignore[arg-type, misc]
+
+
+def test_python_migration_bytecode_cache_is_skipped_in_a_read_only_folder() -> None:
+    import os
+    import subprocess
+
+    from helpers import as_other_user, shared_folder
+
+    with shared_folder() as shared:
+        folder = shared / "migrations"
+        (folder / "__pycache__").mkdir(parents=True)
+        (folder / "0001_a.py").write_text("def up(conn):\n    conn.execute('CREATE TABLE a (id INTEGER)')\n")
+        (folder / "__pycache__").chmod(0o555)
+        folder.chmod(0o555)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        code = "import sys, selfmigrate; selfmigrate.migrate(sys.argv[1], sys.argv[2], backup=False)"
+        result = as_other_user([sys.executable, "-c", code, str(shared / "app.sqlite"), str(folder)], env=env)
+        assert result.returncode == 0, result.stderr
+        assert not [p.name for p in (folder / "__pycache__").iterdir()]
+        listed = subprocess.run(
+            [sys.executable, "-m", "selfmigrate", "-d", str(shared / "app.sqlite"), "-m", str(folder), "status"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "0001_a" in listed.stdout
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

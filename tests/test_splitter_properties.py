@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from selfmigrate import DiscoveryError
 from selfmigrate.backends.sqlite.sqltext import split_statements
-from selfmigrate.backends.tokens import line_finder, line_of, sql_tokens
+from selfmigrate.backends.tokens import SQL_WHITESPACE, line_finder, line_of, sql_chunks, sql_tokens
 from selfmigrate.core.migration import DOWN_MARKER, Migration, SQLScript, looks_like_marker, parse_markers
 
 # No example database: tests never write into the source tree (.hypothesis/).
@@ -283,6 +283,29 @@ def test_line_finder_agrees_with_line_of_at_every_offset(text: str) -> None:
     # Between the two characters of a "\r\n" is no token's start: not asked.
     offsets = [o for o in range(len(text) + 1) if not text.startswith("\r\n", o - 1)]
     assert [find(offset) for offset in offsets] == [line_of(text, offset) for offset in offsets]
+
+
+@EXAMPLES
+@given(st.text(alphabet=st.sampled_from(list("ab ;'\"`[]-*/\t\r\n\f") + list(ODD) + ["é"]), max_size=60))
+def test_chunks_are_the_tokens_with_space_and_other_code_run_together(text: str) -> None:
+    # What split_statements and parse_markers read: the same comments, quotes and
+    # semicolons as the tokenizer, and every "code" chunk exactly its space and other tokens.
+    def merged(pieces: t.Iterable[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        out: list[tuple[str, int, int]] = []
+        for kind, begin, end in pieces:
+            kind = "code" if kind in ("space", "other") else kind
+            if kind == "code" and out and out[-1][0] == "code" and out[-1][2] == begin:
+                out[-1] = ("code", out[-1][1], end)
+            else:
+                out.append((kind, begin, end))
+        return out
+
+    chunks = list(sql_chunks(text))
+    assert merged(chunks) == merged(sql_tokens(text))
+    assert "".join(text[b:e] for _, b, e in chunks) == text
+    for kind, begin, end in chunks:
+        if kind == "code" and not text[begin:end].strip(SQL_WHITESPACE):
+            assert all(c in SQL_WHITESPACE for c in text[begin:end])
 
 
 def test_a_long_data_script_keeps_every_statement_and_its_line() -> None:

@@ -110,3 +110,30 @@ def test_tracker_with_a_missing_column_is_foreign(db_path: Path, conn: sqlite3.C
     )
     with pytest.raises(TrackerError):
         Tracker(SQLiteBackend(db_path)).read(conn)
+
+
+def test_rows_read_are_the_dataclasses_the_constructor_makes(tmp_path: Path) -> None:
+    import dataclasses
+
+    from selfmigrate.core.tracker import _FIELDS, AppliedMigration
+
+    assert tuple(f.name for f in dataclasses.fields(AppliedMigration)) == _FIELDS
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n-- migrate:down\nDROP TABLE a;\n")
+    (folder / "0002_b.py").write_text("def up(conn):\n    conn.execute('CREATE TABLE b (id INTEGER)')\n")
+    database = tmp_path / "app.sqlite"
+    selfmigrate.migrate(database, str(folder), backup=False)
+    backend = SQLiteBackend(database)
+    conn = backend.connect()
+    try:
+        rows = Tracker(backend).read(conn)
+    finally:
+        conn.close()
+    for row in rows.values():
+        rebuilt = AppliedMigration(**{name: getattr(row, name) for name in _FIELDS})
+        assert row == rebuilt and hash(row) == hash(rebuilt) and repr(row) == repr(rebuilt)
+    assert [(r.kind, r.compatible, r.down) for r in rows.values()] == [("sql", False, "stored"), ("py", False, "none")]
+    for migration in MigrationRegistry(str(folder)).migrations:
+        fields = {f.name: getattr(migration, f.name) for f in dataclasses.fields(migration)}
+        assert migration == type(migration)(**fields) and hash(migration) == hash(type(migration)(**fields))

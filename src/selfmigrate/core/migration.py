@@ -7,6 +7,7 @@ only when it is about to run), and the ``.sql`` marker lines. Must not know data
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import MigrationFunction as MigrationFunction
 from ..backends.base import SQLScript as SQLScript
-from ..backends.tokens import SQL_WHITESPACE, line_of, sql_tokens
+from ..backends.tokens import SQL_WHITESPACE, line_of, sql_chunks
 from ..errors import DiscoveryError
 
 if t.TYPE_CHECKING:
@@ -133,6 +134,10 @@ class Migration:
 
     def read_text(self) -> str:
         """Read and decode the file, checking it still has the checksum first seen."""
+        return decode(self._read_checked(), self.location)
+
+    def _read_checked(self) -> bytes:
+        """The file's bytes, checked to have the checksum first seen."""
         data = self._read_bytes()
         digest = checksum(data)
         # cached_property keeps its value in the instance's __dict__ (a frozen
@@ -143,7 +148,7 @@ class Migration:
                 " Start again once the files are in place.",
                 paths=[self.location],
             )
-        return decode(data, self.location)
+        return data
 
     def load(self) -> LoadedMigration:
         """Read, parse or import the migration so that it can run.
@@ -158,7 +163,8 @@ class Migration:
             connection), or a line that looks like a marker and is not one
             (see ``parse_markers``).
         """
-        text = self.read_text()
+        data = self._read_checked()
+        text = decode(data, self.location)
         if not text.strip():
             raise DiscoveryError(
                 f"Migration file {self.location} is empty. Write the change it should make,"
@@ -167,7 +173,7 @@ class Migration:
             )
         if self.kind == "sql":
             return _load_sql(self, text)
-        return _load_python(self, text)
+        return _load_python(self, text, data)
 
 
 @dataclass(frozen=True)
@@ -254,7 +260,11 @@ def _has_statement(script: SQLScript) -> bool:
     The same answer as "the SQLite splitter finds a statement", read with the
     shared tokenizer, without asking an engine.
     """
-    return any(kind not in ("space", "line", "block", "semicolon") for kind, _, _ in sql_tokens(script.text))
+    text = script.text
+    return any(
+        kind == "quoted" or (kind == "code" and text[begin:end].strip(SQL_WHITESPACE))
+        for kind, begin, end in sql_chunks(text)
+    )
 
 
 @dataclass(frozen=True)
@@ -331,11 +341,19 @@ def parse_markers(text: str, location: str) -> Markers:
     in_header = True  # no statement seen yet
     line_start = 0  # offset where the current line starts
     code_on_line = False
-    for kind, begin, end in sql_tokens(text):
-        if kind == "space":
-            newline = text.rfind("\n", begin, end)
+    for kind, begin, end in sql_chunks(text):
+        if kind == "code":
+            # Space and code run together: the line it ends on, and whether code is on that line.
+            piece = text[begin:end]
+            has_code = bool(piece.strip(SQL_WHITESPACE))
+            newline = piece.rfind("\n")
             if newline != -1:
-                line_start, code_on_line = newline + 1, False
+                line_start = begin + newline + 1
+                code_on_line = bool(piece[newline + 1 :].strip(SQL_WHITESPACE))
+            elif has_code:
+                code_on_line = True
+            if has_code and down is None:
+                in_header = False
             continue
         if kind == "block":
             if "\n" in text[begin:end]:
@@ -413,7 +431,12 @@ def _marker_error(location: str, text: str, begin: int, problem: str) -> Discove
     )
 
 
-def _load_python(migration: Migration, text: str) -> LoadedMigration:
+def _load_python(migration: Migration, text: str, data: bytes | None = None) -> LoadedMigration:
+    """Execute ``text`` (the file's, or a down stored in the tracker) as a fresh module.
+
+    ``data``: the file's bytes, as checksummed; with them the compiled code may come
+    from (and go to) selfmigrate's bytecode cache (see :func:`_compiled`).
+    """
     location = migration.location
     if migration.package is not None:
         module_name = f"{migration.package}.{migration.id}"
@@ -425,7 +448,8 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
     module.__file__ = location
     module.__package__ = migration.package if migration.package is not None else ""
     try:
-        code = compile(text, location, "exec", dont_inherit=True)
+        cache = None if data is None or migration.resource is not None else _cache_path(location)
+        code = _compiled(text, location, data, cache)
         exec(code, module.__dict__)
     except Exception as e:
         line = line_in(e, location)
@@ -487,6 +511,72 @@ def _load_python(migration: Migration, text: str) -> LoadedMigration:
     )
 
 
+#: Names selfmigrate's bytecode files apart from Python's own (``__pycache__/x.cpython-311.opt-selfmigrate.pyc``):
+#: Python's import never reads them, and they hold what selfmigrate compiles (see :func:`_compiled`).
+_CACHE_OPTIMIZATION = "selfmigrate"
+
+
+def _cache_path(location: str) -> str | None:
+    """Where the compiled code of the ``.py`` file at ``location`` is kept, or ``None`` (no cache tag)."""
+    from importlib.util import cache_from_source
+
+    try:
+        return cache_from_source(location, optimization=_CACHE_OPTIMIZATION)
+    except (NotImplementedError, ValueError):  # no sys.implementation.cache_tag
+        return None
+
+
+def _compiled(text: str, location: str, data: bytes | None = None, cache: str | None = None) -> types.CodeType:
+    """``compile(text, location)``, or the same code from the bytecode cache file ``cache``.
+
+    A cache file is used only if it says it was compiled, by this Python's bytecode
+    version, from these very bytes (``data``, whose checksum the tracker records;
+    SHA-256 of them) at this very location (the code's file name): the code that
+    runs is always the code of the bytes that were checksummed. Otherwise the text
+    is compiled, and the cache written for the next time (as Python's import does:
+    atomically, and not at all when the folder is read-only or
+    ``sys.dont_write_bytecode`` is set).
+    """
+    import marshal
+    import sys
+    from importlib.util import MAGIC_NUMBER
+
+    head = b""
+    if data is not None and cache is not None:
+        key = hashlib.sha256(data).digest() + location.encode("utf-8", "surrogateescape")
+        head = MAGIC_NUMBER + len(key).to_bytes(4, "little") + key
+        try:
+            with open(cache, "rb") as f:
+                stored = f.read()
+        except OSError:
+            stored = b""
+        if stored.startswith(head):
+            try:
+                code = marshal.loads(memoryview(stored)[len(head) :])
+            except (EOFError, ValueError, TypeError):
+                code = None  # a damaged cache file: compiled again, and rewritten
+            if isinstance(code, types.CodeType):
+                return code
+    code = compile(text, location, "exec", dont_inherit=True)
+    if head and cache is not None and not sys.dont_write_bytecode:
+        _write_cache(cache, head + marshal.dumps(code))
+    return code
+
+
+def _write_cache(path: str, content: bytes) -> None:
+    """Write a bytecode cache file atomically; a folder that cannot take it is left as it is."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as f:
+            f.write(content)
+        os.replace(temporary, path)
+    except OSError:
+        # Only a cache: the next start compiles again (Python's import does the same).
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+
+
 #: Module attribute names meant as ``compatible`` but spelt otherwise (``COMPATIBLE``,
 #: ``is_compatible``, ``compatable``): an error, never silently ignored.
 _COMPATIBLE_LIKE = re.compile(r"_*(?:is_?)?compat[ai]b(?:le|el)", re.IGNORECASE)
@@ -543,7 +633,7 @@ def _checked(function: MigrationFunction, location: str, name: str) -> Migration
             paths=[location],
         )
     try:
-        signature: inspect.Signature | None = inspect.signature(function)
+        signature: inspect.Signature | None = None if _takes_the_connection(function) else inspect.signature(function)
     except (TypeError, ValueError):  # a builtin without a signature: the call will tell
         signature = None
     if signature is not None:
@@ -569,6 +659,27 @@ def _checked(function: MigrationFunction, location: str, name: str) -> Migration
         return result
 
     return functools.update_wrapper(call, function)
+
+
+def _takes_the_connection(function: object) -> bool:
+    """Whether ``function`` is a plain ``def`` that can be called with one positional argument.
+
+    Read from its code object, as :func:`inspect.signature` would find it, at a
+    fraction of the cost; ``False`` also means "ask :func:`inspect.signature`"
+    (anything wrapped, with a ``__signature__``, or not a plain function).
+    """
+    if type(function) is not types.FunctionType or hasattr(function, "__wrapped__"):
+        return False
+    if hasattr(function, "__signature__"):
+        return False
+    code = function.__code__
+    positional = code.co_argcount  # positional-only ones included
+    defaults = len(function.__defaults__ or ())
+    keyword_only = code.co_varnames[positional : positional + code.co_kwonlyargcount]
+    given = function.__kwdefaults__ or {}
+    if any(name not in given for name in keyword_only):
+        return False
+    return positional - defaults <= 1 and (positional >= 1 or bool(code.co_flags & 0x04))  # 0x04: CO_VARARGS
 
 
 def line_in(error: BaseException, filename: str) -> int | None:

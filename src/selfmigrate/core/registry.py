@@ -178,12 +178,11 @@ def _migration(
             " selfmigrate create' numbers files for you.",
             paths=[where],
         )
-    return Migration(
-        version=version,
-        name=match["name"],
-        kind=kind,
-        location=where,
-        resource=entry,
-        package=package,
-        stat=stat,
+    # Filled as Migration's own __init__ fills it, without its object.__setattr__ per
+    # field (a frozen dataclass's): discovery makes one for every file at every start
+    # that has something to do.
+    migration = object.__new__(Migration)
+    migration.__dict__.update(
+        version=version, name=match["name"], kind=kind, location=where, resource=entry, package=package, stat=stat
     )
+    return migration

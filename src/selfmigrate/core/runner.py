@@ -564,14 +564,19 @@ class Runner:
         committed since this run's last step (the backend's change marker), else
         from what this run knows. When nothing is left, ``run.final`` is set.
         """
-        conn = self.backend.connect()
+        # The last step's connection when the backend proved it untouched by its migration
+        # (see Backend.reusable), else a new one: either way, as the backend opens one.
+        reused = run.take()
+        conn = self.backend.connect() if reused is None else reused
+        reusable: t.Callable[[Connection], bool] | None = getattr(self.backend, "reusable", None)
         migration: Migration | None = None
         outside: LoadedMigration | None = None
         committing = False
         finished = False
+        untouched = False
         try:
             with self.backend.locked_transaction(conn):
-                if not run.unchanged(self.backend):
+                if not run.unchanged(self.backend, conn):
                     upgraded = self.tracker.ensure(conn)
                     if upgraded is not None:
                         logger.info(
@@ -604,13 +609,18 @@ class Runner:
                     t0 = time.perf_counter()
                     run_up(self.backend, conn, body, run.status_now)
                     duration = ms_since(t0)
+                    untouched = reusable is not None and reusable(conn)
                     committing = True
                     run.advance(self.tracker.record(conn, migration, duration, body=body))
                     if not run.todo and run.certifiable():
                         # The last one: certify in its own transaction, and no step after it.
                         self.tracker.store_fingerprint(conn, run.key())
                         run.final = run.status_now()
-                    run.mark(conn, self.backend.change_marker(conn))
+                    # On a connection this run used before and its migration left untouched, the
+                    # marker read at the step's start still holds: nobody else commits while the
+                    # lock is held, and a connection's own commits do not change its marker.
+                    again = untouched and conn is reused and run.seen is not None
+                    run.mark(conn, run.seen if again else self.backend.change_marker(conn))
                 else:
                     # Recorded as started and committed before it runs: if the process dies
                     # before the 'applied' row, the next start finds the row, sees the
@@ -663,8 +673,8 @@ class Runner:
             duration = self._run_outside_transaction(conn, outside, run.status_now(), report)
         elif run.marked:
             # Kept open until the next step holds the lock: its change marker says whether
-            # anyone else committed in between.
-            run.keep(conn)
+            # anyone else committed in between. Untouched, the next step runs on it.
+            run.keep(conn, reuse=untouched)
         else:
             run.keep(None)
             conn.close()
@@ -889,20 +899,36 @@ class _Progress:
         self._previous: Connection | None = None
         self._marker: object | None = None
         self._borrowed = False  # the connection to check is the run's own (not to be closed here)
+        self._reuse = False  # the connection kept may run the next step (Backend.reusable said so)
+        #: The change marker :meth:`unchanged` read on the step's own connection.
+        self.seen: object | None = None
 
     # -- the tracker as this run knows it --------------------------------------------------
 
-    def unchanged(self, backend: Backend) -> bool:
-        """Inside the lock: whether nobody else committed since the last step (then no re-read)."""
+    def take(self) -> Connection | None:
+        """The connection kept for the next step to run on, if the last step left it untouched."""
+        return self._previous if self._reuse else None
+
+    def unchanged(self, backend: Backend, conn: Connection) -> bool:
+        """Inside the lock of ``conn``: whether nobody else committed since the last step (then no re-read)."""
         previous, marker, borrowed = self._previous, self._marker, self._borrowed
-        self._previous = self._marker = None
-        self._borrowed = False
+        self._previous = self._marker = self.seen = None
+        self._borrowed = self._reuse = False
         if previous is None:
             return False
         try:
-            return self._known and marker is not None and backend.change_marker(previous) == marker
+            known = self._known and marker is not None
+            # An optional Backend member: the marker of a connection read before (its
+            # marker was not None then), cheaper than change_marker.
+            again: t.Callable[[Connection], object | None] = getattr(
+                backend, "change_marker_again", backend.change_marker
+            )
+            now = again(previous) if known or previous is conn else None
+            if previous is conn:
+                self.seen = now
+            return known and now == marker
         finally:
-            if not borrowed:
+            if not borrowed and previous is not conn:
                 previous.close()
 
     def watch(self, conn: Connection, marker: object | None) -> None:
@@ -935,12 +961,16 @@ class _Progress:
         """Whether the last step left a change marker (its connection may be kept)."""
         return self._marker is not None
 
-    def keep(self, conn: Connection | None) -> None:
-        """Keep ``conn`` (a step's, committed) open for the next step's check; close the one kept before."""
+    def keep(self, conn: Connection | None, *, reuse: bool = False) -> None:
+        """Keep ``conn`` (a step's, committed) open for the next step's check; close the one kept before.
+
+        :param reuse: the next step runs on ``conn`` itself (see :meth:`take`).
+        """
         if self._previous is not None and self._previous is not conn and not self._borrowed:
             self._previous.close()
         self._previous = conn
         self._borrowed = False
+        self._reuse = reuse and conn is not None
 
     def forget(self) -> None:
         """Close whatever the run kept open."""

@@ -89,21 +89,25 @@ class AppliedMigration:
         return "none" if self.down_checksum is None else "stored"
 
 
-def _with_rollback(row: t.Sequence[t.Any]) -> AppliedMigration:
-    """A tracker row joined with its ``<table>_rollback`` row (``None`` s when there is none)."""
-    version, name, checksum, applied_at, duration_ms, applied_by, state, kind, compatible, down_checksum = row
-    return AppliedMigration(
-        version,
-        name,
-        checksum,
-        applied_at,
-        duration_ms,
-        applied_by,
-        state,
-        kind=kind,
-        compatible=None if compatible is None else bool(compatible),
-        down_checksum=down_checksum,
-    )
+_FIELDS = (*COLUMNS, "kind", "compatible", "down_checksum")
+
+
+def _row(values: t.Sequence[t.Any]) -> AppliedMigration:
+    """The :class:`AppliedMigration` of a row read in the order of :data:`_FIELDS` (or of
+    :data:`COLUMNS` alone, the rest ``None``).
+
+    Filled as the dataclass's own ``__init__`` would fill it, without its call per
+    field (a frozen dataclass sets each through ``object.__setattr__``): a tracker of
+    10 000 rows is read at every start that has something to do.
+    """
+    row = object.__new__(AppliedMigration)
+    fields = row.__dict__
+    fields.update(zip(_FIELDS, values, strict=False))  # COLUMNS alone: the first seven
+    if len(values) == len(COLUMNS):
+        fields.update(kind=None, compatible=None, down_checksum=None)
+    elif fields["compatible"] is not None:
+        fields["compatible"] = bool(fields["compatible"])
+    return row
 
 
 def utc_now() -> str:
@@ -115,7 +119,12 @@ def utc_now() -> str:
 
 def who() -> str:
     """Who is applying: host name and process id."""
-    import socket  # only when a row is written: not on the no-op start
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        # What socket.gethostname() returns on POSIX (both ask the kernel's node name),
+        # without importing socket (a few ms at the start that applies something).
+        return f"{uname().nodename} pid {os.getpid()}"
+    import socket  # Windows
 
     return f"{socket.gethostname()} pid {os.getpid()}"
 
@@ -146,6 +155,13 @@ class Tracker:
         # fingerprint key escaped; the engine's quick reader unescapes it the same way.
         self._to_stored: t.Callable[[str], str] = getattr(backend, "stored_text", str)
         self._from_stored: t.Callable[[str], str] = getattr(backend, "loaded_text", str)
+        # An optional Backend member: a value that changes whenever the schema does (SQLite:
+        # PRAGMA schema_version). With it, what record() learnt of the rollback table is
+        # asked again only after a schema change, not for every migration of a run.
+        self._schema_marker: t.Callable[[Connection], object] | None = getattr(backend, "schema_marker", None)
+        self._rollback_seen: tuple[object, bool] | None = None
+        self._who: tuple[int, str] | None = None
+        self._insert_sql: tuple[str, str, str] | None = None  # record()'s statements, made on first use
 
     def _sql(self, table: str) -> str:
         """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
@@ -300,13 +316,14 @@ class Tracker:
         Reads every layout this code knows; the stored downs themselves are not
         read (see :meth:`stored_down`).
         """
+        self._rollback_seen = None  # a full read starts from what the database says
         if not self.check_layout(conn):
             return {}
         columns = ", ".join(f"t.{c}" for c in COLUMNS)
         rollback_columns = self.backend.table_columns(conn, self.rollback_table)
         if rollback_columns is None:
             rows = conn.execute(f"SELECT {columns} FROM {self._sql(self.table)} t ORDER BY t.version")
-            return {row[0]: AppliedMigration(*row) for row in rows}
+            return {row[0]: _row(row) for row in rows}
         self._check_companion(self.rollback_table, rollback_columns, _ROLLBACK_COLUMNS)
         # A rollback row counts only for the migration it was written with: an older
         # release that rolled back and re-applied a version left it behind.
@@ -315,7 +332,7 @@ class Tracker:
             f" LEFT JOIN {self._sql(self.rollback_table)} r ON r.version = t.version AND r.checksum = t.checksum"
             " ORDER BY t.version"
         )
-        return {row[0]: _with_rollback(row) for row in rows}
+        return {row[0]: _row(row) for row in rows}
 
     def stored_down(self, conn: Connection, row: AppliedMigration) -> str | None:
         """The down stored with ``row`` (see :attr:`LoadedMigration.down_source`), or ``None``."""
@@ -346,37 +363,59 @@ class Tracker:
         kind, whether it is compatible and its down are stored with the row, in the
         same transaction; without, the row says "down not stored".
         """
-        row = AppliedMigration(
-            version=migration.version,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_at=applied_at or utc_now(),
-            duration_ms=round(duration_ms, 3),
-            applied_by=applied_by or who(),
-            state=state,
+        values = (
+            migration.version,
+            migration.name,
+            migration.checksum,
+            applied_at or utc_now(),
+            round(duration_ms, 3),
+            applied_by or self._applied_by(),
+            state,
         )
-        p = self.backend.placeholder
-        conn.execute(
-            f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
-            (row.version, row.name, row.checksum, row.applied_at, row.duration_ms, row.applied_by, row.state),
-        )
-        if self.backend.table_columns(conn, self.rollback_table) is None:
-            return row  # a layout-1 tracker (written by an older release's own commands)
-        conn.execute(f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}", (row.version,))
+        if self._insert_sql is None:
+            p = self.backend.placeholder
+            self._insert_sql = (
+                f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
+                f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}",
+                f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
+                f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
+            )
+        insert, delete_stored, insert_stored = self._insert_sql
+        conn.execute(insert, values)
+        if not self._has_rollback_table(conn):
+            return _row(values)  # a layout-1 tracker (written by an older release's own commands)
+        conn.execute(delete_stored, (migration.version,))
         if body is None:
-            return row
+            return _row(values)
         from .migration import checksum
 
         down = body.down_source
         down_checksum = None if down is None else checksum(down.encode("utf-8"))
         conn.execute(
-            f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
-            f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
-            (row.version, row.checksum, migration.kind, int(body.compatible), down_checksum, down),
+            insert_stored,
+            (migration.version, migration.checksum, migration.kind, int(body.compatible), down_checksum, down),
         )
-        return AppliedMigration(
-            **{**row.__dict__, "kind": migration.kind, "compatible": body.compatible, "down_checksum": down_checksum}
-        )
+        return _row((*values, migration.kind, body.compatible, down_checksum))
+
+    def _applied_by(self) -> str:
+        """:func:`who`, asked once per process (a fork gets its own)."""
+        pid = os.getpid()
+        if self._who is None or self._who[0] != pid:
+            self._who = (pid, who())
+        return self._who[1]
+
+    def _has_rollback_table(self, conn: Connection) -> bool:
+        """Whether ``<table>_rollback`` exists, asked again only when the schema changed since.
+
+        Without the backend's schema marker, asked every time.
+        """
+        marker = None if self._schema_marker is None else self._schema_marker(conn)
+        seen = self._rollback_seen
+        if marker is not None and seen is not None and seen[0] == marker:
+            return seen[1]
+        found = self.backend.table_columns(conn, self.rollback_table) is not None
+        self._rollback_seen = None if marker is None else (marker, found)
+        return found
 
     def finish(self, conn: Connection, version: int, duration_ms: float) -> None:
         """Mark the :data:`STARTED` row of ``version`` as :data:`APPLIED`, with its duration."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import COMMITTED_ITSELF, Refused, SQLScript, StatementError
-from .connection import connect, database_path, is_busy, is_closed
+from .connection import connect, database_path, is_busy, is_closed, untouched, watch
 from .lock import MigrationLock, lock_for
 from .sqltext import split_statements
 
@@ -67,6 +67,25 @@ IGNORED = "ignored"
 UNGUARDED = "unguarded"
 # sqlite3 authorizer action code for BEGIN / COMMIT / ROLLBACK (not SAVEPOINT).
 _SQLITE_TRANSACTION = 22
+#: Authorizer actions after which a connection is no longer as :meth:`SQLiteBackend.connect`
+#: opened it: any pragma (a setting), ATTACH/DETACH, and the temporary schema (which lives
+#: as long as the connection). Every other statement a SQL script can run changes the
+#: database, which a new connection would see too, not the connection.
+_CONNECTION_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_PRAGMA,
+        sqlite3.SQLITE_ATTACH,
+        sqlite3.SQLITE_DETACH,
+        sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TABLE,
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW,
+        sqlite3.SQLITE_DROP_TEMP_INDEX,
+        sqlite3.SQLITE_DROP_TEMP_TABLE,
+        sqlite3.SQLITE_DROP_TEMP_TRIGGER,
+        sqlite3.SQLITE_DROP_TEMP_VIEW,
+    }
+)
 
 
 def open_backend(database: str | os.PathLike[str], options: Options) -> SQLiteBackend:
@@ -109,6 +128,8 @@ class SQLiteBackend:
         #: Seconds waited so far for locks and busy databases, charged against
         #: :attr:`lock_timeout` (see :meth:`reset_wait`).
         self.waited = 0.0
+        # The connection the last guarded step left as it was opened (see :meth:`reusable`).
+        self._untouched: sqlite3.Connection | None = None
 
     def reset_wait(self, waited: float = 0.0) -> None:
         """Start a new wait budget: :attr:`lock_timeout` is the total that every
@@ -175,7 +196,7 @@ class SQLiteBackend:
         started = time.monotonic()
         try:
             return connect(
-                self.path, lock_timeout=self.remaining(), create=create, waited=self.waited, limit=self._limit()
+                self.path, lock_timeout=self.remaining(), create=create, waited=self.waited, limit=self._limit
             )
         finally:
             self.charge(time.monotonic() - started)
@@ -265,6 +286,19 @@ class SQLiteBackend:
         value = row[0] if isinstance(row, (tuple, sqlite3.Row)) else None
         return value if isinstance(value, int) else None
 
+    def change_marker_again(self, conn: Connection) -> object | None:
+        """:meth:`change_marker` of a connection whose marker was read before, with only commits since.
+
+        Its locking mode was normal then, and nothing since could change it: only
+        ``PRAGMA data_version`` is read.
+        """
+        try:
+            row = conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        value = row[0] if isinstance(row, (tuple, sqlite3.Row)) else None
+        return value if isinstance(value, int) else None
+
     def commit(self, conn: Connection) -> None:
         """Commit the current transaction.
 
@@ -295,6 +329,17 @@ class SQLiteBackend:
         sqlite_conn = _sqlite(conn)
         if not is_closed(sqlite_conn) and sqlite_conn.in_transaction:
             conn.execute("ROLLBACK")
+
+    def schema_marker(self, conn: Connection) -> object:
+        """``PRAGMA schema_version``: changes whenever any table, index, view or trigger does.
+
+        Read twice in one transaction (or at two moments of one file), an equal
+        value means that :meth:`table_columns` would answer as before for every
+        table. A plain int only: a migration may have set a row factory.
+        """
+        row = conn.execute("PRAGMA schema_version").fetchone()
+        value = row[0] if isinstance(row, (tuple, sqlite3.Row)) else None
+        return value if isinstance(value, int) else object()
 
     def table_columns(self, conn: Connection, table: str) -> list[str] | None:
         """Return the column names of ``table``, or ``None`` if there is no such table."""
@@ -331,8 +376,10 @@ class SQLiteBackend:
         what it was written to do: that raises too.
         """
         sqlite_conn = _sqlite(conn)
+        self._untouched = None
+        touched: list[None] = []
         try:
-            self._run_guarded(sqlite_conn, step, refused)
+            self._run_guarded(sqlite_conn, step, refused, touched)
             _check_transaction_kept(sqlite_conn, refused)
         except Exception:
             if is_closed(sqlite_conn):
@@ -340,16 +387,37 @@ class SQLiteBackend:
             raise
         if refused and refused[0] != TRANSACTION_ENDED:
             raise Refused(f"{refused[0] or 'transaction control'} not authorized")
+        if not touched:
+            self._untouched = sqlite_conn
 
-    def _run_guarded(self, conn: sqlite3.Connection, step: Step, denied: list[str]) -> None:
+    def reusable(self, conn: Connection) -> bool:
+        """Whether ``conn`` is still as :meth:`connect` opened it, apart from the data it changed.
+
+        True only right after :meth:`run_in_transaction` ran a step on it whose
+        every statement the guard's authorizer saw, none of them a pragma, an
+        ATTACH/DETACH or a temporary object (SQL has no other way to change a
+        connection), and which, if it is a function, asked the connection for
+        nothing but running SQL and reading its state (see
+        :class:`.connection.WatchedConnection`: functions, collations, limits,
+        handlers and factories are set through it). Asked once: the answer is
+        forgotten with the asking.
+        """
+        untouched, self._untouched = self._untouched, None
+        return untouched is not None and untouched is conn and not is_closed(untouched)
+
+    def _run_guarded(self, conn: sqlite3.Connection, step: Step, denied: list[str], touched: list[None]) -> None:
         # A migration may change how the connection hands back rows; the tracker
         # reads through the same connection right after it, so the row and text
         # factories are restored.
         factories = (conn.row_factory, conn.text_factory)
-        still_guarded = self.guard_transaction(conn, denied)
+        still_guarded = self.guard_transaction(conn, denied, touched=touched)
         try:
+            watch(conn)
             _run(self, conn, step)
-            if not is_closed(conn) and not still_guarded():
+            if not untouched(conn):
+                touched.append(None)
+            # A SQL script cannot reach set_authorizer: only a function's step is probed.
+            if not is_closed(conn) and not isinstance(step, SQLScript) and not still_guarded():
                 # Without the authorizer nothing stopped a COMMIT, or statements after
                 # SQLite ended the transaction: what is in the transaction now is not
                 # known to be the migration's whole work. With no transaction left, what
@@ -518,7 +586,10 @@ class SQLiteBackend:
         A migration on top of a damaged file can only make it worse, and a
         snapshot of it would not help.
         """
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        # main only (the step's connection has nothing else attached): checking every
+        # database would open the temporary one, which a new connection has not, and a
+        # connection with it open refuses PRAGMA temp_store inside a transaction.
+        problems = [row[0] for row in conn.execute("PRAGMA main.quick_check(5)")]
         if problems != ["ok"]:
             listed = "\n  ".join(problems)
             raise DatabaseError(
@@ -539,6 +610,7 @@ class SQLiteBackend:
         *,
         transactional: bool = True,
         requested: dict[str, str] | None = None,
+        touched: list[None] | None = None,
     ) -> t.Callable[[], bool]:
         """Refuse BEGIN/COMMIT/ROLLBACK on ``conn`` until :meth:`unguard`.
 
@@ -561,6 +633,9 @@ class SQLiteBackend:
             process-wide ones (:data:`PROCESS_PRAGMAS`) are refused.
         :param requested: filled with the values set for :data:`VACUUM_PRAGMAS`,
             for :meth:`ignored_pragmas` to check afterwards.
+        :param touched: appended to for every statement that may change the
+            connection itself rather than the database (:data:`_CONNECTION_ACTIONS`,
+            anything in the ``temp`` schema), refused or not.
         :returns: a function that says whether this authorizer is still the
             connection's (a migration may have called ``conn.set_authorizer``).
         """
@@ -570,6 +645,8 @@ class SQLiteBackend:
             if action == sqlite3.SQLITE_PRAGMA and arg1 == _GUARD_PROBE:
                 probes.append(None)
                 return sqlite3.SQLITE_OK
+            if touched is not None and (action in _CONNECTION_ACTIONS or db == "temp"):
+                touched.append(None)
             pragma = (arg1 or "").lower() if action == sqlite3.SQLITE_PRAGMA and arg2 is not None else None
             if pragma in EMPTY_DATABASE_PRAGMAS or pragma in PROCESS_PRAGMAS:
                 denied.append(f"PRAGMA {pragma}")

@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import time
+import typing as t
 from pathlib import Path
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
@@ -165,6 +166,70 @@ def _as_bool(setting: str) -> bool:
     raise ValueError(setting)
 
 
+#: What Python code may ask of a :class:`WatchedConnection` without changing the connection:
+#: running SQL (which the guard's authorizer sees), reading its state, its exception classes.
+#: Any other name, one a later Python adds included, counts as a possible change.
+_UNCHANGING = frozenset(
+    {
+        "execute",
+        "executemany",
+        "cursor",
+        "in_transaction",
+        "total_changes",
+        "getlimit",
+        "row_factory",
+        "text_factory",
+        "isolation_level",
+        "Warning",
+        "Error",
+        "InterfaceError",
+        "DatabaseError",
+        "DataError",
+        "OperationalError",
+        "IntegrityError",
+        "InternalError",
+        "ProgrammingError",
+        "NotSupportedError",
+    }
+)
+_TOUCHED = "_selfmigrate_touched"
+
+
+class WatchedConnection(sqlite3.Connection):
+    """A :class:`sqlite3.Connection` that notes when Python code may have changed it.
+
+    Looking up any attribute but those of :data:`_UNCHANGING` (``create_function``,
+    ``setlimit``, ``set_trace_callback``, ``enable_load_extension``, ``__dict__`` …)
+    and setting any attribute (a row factory, the isolation level) mark it, from
+    :func:`watch` on, until :func:`untouched` is asked. SQL it runs is not seen
+    here: the guard's authorizer sees that. A migration that calls a method of the
+    class on it directly (``sqlite3.Connection.create_function(conn, …)``) is not
+    seen either; nothing but malice writes that.
+    """
+
+    def __getattribute__(self, name: str) -> t.Any:
+        if name not in _UNCHANGING:
+            sqlite3.Connection.__getattribute__(self, "__dict__")[_TOUCHED] = True
+        return sqlite3.Connection.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        sqlite3.Connection.__getattribute__(self, "__dict__")[_TOUCHED] = True
+        sqlite3.Connection.__setattr__(self, name, value)
+
+
+def watch(conn: sqlite3.Connection) -> None:
+    """Start noting what Python code asks of ``conn`` (see :class:`WatchedConnection`)."""
+    if isinstance(conn, WatchedConnection):
+        sqlite3.Connection.__getattribute__(conn, "__dict__")[_TOUCHED] = False
+
+
+def untouched(conn: sqlite3.Connection) -> bool:
+    """Whether Python code asked ``conn`` for nothing but SQL and its state since :func:`watch`."""
+    if not isinstance(conn, WatchedConnection):
+        return False
+    return sqlite3.Connection.__getattribute__(conn, "__dict__").get(_TOUCHED) is False
+
+
 def is_busy(error: sqlite3.Error) -> bool:
     """Whether ``error`` means another connection held a lock past the busy timeout."""
     name = getattr(error, "sqlite_errorname", "")
@@ -181,7 +246,12 @@ def is_closed(conn: sqlite3.Connection) -> bool:
 
 
 def connect(
-    path: Path, *, lock_timeout: float, create: bool = True, waited: float = 0.0, limit: str | None = None
+    path: Path,
+    *,
+    lock_timeout: float,
+    create: bool = True,
+    waited: float = 0.0,
+    limit: str | t.Callable[[], str] | None = None,
 ) -> sqlite3.Connection:
     """Open the database in autocommit mode; transactions are explicit.
 
@@ -190,10 +260,14 @@ def connect(
         missing file is an error, so that read-only commands never leave an
         empty database behind.
     :param waited: seconds already waited by the caller, for the message.
-    :param limit: how the message names the limit (default ``lock timeout N s``).
+    :param limit: how the message names the limit (default ``lock timeout N s``), or a
+        function that words it (called only for the message).
     :raises DatabaseError: the folder does not exist, the path is a
         directory, the file is missing (``create=False``), or it is not a
         SQLite database.
+
+    The connection is a :class:`WatchedConnection`, so that the backend can tell
+    whether a Python migration left it as it was opened.
     """
     if path.is_dir():
         raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
@@ -220,6 +294,7 @@ def connect(
             uri=not create,
             check_same_thread=False,
             cached_statements=0,
+            factory=WatchedConnection,
         )
     except sqlite3.Error as e:
         raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
@@ -228,6 +303,8 @@ def connect(
     except sqlite3.DatabaseError as e:
         conn.close()
         if is_busy(e):
+            if callable(limit):
+                limit = limit()
             raise LockTimeout(
                 f"Timed out after {waited + time.monotonic() - started:.1f} s waiting to read database"
                 f" {path} ({limit or f'lock timeout {lock_timeout:g} s'}): another process holds it"

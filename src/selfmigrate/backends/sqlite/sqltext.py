@@ -10,7 +10,7 @@ import sqlite3
 import typing as t
 
 from ..base import Statement
-from ..tokens import line_finder, sql_tokens
+from ..tokens import SQL_WHITESPACE, line_finder, sql_chunks
 
 if t.TYPE_CHECKING:
     from ..base import SQLScript
@@ -20,7 +20,7 @@ def split_statements(script: SQLScript) -> list[Statement]:
     """Split SQL text into statements, with the file line each one starts on.
 
     Quotes (``'…'``, ``"…"``, ``[…]``, `````…`````) and comments (``--``, ``/* */``)
-    are understood as SQLite's tokenizer reads them (:func:`sql_tokens`), and a
+    are understood as SQLite's tokenizer reads them (:func:`sql_chunks`), and a
     semicolon ends a statement only where :func:`sqlite3.complete_statement`
     agrees, so ``CREATE TRIGGER … BEGIN …; END;`` stays whole. Comment-only
     pieces and lone semicolons are dropped; a last statement without a semicolon
@@ -32,8 +32,16 @@ def split_statements(script: SQLScript) -> list[Statement]:
     start = 0  # where the current statement's text begins
     first_code: int | None = None  # start of its first token that is not comment/space
     last_end = 0  # end of its last token that is not space (a comment ending the text is kept whole)
-    for kind, begin, end in sql_tokens(text):
-        if kind == "space":
+    for kind, begin, end in sql_chunks(text):
+        if kind == "code":
+            # Code with the white space around it: its first and last characters that are not space.
+            piece = text[begin:end]
+            stripped = piece.lstrip(SQL_WHITESPACE)
+            if not stripped:
+                continue
+            if first_code is None:
+                first_code = begin + len(piece) - len(stripped)
+            last_end = end - (len(stripped) - len(stripped.rstrip(SQL_WHITESPACE)))
             continue
         last_end = end
         if kind in ("line", "block"):
