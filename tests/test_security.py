@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import sqlite3
 import stat
@@ -75,7 +76,7 @@ def test_a_file_breaking_the_naming_rule_is_never_executed(
 
 
 def test_helpers_and_subfolders_are_never_executed(
-    make_migrations: MigrationsFactory, db_path: Path, tmp_path: Path
+    make_migrations: MigrationsFactory, db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     marker = tmp_path / "ran"
     location = Path(make_migrations({"0001_init.sql": "CREATE TABLE t (x);\n"}, package=False))
@@ -83,9 +84,16 @@ def test_helpers_and_subfolders_are_never_executed(
     (location / ".0002_hidden.py").write_text(MARKER_CODE.format(marker=str(marker)))
     (location / "sub").mkdir()
     (location / "sub" / "0002_nested.py").write_text(MARKER_CODE.format(marker=str(marker)))
-    report = selfmigrate.migrate(db_path, str(location))
+    (location / "_fixtures").mkdir()
+    (location / "_fixtures" / "0003_sample.sql").write_text("CREATE TABLE never (x);\n")
+    with caplog.at_level(logging.WARNING, logger="selfmigrate.registry"):
+        report = selfmigrate.migrate(db_path, str(location))
     assert [r.version for r in report.applied] == [1]
     assert not marker.exists()
+    # Not applied, but not silently either: the nested migration-named file is named.
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "selfmigrate.registry"]
+    assert os.path.join("sub", "0002_nested.py") in warning and "top level" in warning
+    assert "_fixtures" not in warning  # a folder named with '_' says it holds no migrations
 
 
 HOSTILE = "x'); DROP TABLE note; --"

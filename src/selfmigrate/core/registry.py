@@ -7,6 +7,7 @@ no migration module and reads no file (a checksum is read on first use).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import typing as t
@@ -14,7 +15,7 @@ import typing as t
 from ..errors import DiscoveryError
 from .fingerprint import fingerprint_of
 from .locations import Location as Location
-from .locations import candidates
+from .locations import candidates, is_candidate
 from .locations import resolve_location as resolve_location
 from .migration import Kind, Migration
 
@@ -25,11 +26,14 @@ if t.TYPE_CHECKING:
     from .locations import LocationsSpec as LocationsSpec
     from .locations import Stat
 
+logger = logging.getLogger("selfmigrate.registry")
+
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
 
 #: The largest version the tracker can store (a signed 64-bit database integer).
 MAX_VERSION = 2**63 - 1
+
 
 class MigrationRegistry:
     """The migrations found in one or more locations, merged and checked.
@@ -120,6 +124,9 @@ class MigrationRegistry:
                     bad_names.append(where)
                     continue
                 found.append(_migration(entry, stat, where, match, package))
+        for location in self.locations:
+            if location.path is not None:
+                _warn_nested(str(location.path))
         if bad_names:
             listed = "\n  ".join(sorted(bad_names))
             pairs = ""
@@ -155,6 +162,47 @@ class MigrationRegistry:
             )
         self._listed = listing
         return tuple(found)
+
+
+#: At most this many nested files are named in the warning about them.
+_NESTED_SHOWN = 5
+
+
+def _warn_nested(folder: str) -> None:
+    """Warn about files named like migrations in ``folder``'s subfolders, which are not migrations.
+
+    Discovery reads the top level of a migrations folder only (a subfolder may hold
+    anything: fixtures, an archive). A file there named like a migration was most
+    likely meant to be one, and would otherwise never be applied, silently. Only the
+    full run looks (a no-op start never gets here); subfolders whose name starts with
+    ``_`` or ``.`` (``__pycache__``) are not looked into.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            subfolders = sorted(e.path for e in entries if not e.name.startswith(("_", ".")) and e.is_dir())
+    except OSError:
+        return  # the listing itself reported it, or will
+    nested: list[str] = []
+    for subfolder in subfolders:
+        try:
+            names = sorted(os.listdir(subfolder))
+        except OSError:
+            continue
+        nested.extend(os.path.join(subfolder, n) for n in names if is_candidate(n) and NAME_PATTERN.fullmatch(n))
+    if not nested:
+        return
+    shown = ", ".join(nested[:_NESTED_SHOWN]) + (
+        f" and {len(nested) - _NESTED_SHOWN} more" if len(nested) > _NESTED_SHOWN else ""
+    )
+    logger.warning(
+        "%d file(s) in subfolders of migrations folder %s are named like migrations but are not"
+        " applied: %s. selfmigrate reads only the top level of a migrations folder. Move them up"
+        " into %s, or start the subfolder's name with '_' if they are not migrations.",
+        len(nested),
+        folder,
+        shown,
+        folder,
+    )
 
 
 def _migration(
