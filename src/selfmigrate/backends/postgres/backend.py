@@ -71,6 +71,9 @@ _FRESH_SESSION = "RESET SESSION AUTHORIZATION; RESET ALL; DEALLOCATE ALL; UNLIST
 _SAVEPOINT = "selfmigrate_attempt"
 #: The tracker's companion tables (``<table>_fingerprint``…), whose layout is read once too.
 _COMPANIONS = ("fingerprint", "layout", "rollback")
+#: The companion tables the change marker covers with the tracker (not the fingerprint:
+#: what a run knows is the rows and the layout).
+_MARKED = ("rollback", "layout")
 
 
 def open_backend(database: str | os.PathLike[str], options: Options) -> PostgresBackend:
@@ -179,6 +182,53 @@ class PooledConnection(psycopg.Connection[t.Any]):
         super().close()
 
 
+class _Marker:
+    """A change marker (see :meth:`PostgresBackend.change_marker`): its row, or the queued query that reads it."""
+
+    __slots__ = ("_cursor", "_row")
+
+    def __init__(self, cursor: psycopg.Cursor[t.Any] | None = None, row: tuple[t.Any, ...] | None = None) -> None:
+        self._cursor = cursor
+        self._row = row
+
+    @classmethod
+    def of(cls, row: tuple[t.Any, ...] | None) -> _Marker | None:
+        """The marker of a row read (``None`` for no row)."""
+        return None if row is None else cls(row=tuple(row))
+
+    def row(self) -> tuple[t.Any, ...] | None:
+        """The value (a queued query is read now: its pipeline has been sent)."""
+        if self._cursor is not None:
+            found = self._cursor.fetchone()
+            self._cursor, self._row = None, None if found is None else tuple(found)
+        return self._row
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Marker):
+            return NotImplemented
+        mine, theirs = self.row(), other.row()
+        return mine is not None and mine == theirs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"_Marker({self._row!r})" if self._cursor is None else "_Marker(queued)"
+
+
+def _rows(cursor: psycopg.Cursor[t.Any]) -> list[t.Any]:
+    """The first row of each result of a string of statements that returned rows."""
+    rows = []
+    while True:
+        if cursor.pgresult is not None and cursor.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK:
+            rows.append(cursor.fetchone())
+        if not cursor.nextset():
+            return rows
+
+
+def _idle(pg: psycopg.Connection[t.Any]) -> bool:
+    return not pg.closed and pg.info.transaction_status == TransactionStatus.IDLE
+
+
 def _pg(conn: Connection) -> psycopg.Connection[t.Any]:
     assert isinstance(conn, psycopg.Connection), conn
     return conn
@@ -247,6 +297,10 @@ class PostgresBackend:
         # Tracker tables seen with their columns: read once per backend, not at every
         # migration (forgotten when a transaction rolls back).
         self._columns: dict[str, list[str]] = {}
+        #: The connection holding the lock now, and the change marker it read just after taking it.
+        self._holder: tuple[psycopg.Connection[t.Any], _Marker | None] | None = None
+        #: The pipelines of lock holders whose writes wait for their COMMIT, by connection.
+        self._queued: dict[int, contextlib.ExitStack] = {}
         weakref.finalize(self, self._idle.close)
 
     def __repr__(self) -> str:
@@ -401,32 +455,49 @@ class PostgresBackend:
         The lock is taken by polling ``pg_try_advisory_xact_lock`` (never a
         blocking wait inside the server) for at most :attr:`lock_timeout`
         seconds; the session's settings are reset first, so what a previous
-        migration SET does not leak into this one.
+        migration SET does not leak into this one. The first round trip also
+        reads the tracker's change marker, in a statement of its own after the
+        lock's (see :meth:`change_marker`); what the block writes after its
+        migration ran goes in one pipeline with the ``COMMIT``.
 
         :raises LockTimeout: not taken in time; the message names the holder.
         """
         pg = _pg(conn)
         key = self._lock_key(locks.TRANSACTION_LOCK)
-        # One round trip: the reset, BEGIN and the first try.
-        cursor = pg.execute(
-            f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
-        )
-        while cursor.nextset():
-            pass
-        row = cursor.fetchone()
+        marker_sql = self._marker_sql()
+        # One round trip: the reset, BEGIN, the first try and the marker. In READ COMMITTED
+        # each statement of the string takes its own snapshot: the marker's is taken after
+        # the lock is, so it sees every commit of the lock's previous holder.
+        sql = f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
+        try:
+            rows = _rows(pg.execute(sql if marker_sql is None else f"{sql}; {marker_sql}"))
+            row = rows[0]
+            marker = _Marker.of(rows[1]) if marker_sql is not None else None
+        except BaseException:
+            self._columns.clear()  # a tracker table the marker names may be gone
+            self.rollback(pg)
+            raise
         try:
             if not (row and row[0]):
+                marker = None  # read before the lock was taken: worth nothing
                 started = time.monotonic()
                 waited = locks.poll(lambda: locks.try_xact_lock(pg, key), self.remaining())
                 self.waited += time.monotonic() - started
                 if waited is None:
                     raise locks.timeout_error(pg, key, locks.TRANSACTION_LOCK, self.describe(), self.waited)
+            self._holder = (pg, marker)
             yield
             pg.execute("COMMIT")
+            queued = self._queued.pop(id(pg), None)
+            if queued is not None:
+                queued.close()  # sends the queue: the tracker's writes, the marker, the COMMIT
         except BaseException:
             self._columns.clear()  # a tracker table created in this transaction is gone
+            self._close_queue(pg)
             self.rollback(pg)
             raise
+        finally:
+            self._holder = None
 
     @contextlib.contextmanager
     def try_locked_transaction(self, conn: Connection) -> t.Iterator[bool]:
@@ -464,14 +535,82 @@ class PostgresBackend:
             self.rollback(pg)
 
     def change_marker(self, conn: Connection) -> object | None:
-        """``None``: PostgreSQL has no per-connection change counter; each step reads the tracker in full."""
-        return None
+        """The tracker's tables as of now: their oids and the transaction ids of their rows.
+
+        Every row a transaction inserts or updates carries that transaction's id
+        (``xmin``), which no row visible before its commit carries; a delete
+        leaves fewer rows. So once another transaction has committed a change to
+        the tracker, its rollback table or its layout (by selfmigrate or by hand),
+        the value differs; a rewrite (``VACUUM FULL``) may change it too, which
+        only costs a full read. ``None`` while a tracker table is missing.
+
+        The value is the database's, not the connection's: read on an idle
+        connection while another connection of this backend holds the lock, it
+        is the one that connection read just after taking the lock (no one can
+        commit a tracker change between the two). Read inside a transaction with
+        writes queued (see :meth:`run_in_transaction`), it goes in the queue and
+        is known at the ``COMMIT``.
+        """
+        pg = _pg(conn)
+        holder = self._holder
+        if holder is not None and holder[0] is not pg and holder[1] is not None and _idle(pg):
+            return holder[1]
+        sql = self._marker_sql(conn=pg)
+        if sql is None:
+            return None
+        if id(pg) in self._queued:
+            return _Marker(pg.execute(sql))
+        return _Marker.of(pg.execute(sql).fetchone())
+
+    def _marker_sql(self, *, conn: psycopg.Connection[t.Any] | None = None) -> str | None:
+        """The query of :meth:`change_marker`, or ``None`` while a tracker table is missing.
+
+        Only tables this backend has seen are named (a missing one would fail the
+        query); with ``conn``, the ones not seen yet are looked up first.
+        """
+        tables = [self._table_name] + [f"{self._table_name}_{s}" for s in _MARKED]
+        if self.schema is None:
+            return None
+        for table in tables:
+            if table not in self._columns and (conn is None or self.table_columns(conn, table) is None):
+                return None
+        names = [self.qualified(table) for table in tables]
+        oids = ", ".join(f"to_regclass('{name.replace(chr(39), chr(39) * 2)}')::oid" for name in names)
+        rows = ", ".join(f"(SELECT md5(string_agg(xmin::text, ',')) FROM {name})" for name in names)
+        return f"SELECT {oids}, {rows}"
 
     def rollback(self, conn: Connection) -> None:
         """Roll back the open transaction, if any (nothing on a closed connection)."""
         pg = _pg(conn)
         if not pg.closed and pg.info.transaction_status != TransactionStatus.IDLE:
             pg.execute("ROLLBACK")
+
+    def _queue(self, pg: psycopg.Connection[t.Any]) -> bool:
+        """From now until the ``COMMIT``, send what is executed on ``pg`` in one pipeline.
+
+        Only for the lock holder's transaction, after its migration ran: what
+        follows (the session reset, the tracker's rows, the change marker) fails
+        only as its ``COMMIT`` would, and is rolled back with it. Returns whether
+        ``pg`` queues now.
+        """
+        if id(pg) in self._queued:
+            return True
+        if self._holder is None or self._holder[0] is not pg:
+            return False
+        stack = contextlib.ExitStack()
+        stack.enter_context(pg.pipeline())
+        self._queued[id(pg)] = stack
+        return True
+
+    def _close_queue(self, pg: psycopg.Connection[t.Any]) -> None:
+        """Leave pipeline mode after a failure (the failure is what is raised, not the queue's)."""
+        queued = self._queued.pop(id(pg), None)
+        if queued is None:
+            return
+        try:
+            queued.close()
+        except psycopg.Error as e:
+            logger.debug("The queued statements on %s failed too: %s", self.describe(), e)
 
     def migration_lock(self) -> locks.SessionLock:
         """The session-level advisory lock of non-transactional migrations, on a connection of its own.
@@ -566,11 +705,8 @@ class PostgresBackend:
                 f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{lock_timeout}';"
                 f" SET LOCAL statement_timeout = '{statement_timeout}'"
             )
-            # Sent on its own: pg_stat_activity then shows the migration's statement as
-            # written (what an operator, and the lock timeout's message, look for).
-            pg.execute(setup)
             try:
-                self._run_step(pg, step, statements, refused)
+                self._run_step(pg, step, statements, refused, setup)
             except Exception as e:
                 cause = e.error if isinstance(e, StatementError) else e
                 if not isinstance(cause, pg_errors.LockNotAvailable) or refused:
@@ -594,21 +730,44 @@ class PostgresBackend:
                 pause *= 2
                 continue
             break
-        pg.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}")
         if refused:
+            pg.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}")
             raise Refused(f"{refused[0]} refused")
+        # What the transaction does from here on is the tracker's: queued until its COMMIT.
+        release = f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}"
+        if self._queue(pg):
+            for sql in release.split("; "):  # a pipeline takes one statement at a time
+                pg.execute(sql)
+        else:
+            pg.execute(release)
 
     def _run_step(
-        self, pg: psycopg.Connection[t.Any], step: Step, statements: list[Statement] | None, refused: list[str]
+        self,
+        pg: psycopg.Connection[t.Any],
+        step: Step,
+        statements: list[Statement] | None,
+        refused: list[str],
+        setup: str,
     ) -> None:
+        """Run the step after ``setup`` (the savepoint and the timeouts).
+
+        ``setup`` goes in front of the first statement, in one round trip: each
+        statement of the string is still a statement of its own for the server
+        (its errors, its locks), and pg_stat_activity shows the migration's
+        statement with the setup before it.
+        """
         if statements is not None:
             for statement in statements:
                 try:
-                    pg.execute(statement.sql)
+                    pg.execute(f"{setup}; {statement.sql}" if setup else statement.sql)
                 except psycopg.Error as e:
                     raise StatementError(statement, e) from e
+                setup = ""
+            if setup:
+                pg.execute(setup)  # a file of comments only
         else:
             assert not isinstance(step, SQLScript)
+            pg.execute(setup)
             step(GuardedConnection(pg, refused))
         status = pg.info.transaction_status
         if status == TransactionStatus.INERROR:
