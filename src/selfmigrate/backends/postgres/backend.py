@@ -183,13 +183,25 @@ class PooledConnection(psycopg.Connection[t.Any]):
 
 
 class _Marker:
-    """A change marker (see :meth:`PostgresBackend.change_marker`): its row, or the queued query that reads it."""
+    """A change marker (see :meth:`PostgresBackend.change_marker`): its row, or the queued query that reads it.
 
-    __slots__ = ("_cursor", "_row")
+    A queued one read inside a lock holder's transaction carries ``expected``, the
+    marker its holder read just after taking the lock: its value is known only if
+    the rows that this transaction did not write are still those of ``expected``
+    (else nothing is known, and the next step reads the tracker in full).
+    """
 
-    def __init__(self, cursor: psycopg.Cursor[t.Any] | None = None, row: tuple[t.Any, ...] | None = None) -> None:
+    __slots__ = ("_cursor", "_expected", "_row")
+
+    def __init__(
+        self,
+        cursor: psycopg.Cursor[t.Any] | None = None,
+        row: tuple[t.Any, ...] | None = None,
+        expected: _Marker | None = None,
+    ) -> None:
         self._cursor = cursor
         self._row = row
+        self._expected = expected
 
     @classmethod
     def of(cls, row: tuple[t.Any, ...] | None) -> _Marker | None:
@@ -197,10 +209,16 @@ class _Marker:
         return None if row is None else cls(row=tuple(row))
 
     def row(self) -> tuple[t.Any, ...] | None:
-        """The value (a queued query is read now: its pipeline has been sent)."""
+        """The value, ``None`` if unknown (a queued query is read now: its pipeline has been sent)."""
         if self._cursor is not None:
             found = self._cursor.fetchone()
-            self._cursor, self._row = None, None if found is None else tuple(found)
+            self._cursor, self._row = None, None
+            if found is not None and self._expected is not None:
+                # The oids and every table's rows but this transaction's, against the lock's read.
+                width = len(found) // 3
+                others = (*found[:width], *found[2 * width :])
+                if others == self._expected.row():
+                    self._row = tuple(found[: 2 * width])
         return self._row
 
     def __eq__(self, other: object) -> bool:
@@ -485,6 +503,8 @@ class PostgresBackend:
                 self.waited += time.monotonic() - started
                 if waited is None:
                     raise locks.timeout_error(pg, key, locks.TRANSACTION_LOCK, self.describe(), self.waited)
+                if marker_sql is not None:
+                    marker = _Marker.of(pg.execute(marker_sql).fetchone())
             self._holder = (pg, marker)
             yield
             pg.execute("COMMIT")
@@ -540,33 +560,48 @@ class PostgresBackend:
         Every row a transaction inserts or updates carries that transaction's id
         (``xmin``), which no row visible before its commit carries; a delete
         leaves fewer rows. So once another transaction has committed a change to
-        the tracker, its rollback table or its layout (by selfmigrate or by hand),
-        the value differs; a rewrite (``VACUUM FULL``) may change it too, which
-        only costs a full read. ``None`` while a tracker table is missing.
+        the tracker, its rollback table or its layout (selfmigrate, or a hand
+        edit that holds no lock), the value differs; a rewrite (``VACUUM FULL``)
+        may change it too, which only costs a full read. ``None`` while a tracker
+        table is missing.
 
         The value is the database's, not the connection's: read on an idle
         connection while another connection of this backend holds the lock, it
-        is the one that connection read just after taking the lock (no one can
-        commit a tracker change between the two). Read inside a transaction with
-        writes queued (see :meth:`run_in_transaction`), it goes in the queue and
-        is known at the ``COMMIT``.
+        is the one that connection read just after taking the lock (no one who
+        takes the lock can commit between the two). Read in the lock holder's
+        transaction, it is known only if every row this transaction did not
+        write is as the lock's read found it: a change committed meanwhile by
+        hand would otherwise hide in it. Queued with the transaction's writes,
+        it is known at the ``COMMIT``.
         """
         pg = _pg(conn)
         holder = self._holder
         if holder is not None and holder[0] is not pg and holder[1] is not None and _idle(pg):
             return holder[1]
-        sql = self._marker_sql(conn=pg)
+        inside = holder is not None and holder[0] is pg
+        if inside and (holder is None or holder[1] is None):
+            # The lock's read is not known (no tracker then): nothing to check the rows
+            # against. The tables are looked up now, so that the next lock reads a marker.
+            self._marker_sql(conn=pg)
+            return None
+        sql = self._marker_sql(conn=pg, own=inside)
         if sql is None:
             return None
-        if id(pg) in self._queued:
-            return _Marker(pg.execute(sql))
+        if inside:
+            assert holder is not None
+            cursor = pg.execute(sql)
+            marker = _Marker(cursor, expected=holder[1])
+            if id(pg) not in self._queued:
+                marker.row()
+            return marker
         return _Marker.of(pg.execute(sql).fetchone())
 
-    def _marker_sql(self, *, conn: psycopg.Connection[t.Any] | None = None) -> str | None:
+    def _marker_sql(self, *, conn: psycopg.Connection[t.Any] | None = None, own: bool = False) -> str | None:
         """The query of :meth:`change_marker`, or ``None`` while a tracker table is missing.
 
         Only tables this backend has seen are named (a missing one would fail the
-        query); with ``conn``, the ones not seen yet are looked up first.
+        query); with ``conn``, the ones not seen yet are looked up first. ``own``:
+        each table's rows once more without those of the open transaction.
         """
         tables = [self._table_name] + [f"{self._table_name}_{s}" for s in _MARKED]
         if self.schema is None:
@@ -575,9 +610,13 @@ class PostgresBackend:
             if table not in self._columns and (conn is None or self.table_columns(conn, table) is None):
                 return None
         names = [self.qualified(table) for table in tables]
-        oids = ", ".join(f"to_regclass('{name.replace(chr(39), chr(39) * 2)}')::oid" for name in names)
-        rows = ", ".join(f"(SELECT md5(string_agg(xmin::text, ',')) FROM {name})" for name in names)
-        return f"SELECT {oids}, {rows}"
+        columns = [f"to_regclass('{name.replace(chr(39), chr(39) * 2)}')::oid" for name in names]
+        columns += [f"(SELECT md5(string_agg(xmin::text, ',')) FROM {name})" for name in names]
+        if own:
+            # xmin is a 32-bit xid; the transaction's own is its xid8 modulo 2^32.
+            mine = "xmin::text::bigint IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint % 4294967296"
+            columns += [f"(SELECT md5(string_agg(xmin::text, ',')) FROM {name} WHERE {mine})" for name in names]
+        return f"SELECT {', '.join(columns)}"
 
     def rollback(self, conn: Connection) -> None:
         """Roll back the open transaction, if any (nothing on a closed connection)."""
