@@ -39,7 +39,7 @@ from ...errors import ConfigError, DatabaseError, SelfMigrateError
 from ..base import Refused, SQLScript, Statement, StatementError
 from . import lock as locks
 from .guard import GuardedConnection, TransactionControlRefused, transaction_control
-from .pooler import pooled_port
+from .pooler import pooled
 from .sqltext import SQLTextError, split_statements
 from .text import loaded_text, stored_text
 from .url import is_postgres_url, libpq_url, mask
@@ -672,19 +672,19 @@ class PostgresBackend:
         return lock
 
     def _check_direct(self, conn: psycopg.Connection[t.Any]) -> None:
-        ports = pooled_port(conn)
-        if ports is None:
+        conninfo = self.direct_conninfo or self.conninfo
+        database = mask(self.direct_database or self.url)
+        found = pooled(conn, lambda: self._open(conninfo, database))
+        if found is None:
             return
-        client, server = ports
         given = "the direct URL given" if self.direct_database else "it"
         raise ConfigError(
-            f"Database {self.describe()} is reached through a connection pooler ({given} connects to port"
-            f" {client}, the server behind it listens on {server}: pgbouncer?). A migration that runs"
-            " outside a transaction needs a session-level lock, which a pooler in transaction mode"
-            " does not keep. Give selfmigrate a URL that reaches the server directly:"
-            f" {DIRECT_DATABASE_ENV}=postgresql://user@host:{server}/database (the environment variable"
-            " or the Flask config key; direct_database= of selfmigrate.migrate(), direct_database in"
-            " [tool.selfmigrate]), or run it once with that URL. Nothing was changed."
+            f"Database {self.describe()} is reached through a connection pooler ({given}: {found.evidence};"
+            " pgbouncer?). A migration that runs outside a transaction needs a session-level lock, which"
+            " a pooler in transaction mode does not keep. Give selfmigrate a URL that reaches the server"
+            f" directly: {DIRECT_DATABASE_ENV}=postgresql://user@host:{found.server_port}/database (the"
+            " environment variable or the Flask config key; direct_database= of selfmigrate.migrate(),"
+            " direct_database in [tool.selfmigrate]), or run it once with that URL. Nothing was changed."
         )
 
     # -- running migrations ---------------------------------------------------------------
