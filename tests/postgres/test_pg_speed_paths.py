@@ -51,12 +51,11 @@ def marker_after(url: str, sql: str, *, commit: bool = True) -> tuple[object, ob
         "INSERT INTO schema_migrations VALUES (9, 'x', 'c', 'now', 0, 'me', 'applied')",
         "DELETE FROM schema_migrations WHERE version = 2",
         "UPDATE schema_migrations SET checksum = checksum WHERE version = 1",  # the same value
-        "UPDATE schema_migrations_rollback SET compatible = compatible WHERE version = 3",
         "UPDATE schema_migrations_layout SET layout = layout",
         "DELETE FROM schema_migrations WHERE version = 1;"
         " INSERT INTO schema_migrations SELECT * FROM schema_migrations WHERE false",
     ],
-    ids=["insert", "delete", "same-value-update", "rollback-table", "layout-table", "delete-in-a-batch"],
+    ids=["insert", "delete", "same-value-update", "layout-table", "delete-in-a-batch"],
 )
 def test_the_change_marker_differs_after_any_commit_to_the_tracker(pg_url: str, tmp_path: Path, sql: str) -> None:
     selfmigrate.migrate(pg_url, str(write(tmp_path / "m", THREE)))

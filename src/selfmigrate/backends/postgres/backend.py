@@ -71,9 +71,12 @@ _FRESH_SESSION = "RESET SESSION AUTHORIZATION; RESET ALL; DEALLOCATE ALL; UNLIST
 _SAVEPOINT = "selfmigrate_attempt"
 #: The tracker's companion tables (``<table>_fingerprint``…), whose layout is read once too.
 _COMPANIONS = ("fingerprint", "layout", "rollback")
-#: The companion tables the change marker covers with the tracker (not the fingerprint:
-#: what a run knows is the rows and the layout).
-_MARKED = ("rollback", "layout")
+#: The companion tables the change marker covers with the tracker table: what a run relies
+#: on is the rows (version, checksum, state) and the layout. Not the rollback table (every
+#: selfmigrate write to it goes with one to the tracker table, and what it holds decides
+#: nothing a run applies) nor the fingerprint (a run does not rely on it): each table
+#: costs a scan per step.
+_MARKED = ("layout",)
 
 
 def open_backend(database: str | os.PathLike[str], options: Options) -> PostgresBackend:
@@ -560,8 +563,8 @@ class PostgresBackend:
         Every row a transaction inserts or updates carries that transaction's id
         (``xmin``), which no row visible before its commit carries; a delete
         leaves fewer rows. So once another transaction has committed a change to
-        the tracker, its rollback table or its layout (selfmigrate, or a hand
-        edit that holds no lock), the value differs; a rewrite (``VACUUM FULL``)
+        the tracker table or its layout (selfmigrate, or a hand edit that holds
+        no lock), the value differs; a rewrite (``VACUUM FULL``)
         may change it too, which only costs a full read. ``None`` while a tracker
         table is missing.
 
@@ -611,12 +614,18 @@ class PostgresBackend:
                 return None
         names = [self.qualified(table) for table in tables]
         columns = [f"to_regclass('{name.replace(chr(39), chr(39) * 2)}')::oid" for name in names]
-        columns += [f"(SELECT md5(string_agg(xmin::text, ',')) FROM {name})" for name in names]
+        columns += [f"m{n}.rows" for n in range(len(names))]
+        # One scan of each table, however many aggregates.
+        every = "md5(string_agg(xmin::text, ','))"
         if own:
-            # xmin is a 32-bit xid; the transaction's own is its xid8 modulo 2^32.
-            mine = "xmin::text::bigint IS DISTINCT FROM pg_current_xact_id_if_assigned()::text::bigint % 4294967296"
-            columns += [f"(SELECT md5(string_agg(xmin::text, ',')) FROM {name} WHERE {mine})" for name in names]
-        return f"SELECT {', '.join(columns)}"
+            columns += [f"m{n}.others" for n in range(len(names))]
+            # The open transaction's xid as a 32-bit xid (xmin's type); NULL before it wrote.
+            mine = "(SELECT (pg_current_xact_id_if_assigned()::text::bigint % 4294967296)::text::xid)"
+            others = f"md5(string_agg(xmin::text, ',') FILTER (WHERE xmin IS DISTINCT FROM {mine}))"
+            scans = [f"(SELECT {every} AS rows, {others} AS others FROM {name}) m{n}" for n, name in enumerate(names)]
+        else:
+            scans = [f"(SELECT {every} AS rows FROM {name}) m{n}" for n, name in enumerate(names)]
+        return f"SELECT {', '.join(columns)} FROM {', '.join(scans)}"
 
     def rollback(self, conn: Connection) -> None:
         """Roll back the open transaction, if any (nothing on a closed connection)."""
