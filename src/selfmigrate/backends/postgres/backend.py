@@ -754,7 +754,7 @@ class PostgresBackend:
                 f" SET LOCAL statement_timeout = '{statement_timeout}'"
             )
             try:
-                self._run_step(pg, step, statements, refused, setup)
+                released = self._run_step(pg, step, statements, refused, setup)
             except Exception as e:
                 cause = e.error if isinstance(e, StatementError) else e
                 if not isinstance(cause, pg_errors.LockNotAvailable) or refused:
@@ -784,9 +784,9 @@ class PostgresBackend:
         # What the transaction does from here on is the tracker's: queued until its COMMIT.
         release = f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}"
         if self._queue(pg):
-            for sql in release.split("; "):  # a pipeline takes one statement at a time
+            for sql in () if released else release.split("; "):  # a pipeline takes one statement at a time
                 pg.execute(sql)
-        else:
+        elif not released:
             pg.execute(release)
 
     def _run_step(
@@ -796,21 +796,29 @@ class PostgresBackend:
         statements: list[Statement] | None,
         refused: list[str],
         setup: str,
-    ) -> None:
-        """Run the step after ``setup`` (the savepoint and the timeouts).
+    ) -> bool:
+        """Run the step after ``setup`` (the savepoint and the timeouts); return whether the
+        savepoint was released and the session reset with its last statement.
 
-        ``setup`` goes in front of the first statement, in one round trip: each
-        statement of the string is still a statement of its own for the server
-        (its errors, its locks), and pg_stat_activity shows the migration's
-        statement with the setup before it.
+        ``setup`` goes in front of the first statement and the release after the
+        last one, in their round trips: each statement of the string is still a
+        statement of its own for the server (its errors, its locks; a failing one
+        stops the string, so the savepoint is still there to roll back to), and
+        pg_stat_activity shows the migration's statement with them around it.
         """
+        released = False
         if statements is not None:
-            for statement in statements:
+            for n, statement in enumerate(statements, 1):
+                sql = f"{setup}; {statement.sql}" if setup else statement.sql
+                if n == len(statements):
+                    # After a newline: a last line that is a comment ends there.
+                    sql += f"\n; RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}"
                 try:
-                    pg.execute(f"{setup}; {statement.sql}" if setup else statement.sql)
+                    pg.execute(sql)
                 except psycopg.Error as e:
                     raise StatementError(statement, e) from e
                 setup = ""
+                released = n == len(statements)
             if setup:
                 pg.execute(setup)  # a file of comments only
         else:
@@ -826,6 +834,7 @@ class PostgresBackend:
         if status != TransactionStatus.INTRANS:
             refused.append("end")
             raise TransactionControlRefused("the migration ended the transaction selfmigrate ran it in")
+        return released
 
     def run_outside_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
         """Run a non-transactional migration on the migration lock's own (direct) connection.
