@@ -7,6 +7,7 @@ they fail instead, so a missing service can never pass for a green run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -75,13 +76,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def pgbouncer(pg_server: str) -> t.Iterator[int]:
-    """A real pgbouncer in transaction pooling mode in front of the server; yields its port.
+@contextlib.contextmanager
+def _pgbouncer(pg_server: str, address: str, port: int) -> t.Iterator[None]:
+    """A real pgbouncer in transaction pooling mode on ``address:port`` in front of the server.
 
     Debian's ``pgbouncer`` (``apt-get install pgbouncer``; ``.ci/run`` installs
     it). Started as the ``postgres`` user when run as root (pgbouncer refuses
-    root), stopped at the end of the session.
+    root), stopped when the block ends.
     """
     from psycopg.conninfo import conninfo_to_dict
 
@@ -93,13 +94,12 @@ def pgbouncer(pg_server: str) -> t.Iterator[int]:
     # as postgres and must read its files.
     folder = Path(tempfile.mkdtemp(prefix="selfmigrate-pgbouncer-"))
     folder.chmod(0o777)
-    port = _free_port()
     ini = folder / "pgbouncer.ini"
     ini.write_text(
         "[databases]\n"
         f"* = host={params.get('host', '127.0.0.1')} port={params.get('port', 5432)}\n"
         "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\n"
+        f"listen_addr = {address}\nlisten_port = {port}\n"
         f"unix_socket_dir =\n"
         "auth_type = trust\n"
         f"auth_file = {folder / 'users.txt'}\n"
@@ -120,18 +120,45 @@ def pgbouncer(pg_server: str) -> t.Iterator[int]:
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                socket.create_connection((address, port), timeout=0.5).close()
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log = folder / "pgbouncer.log"
                     _unavailable(f"pgbouncer did not start: {log.read_text() if log.exists() else 'no log'}")
                 time.sleep(0.05)
-        yield port
+        yield
     finally:
         process.terminate()
         process.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: str) -> t.Iterator[int]:
+    """A pgbouncer in transaction pooling mode on a port of its own; yields its port."""
+    port = _free_port()
+    with _pgbouncer(pg_server, "127.0.0.1", port):
+        yield port
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_on_the_servers_port(pg_server: str) -> t.Iterator[str]:
+    """A pgbouncer in transaction pooling mode on the server's own port, on another loopback
+    address (127.0.0.2): the port cannot tell it from the server. Yields its address."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(pg_server)
+    port = int(params.get("port", 5432))
+    address = "127.0.0.2"
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as pgbouncer does: TIME_WAIT is no obstacle
+        try:
+            probe.bind((address, port))
+        except OSError as e:
+            pytest.skip(f"{address}:{port} is taken (the server listens on every address?): {e}")
+    with _pgbouncer(pg_server, address, port):
+        yield address
 
 
 @pytest.fixture
@@ -141,3 +168,13 @@ def pgbouncer_url(pg_url: str, pgbouncer: int) -> str:
 
     params = conninfo_to_dict(pg_url)
     return _url(params, params["dbname"], port=pgbouncer)
+
+
+@pytest.fixture
+def pgbouncer_on_the_servers_port_url(pg_url: str, pgbouncer_on_the_servers_port: str) -> str:
+    """The test's database through the pgbouncer that listens on the server's port."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(pg_url)
+    user, port = params.get("user", "postgres"), params.get("port", 5432)
+    return f"postgresql://{user}@{pgbouncer_on_the_servers_port}:{port}/{params['dbname']}"

@@ -75,6 +75,34 @@ def test_non_transactional_migration_through_pgbouncer_fails_fast_with_the_fix(
     assert rows(pg_url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_id'::regclass") == [(True,)]
 
 
+def test_a_pgbouncer_on_the_servers_own_port_is_still_told_apart_and_refused_fast(
+    pgbouncer_on_the_servers_port_url: str, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The URL the app gives is the pooler's, on the usual port (127.0.0.2:5432 in front of
+    # 127.0.0.1:5432); no direct URL is configured. It must fail at once, not wait for a lock.
+    url = pgbouncer_on_the_servers_port_url
+    folder = write(
+        tmp_path / "m",
+        {
+            "0001_t.sql": "CREATE TABLE t (id int);\n",
+            "0002_index.sql": "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+        },
+    )
+    monkeypatch.delenv("SELFMIGRATE_DIRECT_DATABASE", raising=False)
+    before = dump(pg_url)
+    with pytest.raises(ConfigError) as caught:  # refused before any wait: not a LockTimeout
+        selfmigrate.migrate(url, str(folder), lock_timeout=60)
+    message = str(caught.value)
+    assert "pooler" in message and "server process" in message and "SELFMIGRATE_DIRECT_DATABASE" in message
+    assert dump(pg_url) == before
+    # Transactional migrations still go through it; with the direct URL, the index too.
+    write(folder, {"0002_index.sql": "CREATE INDEX t_id ON t (id);\n"})
+    assert [r.version for r in selfmigrate.migrate(url, str(folder)).applied] == [1, 2]
+    write(folder, {"0003_index.sql": "-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY t_id3 ON t (id);\n"})
+    monkeypatch.setenv("SELFMIGRATE_DIRECT_DATABASE", pg_url)
+    assert [r.version for r in selfmigrate.migrate(url, str(folder)).applied] == [3]
+
+
 def test_sigkill_at_random_moments_leaves_a_migration_boundary(pg_server: str, tmp_path: Path) -> None:
     folder = write_migrations(tmp_path / "m", COUNT, no_transaction=True)
     rng = random.Random(12)

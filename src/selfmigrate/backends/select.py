@@ -199,6 +199,18 @@ def quick_status_read(
     return rows
 
 
+def quick_described(database: str) -> str | None:
+    """``database`` as its backend's ``describe`` shows it, from the engine's quick module
+    (its ``describe``), or ``None`` for an engine whose quick module has none."""
+    engine = engine_of(database)
+    if engine is None:
+        return None
+    from importlib import import_module
+
+    describe = getattr(import_module(f"selfmigrate.backends.{engine}.quick"), "describe", None)
+    return None if describe is None else str(describe(database))
+
+
 def quick_read_rows(
     database: str | os.PathLike[str], table: str, lock_timeout: float
 ) -> tuple[str | None, str, str, str, int] | None:

@@ -39,7 +39,7 @@ from ...errors import ConfigError, DatabaseError, SelfMigrateError
 from ..base import Refused, SQLScript, Statement, StatementError
 from . import lock as locks
 from .guard import GuardedConnection, TransactionControlRefused, transaction_control
-from .pooler import pooled_port
+from .pooler import pooled
 from .sqltext import SQLTextError, split_statements
 from .text import loaded_text, stored_text
 from .url import is_postgres_url, libpq_url, mask
@@ -71,6 +71,12 @@ _FRESH_SESSION = "RESET SESSION AUTHORIZATION; RESET ALL; DEALLOCATE ALL; UNLIST
 _SAVEPOINT = "selfmigrate_attempt"
 #: The tracker's companion tables (``<table>_fingerprint``…), whose layout is read once too.
 _COMPANIONS = ("fingerprint", "layout", "rollback")
+#: The companion tables the change marker covers with the tracker table: what a run relies
+#: on is the rows (version, checksum, state) and the layout. Not the rollback table (every
+#: selfmigrate write to it goes with one to the tracker table, and what it holds decides
+#: nothing a run applies) nor the fingerprint (a run does not rely on it): each table
+#: costs a scan per step.
+_MARKED = ("layout",)
 
 
 def open_backend(database: str | os.PathLike[str], options: Options) -> PostgresBackend:
@@ -179,6 +185,71 @@ class PooledConnection(psycopg.Connection[t.Any]):
         super().close()
 
 
+class _Marker:
+    """A change marker (see :meth:`PostgresBackend.change_marker`): its row, or the queued query that reads it.
+
+    A queued one read inside a lock holder's transaction carries ``expected``, the
+    marker its holder read just after taking the lock: its value is known only if
+    the rows that this transaction did not write are still those of ``expected``
+    (else nothing is known, and the next step reads the tracker in full).
+    """
+
+    __slots__ = ("_cursor", "_expected", "_row")
+
+    def __init__(
+        self,
+        cursor: psycopg.Cursor[t.Any] | None = None,
+        row: tuple[t.Any, ...] | None = None,
+        expected: _Marker | None = None,
+    ) -> None:
+        self._cursor = cursor
+        self._row = row
+        self._expected = expected
+
+    @classmethod
+    def of(cls, row: tuple[t.Any, ...] | None) -> _Marker | None:
+        """The marker of a row read (``None`` for no row)."""
+        return None if row is None else cls(row=tuple(row))
+
+    def row(self) -> tuple[t.Any, ...] | None:
+        """The value, ``None`` if unknown (a queued query is read now: its pipeline has been sent)."""
+        if self._cursor is not None:
+            found = self._cursor.fetchone()
+            self._cursor, self._row = None, None
+            if found is not None and self._expected is not None:
+                # The oids and every table's rows but this transaction's, against the lock's read.
+                width = len(found) // 3
+                others = (*found[:width], *found[2 * width :])
+                if others == self._expected.row():
+                    self._row = tuple(found[: 2 * width])
+        return self._row
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Marker):
+            return NotImplemented
+        mine, theirs = self.row(), other.row()
+        return mine is not None and mine == theirs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"_Marker({self._row!r})" if self._cursor is None else "_Marker(queued)"
+
+
+def _rows(cursor: psycopg.Cursor[t.Any]) -> list[t.Any]:
+    """The first row of each result of a string of statements that returned rows."""
+    rows = []
+    while True:
+        if cursor.pgresult is not None and cursor.pgresult.status == psycopg.pq.ExecStatus.TUPLES_OK:
+            rows.append(cursor.fetchone())
+        if not cursor.nextset():
+            return rows
+
+
+def _idle(pg: psycopg.Connection[t.Any]) -> bool:
+    return not pg.closed and pg.info.transaction_status == TransactionStatus.IDLE
+
+
 def _pg(conn: Connection) -> psycopg.Connection[t.Any]:
     assert isinstance(conn, psycopg.Connection), conn
     return conn
@@ -247,6 +318,10 @@ class PostgresBackend:
         # Tracker tables seen with their columns: read once per backend, not at every
         # migration (forgotten when a transaction rolls back).
         self._columns: dict[str, list[str]] = {}
+        #: The connection holding the lock now, and the change marker it read just after taking it.
+        self._holder: tuple[psycopg.Connection[t.Any], _Marker | None] | None = None
+        #: The pipelines of lock holders whose writes wait for their COMMIT, by connection.
+        self._queued: dict[int, contextlib.ExitStack] = {}
         weakref.finalize(self, self._idle.close)
 
     def __repr__(self) -> str:
@@ -401,32 +476,51 @@ class PostgresBackend:
         The lock is taken by polling ``pg_try_advisory_xact_lock`` (never a
         blocking wait inside the server) for at most :attr:`lock_timeout`
         seconds; the session's settings are reset first, so what a previous
-        migration SET does not leak into this one.
+        migration SET does not leak into this one. The first round trip also
+        reads the tracker's change marker, in a statement of its own after the
+        lock's (see :meth:`change_marker`); what the block writes after its
+        migration ran goes in one pipeline with the ``COMMIT``.
 
         :raises LockTimeout: not taken in time; the message names the holder.
         """
         pg = _pg(conn)
         key = self._lock_key(locks.TRANSACTION_LOCK)
-        # One round trip: the reset, BEGIN and the first try.
-        cursor = pg.execute(
-            f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
-        )
-        while cursor.nextset():
-            pass
-        row = cursor.fetchone()
+        marker_sql = self._marker_sql()
+        # One round trip: the reset, BEGIN, the first try and the marker. In READ COMMITTED
+        # each statement of the string takes its own snapshot: the marker's is taken after
+        # the lock is, so it sees every commit of the lock's previous holder.
+        sql = f"{_FRESH_SESSION}; BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_try_advisory_xact_lock({key})"
+        try:
+            rows = _rows(pg.execute(sql if marker_sql is None else f"{sql}; {marker_sql}"))
+            row = rows[0]
+            marker = _Marker.of(rows[1]) if marker_sql is not None else None
+        except BaseException:
+            self._columns.clear()  # a tracker table the marker names may be gone
+            self.rollback(pg)
+            raise
         try:
             if not (row and row[0]):
+                marker = None  # read before the lock was taken: worth nothing
                 started = time.monotonic()
                 waited = locks.poll(lambda: locks.try_xact_lock(pg, key), self.remaining())
                 self.waited += time.monotonic() - started
                 if waited is None:
                     raise locks.timeout_error(pg, key, locks.TRANSACTION_LOCK, self.describe(), self.waited)
+                if marker_sql is not None:
+                    marker = _Marker.of(pg.execute(marker_sql).fetchone())
+            self._holder = (pg, marker)
             yield
             pg.execute("COMMIT")
+            queued = self._queued.pop(id(pg), None)
+            if queued is not None:
+                queued.close()  # sends the queue: the tracker's writes, the marker, the COMMIT
         except BaseException:
             self._columns.clear()  # a tracker table created in this transaction is gone
+            self._close_queue(pg)
             self.rollback(pg)
             raise
+        finally:
+            self._holder = None
 
     @contextlib.contextmanager
     def try_locked_transaction(self, conn: Connection) -> t.Iterator[bool]:
@@ -464,14 +558,107 @@ class PostgresBackend:
             self.rollback(pg)
 
     def change_marker(self, conn: Connection) -> object | None:
-        """``None``: PostgreSQL has no per-connection change counter; each step reads the tracker in full."""
-        return None
+        """The tracker's tables as of now: their oids and the transaction ids of their rows.
+
+        Every row a transaction inserts or updates carries that transaction's id
+        (``xmin``), which no row visible before its commit carries; a delete
+        leaves fewer rows. So once another transaction has committed a change to
+        the tracker table or its layout (selfmigrate, or a hand edit that holds
+        no lock), the value differs; a rewrite (``VACUUM FULL``)
+        may change it too, which only costs a full read. ``None`` while a tracker
+        table is missing.
+
+        The value is the database's, not the connection's: read on an idle
+        connection while another connection of this backend holds the lock, it
+        is the one that connection read just after taking the lock (no one who
+        takes the lock can commit between the two). Read in the lock holder's
+        transaction, it is known only if every row this transaction did not
+        write is as the lock's read found it: a change committed meanwhile by
+        hand would otherwise hide in it. Queued with the transaction's writes,
+        it is known at the ``COMMIT``.
+        """
+        pg = _pg(conn)
+        holder = self._holder
+        if holder is not None and holder[0] is not pg and holder[1] is not None and _idle(pg):
+            return holder[1]
+        inside = holder is not None and holder[0] is pg
+        if inside and (holder is None or holder[1] is None):
+            # The lock's read is not known (no tracker then): nothing to check the rows
+            # against. The tables are looked up now, so that the next lock reads a marker.
+            self._marker_sql(conn=pg)
+            return None
+        sql = self._marker_sql(conn=pg, own=inside)
+        if sql is None:
+            return None
+        if inside:
+            assert holder is not None
+            cursor = pg.execute(sql)
+            marker = _Marker(cursor, expected=holder[1])
+            if id(pg) not in self._queued:
+                marker.row()
+            return marker
+        return _Marker.of(pg.execute(sql).fetchone())
+
+    def _marker_sql(self, *, conn: psycopg.Connection[t.Any] | None = None, own: bool = False) -> str | None:
+        """The query of :meth:`change_marker`, or ``None`` while a tracker table is missing.
+
+        Only tables this backend has seen are named (a missing one would fail the
+        query); with ``conn``, the ones not seen yet are looked up first. ``own``:
+        each table's rows once more without those of the open transaction.
+        """
+        tables = [self._table_name] + [f"{self._table_name}_{s}" for s in _MARKED]
+        if self.schema is None:
+            return None
+        for table in tables:
+            if table not in self._columns and (conn is None or self.table_columns(conn, table) is None):
+                return None
+        names = [self.qualified(table) for table in tables]
+        columns = [f"to_regclass('{name.replace(chr(39), chr(39) * 2)}')::oid" for name in names]
+        columns += [f"m{n}.rows" for n in range(len(names))]
+        # One scan of each table, however many aggregates.
+        every = "md5(string_agg(xmin::text, ','))"
+        if own:
+            columns += [f"m{n}.others" for n in range(len(names))]
+            # The open transaction's xid as a 32-bit xid (xmin's type); NULL before it wrote.
+            mine = "(SELECT (pg_current_xact_id_if_assigned()::text::bigint % 4294967296)::text::xid)"
+            others = f"md5(string_agg(xmin::text, ',') FILTER (WHERE xmin IS DISTINCT FROM {mine}))"
+            scans = [f"(SELECT {every} AS rows, {others} AS others FROM {name}) m{n}" for n, name in enumerate(names)]
+        else:
+            scans = [f"(SELECT {every} AS rows FROM {name}) m{n}" for n, name in enumerate(names)]
+        return f"SELECT {', '.join(columns)} FROM {', '.join(scans)}"
 
     def rollback(self, conn: Connection) -> None:
         """Roll back the open transaction, if any (nothing on a closed connection)."""
         pg = _pg(conn)
         if not pg.closed and pg.info.transaction_status != TransactionStatus.IDLE:
             pg.execute("ROLLBACK")
+
+    def _queue(self, pg: psycopg.Connection[t.Any]) -> bool:
+        """From now until the ``COMMIT``, send what is executed on ``pg`` in one pipeline.
+
+        Only for the lock holder's transaction, after its migration ran: what
+        follows (the session reset, the tracker's rows, the change marker) fails
+        only as its ``COMMIT`` would, and is rolled back with it. Returns whether
+        ``pg`` queues now.
+        """
+        if id(pg) in self._queued:
+            return True
+        if self._holder is None or self._holder[0] is not pg:
+            return False
+        stack = contextlib.ExitStack()
+        stack.enter_context(pg.pipeline())
+        self._queued[id(pg)] = stack
+        return True
+
+    def _close_queue(self, pg: psycopg.Connection[t.Any]) -> None:
+        """Leave pipeline mode after a failure (the failure is what is raised, not the queue's)."""
+        queued = self._queued.pop(id(pg), None)
+        if queued is None:
+            return
+        try:
+            queued.close()
+        except psycopg.Error as e:
+            logger.debug("The queued statements on %s failed too: %s", self.describe(), e)
 
     def migration_lock(self) -> locks.SessionLock:
         """The session-level advisory lock of non-transactional migrations, on a connection of its own.
@@ -494,19 +681,19 @@ class PostgresBackend:
         return lock
 
     def _check_direct(self, conn: psycopg.Connection[t.Any]) -> None:
-        ports = pooled_port(conn)
-        if ports is None:
+        conninfo = self.direct_conninfo or self.conninfo
+        database = mask(self.direct_database or self.url)
+        found = pooled(conn, lambda: self._open(conninfo, database))
+        if found is None:
             return
-        client, server = ports
         given = "the direct URL given" if self.direct_database else "it"
         raise ConfigError(
-            f"Database {self.describe()} is reached through a connection pooler ({given} connects to port"
-            f" {client}, the server behind it listens on {server}: pgbouncer?). A migration that runs"
-            " outside a transaction needs a session-level lock, which a pooler in transaction mode"
-            " does not keep. Give selfmigrate a URL that reaches the server directly:"
-            f" {DIRECT_DATABASE_ENV}=postgresql://user@host:{server}/database (the environment variable"
-            " or the Flask config key; direct_database= of selfmigrate.migrate(), direct_database in"
-            " [tool.selfmigrate]), or run it once with that URL. Nothing was changed."
+            f"Database {self.describe()} is reached through a connection pooler ({given}: {found.evidence};"
+            " pgbouncer?). A migration that runs outside a transaction needs a session-level lock, which"
+            " a pooler in transaction mode does not keep. Give selfmigrate a URL that reaches the server"
+            f" directly: {DIRECT_DATABASE_ENV}=postgresql://user@host:{found.server_port}/database (the"
+            " environment variable or the Flask config key; direct_database= of selfmigrate.migrate(),"
+            " direct_database in [tool.selfmigrate]), or run it once with that URL. Nothing was changed."
         )
 
     # -- running migrations ---------------------------------------------------------------
@@ -566,11 +753,8 @@ class PostgresBackend:
                 f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{lock_timeout}';"
                 f" SET LOCAL statement_timeout = '{statement_timeout}'"
             )
-            # Sent on its own: pg_stat_activity then shows the migration's statement as
-            # written (what an operator, and the lock timeout's message, look for).
-            pg.execute(setup)
             try:
-                self._run_step(pg, step, statements, refused)
+                released = self._run_step(pg, step, statements, refused, setup)
             except Exception as e:
                 cause = e.error if isinstance(e, StatementError) else e
                 if not isinstance(cause, pg_errors.LockNotAvailable) or refused:
@@ -594,21 +778,52 @@ class PostgresBackend:
                 pause *= 2
                 continue
             break
-        pg.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}")
         if refused:
+            pg.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}")
             raise Refused(f"{refused[0]} refused")
+        # What the transaction does from here on is the tracker's: queued until its COMMIT.
+        release = f"RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}"
+        if self._queue(pg):
+            for sql in () if released else release.split("; "):  # a pipeline takes one statement at a time
+                pg.execute(sql)
+        elif not released:
+            pg.execute(release)
 
     def _run_step(
-        self, pg: psycopg.Connection[t.Any], step: Step, statements: list[Statement] | None, refused: list[str]
-    ) -> None:
+        self,
+        pg: psycopg.Connection[t.Any],
+        step: Step,
+        statements: list[Statement] | None,
+        refused: list[str],
+        setup: str,
+    ) -> bool:
+        """Run the step after ``setup`` (the savepoint and the timeouts); return whether the
+        savepoint was released and the session reset with its last statement.
+
+        ``setup`` goes in front of the first statement and the release after the
+        last one, in their round trips: each statement of the string is still a
+        statement of its own for the server (its errors, its locks; a failing one
+        stops the string, so the savepoint is still there to roll back to), and
+        pg_stat_activity shows the migration's statement with them around it.
+        """
+        released = False
         if statements is not None:
-            for statement in statements:
+            for n, statement in enumerate(statements, 1):
+                sql = f"{setup}; {statement.sql}" if setup else statement.sql
+                if n == len(statements):
+                    # After a newline: a last line that is a comment ends there.
+                    sql += f"\n; RELEASE SAVEPOINT {_SAVEPOINT}; {_RESET_SESSION}"
                 try:
-                    pg.execute(statement.sql)
+                    pg.execute(sql)
                 except psycopg.Error as e:
                     raise StatementError(statement, e) from e
+                setup = ""
+                released = n == len(statements)
+            if setup:
+                pg.execute(setup)  # a file of comments only
         else:
             assert not isinstance(step, SQLScript)
+            pg.execute(setup)
             step(GuardedConnection(pg, refused))
         status = pg.info.transaction_status
         if status == TransactionStatus.INERROR:
@@ -619,6 +834,7 @@ class PostgresBackend:
         if status != TransactionStatus.INTRANS:
             refused.append("end")
             raise TransactionControlRefused("the migration ended the transaction selfmigrate ran it in")
+        return released
 
     def run_outside_transaction(self, conn: Connection, step: Step, refused: list[str]) -> None:
         """Run a non-transactional migration on the migration lock's own (direct) connection.

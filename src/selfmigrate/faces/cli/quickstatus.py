@@ -2,8 +2,9 @@
 
 Holds :func:`answer`, which ``__main__`` asks first: a health check runs ``status`` every
 30 seconds, and importing click costs more than the whole answer. It answers only when the
-command line is one it reads exactly (the database, migrations and table given as options
-or ``SELFMIGRATE_*`` variables, no ``[tool.selfmigrate]`` in a pyproject.toml above) and the
+command line is one it reads exactly (the database, a file or a URL whose engine's quick
+module can describe it, and the migrations and table given as options or ``SELFMIGRATE_*``
+variables, no ``[tool.selfmigrate]`` in a pyproject.toml above) and the
 stored fingerprint certifies the files against the rows; anything else is ``None``, and
 the full command runs. Prints what the full command prints; must not import click,
 :mod:`logging` or the runner (tests/test_performance_paths.py holds it to the same output).
@@ -38,7 +39,13 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     locations = settings.get("migrations", environ.get("SELFMIGRATE_MIGRATIONS", "").split())
     table = settings.get("table", env["table"] or DEFAULT_TABLE)
     timeout = settings.get("lock_timeout", env["lock_timeout"] or str(DEFAULT_LOCK_TIMEOUT))
-    if not isinstance(database, str) or not _plain(database) or not isinstance(table, str):
+    if not isinstance(database, str) or not isinstance(table, str):
+        return None
+    from ...backends.select import quick_described, quick_status_read
+
+    # A file path as given; a server's URL as its backend shows it (passwords masked).
+    shown = database if _plain(database) else quick_described(database)
+    if shown is None:
         return None
     if not locations or not (table.isidentifier() and table.isascii()):
         return None
@@ -51,8 +58,6 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     folders = folders_of(list(locations))
     if folders is None or not all(_plain(folder) for folder in folders):
         return None
-    from ...backends.select import quick_status_read
-
     read = quick_status_read(database, table, lock_timeout)
     if read is None:
         return None
@@ -71,7 +76,7 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     entries = _entries(listed, rows)
     if entries is None:
         return None
-    return (_json(database, entries) if as_json else _text(database, entries)), 0
+    return (_json(shown, entries) if as_json else _text(shown, entries)), 0
 
 
 def _parse(argv: t.Sequence[str]) -> tuple[dict[str, t.Any], bool] | None:
