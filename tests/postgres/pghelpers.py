@@ -1,19 +1,13 @@
-"""Helpers the PostgreSQL tests share: write migrations, dump a database, hold locks, run workers."""
+"""Helpers the PostgreSQL tests share: write migrations, dump a database, hold locks (processes: pgharness.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import typing as t
 from pathlib import Path
 
 import psycopg
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:
@@ -64,46 +58,3 @@ def holding(url: str, sql: str, *, application_name: str = "test-holder") -> t.I
     finally:
         conn.rollback()
         conn.close()
-
-
-WORKER = """
-import json, os, sys, time
-start = float(sys.argv[3])
-while time.time() < start:
-    time.sleep(0.001)
-import selfmigrate
-try:
-    report = selfmigrate.migrate(sys.argv[1], sys.argv[2], lock_timeout=float(os.environ.get("LOCK", "60")))
-    print(json.dumps({"ok": True, "applied": [r.version for r in report.applied], "version": report.current_version}))
-except selfmigrate.SelfMigrateError as e:
-    print(json.dumps({"ok": False, "error": type(e).__name__, "message": str(e)}))
-"""
-
-
-def start_workers(
-    url: str, folder: Path, count: int, at: float, env: dict[str, str] | None = None
-) -> list[subprocess.Popen[str]]:
-    """``count`` processes that each call ``selfmigrate.migrate(url, folder)`` at time ``at``."""
-    environment = {**os.environ, **(env or {})}
-    return [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, str(folder), str(at)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment,
-        )
-        for _ in range(count)
-    ]
-
-
-def results(processes: list[subprocess.Popen[str]]) -> list[dict[str, t.Any]]:
-    """Each worker's JSON result (a crashed worker is a result with its stderr)."""
-    out = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=120)
-        try:
-            out.append(json.loads(stdout.strip().splitlines()[-1]))
-        except (IndexError, json.JSONDecodeError):
-            out.append({"ok": False, "error": "crashed", "message": stderr[-2000:], "rc": process.returncode})
-    return out

@@ -145,9 +145,7 @@ def test_the_timeouts_come_from_each_face_and_a_directive_still_wins(
         (3, "250ms", "45s"),  # statement_timeout = "45s" in the .py
     ]
     # Back on the defaults, nothing of the settings carried over on the session.
-    assert rows(pg_url, "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')") == [
-        ("0", "0")
-    ]
+    assert rows(pg_url, "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')") == [("0", "0")]
 
 
 def test_without_settings_a_migration_runs_under_the_documented_defaults(pg_url: str, tmp_path: Path) -> None:
