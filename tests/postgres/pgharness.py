@@ -123,6 +123,20 @@ def applied_versions(url: str, table: str = "schema_migrations") -> list[tuple[i
         return [(int(v), str(s)) for v, s in conn.execute(f"SELECT version, state FROM {table} ORDER BY version")]
 
 
+def sessions_ended(url: str, timeout: float = 60.0) -> None:
+    """Wait until no session but this check's is connected to the database of ``url``."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            (others,) = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone() or (0,)
+            if not others:
+                return
+            assert time.monotonic() < deadline, f"{others} session(s) of a killed process still connected"
+            time.sleep(0.01)
+
+
 def check_boundary(url: str, count: int, *, no_transaction: bool = False) -> list[int]:
     """Assert the database is at a migration boundary; return the applied versions.
 
@@ -130,10 +144,14 @@ def check_boundary(url: str, count: int, *, no_transaction: bool = False) -> lis
     row in ``ran`` and created its table (but the non-transactional one, which
     does neither); nothing else did.
     """
-    rows = applied_versions(url)
-    versions = [v for v, state in rows if state == "applied"]
-    assert versions == list(range(1, len(versions) + 1)), rows
-    with psycopg.connect(url, autocommit=True) as conn:
+    # One snapshot for the tracker and the data: read apart, a commit landing between
+    # the two reads would look like a migration's work without its row.
+    with psycopg.connect(url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        rows: list[tuple[int, str]] = []
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() != (None,):
+            found = conn.execute("SELECT version, state FROM schema_migrations ORDER BY version")
+            rows = [(int(v), str(state)) for v, state in found]
         logged: list[int] = []
         if conn.execute("SELECT to_regclass('ran')").fetchone() != (None,):
             logged = [int(v) for (v,) in conn.execute("SELECT version FROM ran ORDER BY version")]
@@ -141,6 +159,9 @@ def check_boundary(url: str, count: int, *, no_transaction: bool = False) -> lis
             int(name[1:])
             for (name,) in conn.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname ~ '^t[0-9]+$'")
         }
+        conn.rollback()
+    versions = [v for v, state in rows if state == "applied"]
+    assert versions == list(range(1, len(versions) + 1)), rows
     expected = [v for v in versions if not (no_transaction and v == NO_TRANSACTION)]
     assert logged == expected, (logged, rows)
     assert tables == set(expected), (tables, rows)
@@ -182,6 +203,10 @@ def kill_trial(server: str, folder: Path, count: int, rng: random.Random, window
         time.sleep(rng.uniform(0, window))
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
+        # The server goes on with what the process sent before it died (a pipeline's
+        # rows and COMMIT may be in its socket buffer); the state at the kill is the
+        # one left when the process's sessions have ended.
+        sessions_ended(url)
         at_kill = check_boundary(url, count, no_transaction=True)
         started = [v for v, state in applied_versions(url) if state == "started"]
         (after,) = outcomes(start(url, folder, 1, 0.0))
