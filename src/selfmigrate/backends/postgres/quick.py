@@ -26,32 +26,20 @@ def read(
     tracker or fingerprint table yet, any error. The full run meets the same
     thing and says what it is.
     """
-    import psycopg
-
     from .text import loaded_text
-    from .url import libpq_url
 
-    try:
-        conninfo = libpq_url(os.fspath(database))
-    except ValueError:
+    # One row: the key once, and the rows as one string (a row per migration would be
+    # a thousand result rows to parse on every start).
+    found = _query(
+        database,
+        lock_timeout,
+        f'SELECT (SELECT fingerprint FROM "{table}_fingerprint" WHERE id = 1),'
+        " (SELECT string_agg(version::text || '/' || checksum || '/' || state, ',' ORDER BY version)"
+        f' FROM "{table}")',
+    )
+    if not found or found[0][1] is None:
         return None
-    fingerprint = f'"{table}_fingerprint"'
-    try:
-        with psycopg.connect(
-            conninfo, autocommit=True, prepare_threshold=None, connect_timeout=max(1, min(30, int(lock_timeout) or 1))
-        ) as conn:
-            # One row: the key once, and the rows as one string (a row per migration
-            # would be a thousand result rows to parse on every start).
-            row = conn.execute(
-                f"SELECT (SELECT fingerprint FROM {fingerprint} WHERE id = 1),"
-                " (SELECT string_agg(version::text || '/' || checksum || '/' || state, ',' ORDER BY version)"
-                f' FROM "{table}")'
-            ).fetchone()
-    except psycopg.Error:
-        return None
-    if row is None or row[1] is None:
-        return None
-    stored, listed = row
+    stored, listed = found[0]
     rows: list[tuple[int, str, str]] = []
     for item in str(listed).split(","):
         version, checksum, state = item.split("/")
@@ -66,32 +54,43 @@ def read_status(
     applied_at, duration_ms, kind, compatible, down_checksum)``, the last three from
     ``<table>_rollback`` as the tracker joins them; ``None`` as :func:`read` (also without
     that table: the full command answers for an older tracker)."""
+    from .text import loaded_text
+
+    # One round trip: the key's digest on every row (a second result would be a second one).
+    found = _query(
+        database,
+        lock_timeout,
+        f'SELECT (SELECT fingerprint FROM "{table}_fingerprint" WHERE id = 1),'
+        " t.version, t.checksum, t.state, t.applied_at, t.duration_ms, r.kind, r.compatible, r.down_checksum"
+        f' FROM "{table}" t LEFT JOIN "{table}_rollback" r ON r.version = t.version AND r.checksum = t.checksum'
+        " ORDER BY t.version",
+    )
+    if not found:
+        return None
+    stored = found[0][0]
+    return (None if stored is None else loaded_text(str(stored))), [tuple(row[1:]) for row in found]
+
+
+def _query(database: str | os.PathLike[str], lock_timeout: float, sql: str) -> list[tuple[t.Any, ...]] | None:
+    """The rows of ``sql`` on one autocommit connection to ``database``; ``None`` on any error.
+
+    A URL libpq cannot take, a server that does not answer within the timeout,
+    a missing table: the full run meets the same thing and says what it is.
+    """
     import psycopg
 
-    from .text import loaded_text
     from .url import libpq_url
 
     try:
         conninfo = libpq_url(os.fspath(database))
     except ValueError:
         return None
+    timeout = max(1, min(30, int(lock_timeout) or 1))
     try:
-        with psycopg.connect(
-            conninfo, autocommit=True, prepare_threshold=None, connect_timeout=max(1, min(30, int(lock_timeout) or 1))
-        ) as conn:
-            # One round trip: the key's digest on every row (a second result would be a second one).
-            found = conn.execute(
-                f'SELECT (SELECT fingerprint FROM "{table}_fingerprint" WHERE id = 1),'
-                " t.version, t.checksum, t.state, t.applied_at, t.duration_ms, r.kind, r.compatible, r.down_checksum"
-                f' FROM "{table}" t LEFT JOIN "{table}_rollback" r ON r.version = t.version AND r.checksum = t.checksum'
-                " ORDER BY t.version"
-            ).fetchall()
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, connect_timeout=timeout) as conn:
+            return conn.execute(sql).fetchall()
     except psycopg.Error:
         return None
-    if not found:
-        return None
-    stored = found[0][0]
-    return (None if stored is None else loaded_text(str(stored))), [tuple(row[1:]) for row in found]
 
 
 def describe(database: str | os.PathLike[str]) -> str:
