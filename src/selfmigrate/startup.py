@@ -12,7 +12,7 @@ import os
 import time
 
 from .config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
-from .core.quick import log_info, up_to_date
+from .core.quick import log_info, look
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,9 +117,10 @@ def migrate_with(
     # lock_timeout is the total this start waits: what the quick check waited for a
     # busy database is charged to the full run that follows.
     waited = 0.0
+    seen = None
     if options.target is None and locations is not None:
         started = time.perf_counter()
-        version = up_to_date(database, locations, options.table, options.lock_timeout)
+        version, seen = look(database, locations, options.table, options.lock_timeout)
         waited = time.perf_counter() - started
         if version is not None:
             from .backends.select import shown
@@ -140,6 +141,12 @@ def migrate_with(
     from .errors import AheadError, ConfigError, SelfMigrateError
     from .report import MigrationReport
 
+    if seen is not None and locations is not None:
+        # What the quick check examined of these very locations is discovery's listing:
+        # the files are not listed and examined a second time.
+        from .core.registry import MigrationRegistry
+
+        migrations = MigrationRegistry(locations, seen=seen)
     runner = Runner.from_options(database, migrations, options)
     was_missing = runner.backend.missing()
     try:

@@ -14,22 +14,30 @@ import sys
 from stat import S_ISREG
 
 from ..config import TRACKER_LAYOUT
-from .locations import candidate_names, is_candidate, list_folder
+from .locations import examine_folder, is_candidate, list_folder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
 
-    from .locations import Stat
+    from .locations import Seen, Stat
 
     #: A tracker row as the fingerprint sees it: version, checksum, state.
     Row = tuple[int, str, str]
-    #: What a stored key certifies (see :func:`certified`).
-    Certificate = tuple[dict[tuple[str, str], Stat], dict[int, str]]
+    #: What a stored key's text certifies (see :func:`certified`).
+    Certifies = tuple[dict[tuple[str, str], Stat], dict[int, str]]
     #: A folder as its digest takes it: absolute path, names (sorted), then size, mtime, ctime of each.
     Folder = tuple[str, list[str], list[int]]
     #: A key's content as its digest takes it: the folders, the rows' versions, checksums and states.
     Content = tuple[list[Folder], str, str, str]
+
+    class TrackerRow(t.Protocol):
+        """What :meth:`Certified.known` reads of a tracker row (an ``AppliedMigration``)."""
+
+        @property
+        def checksum(self) -> str: ...
+        @property
+        def state(self) -> str: ...
 
 #: Changes whenever what the fingerprint covers changes.
 FORMAT = f"selfmigrate fingerprint 5, tracker layout {TRACKER_LAYOUT}"
@@ -178,68 +186,38 @@ def quick_digest(folders: t.Sequence[str], versions: str, checksums: str, states
 
     The rows as three texts, in version order: the versions separated by spaces,
     the checksums and the states each separated by newlines (what SQLite's
-    ``group_concat`` builds without a string per row). Each folder is listed by name
-    and each candidate examined with one ``stat`` relative to the open folder
-    (:func:`os.stat` with ``dir_fd``: no path to build or resolve per file), its
-    size and times kept as integers, never formatted.
+    ``group_concat`` builds without a string per row). Each folder is examined as
+    :func:`~.locations.examine_folder` does (one ``stat`` per candidate relative to
+    the open folder), its sizes and times kept as integers, never formatted.
 
     ``None`` means "look properly": a folder that cannot be listed, a candidate
     that is not a plain file or cannot be examined (:func:`~.locations.list_folder`
     says what is wrong in the full run), a time that does not fit in 64 bits.
     """
-    listed = []
+    seen = examine_all(folders)
+    return None if seen is None else seen_digest(seen, versions, checksums, states)
+
+
+def examine_all(folders: t.Sequence[str]) -> Seen | None:
+    """Each folder's absolute path and :func:`~.locations.examine_folder`, or ``None`` if one gives ``None``."""
+    seen: Seen = []
     for folder in folders:
-        found = _examine(folder)
+        found = examine_folder(folder)
         if found is None:
             return None
-        names, numbers = found
+        seen.append((os.path.abspath(folder), found))
+    return seen
+
+
+def seen_digest(seen: Seen, versions: str, checksums: str, states: str) -> str | None:
+    """:func:`quick_digest` of folders already examined (see :func:`examine_all`)."""
+    listed = []
+    for folder, (names, numbers, _) in seen:
         try:
-            listed.append((os.path.abspath(folder), names, _packed(numbers)))
+            listed.append((folder, names, _packed(numbers)))
         except OverflowError:
             return None
     return _digest_of(_hasher(), listed, versions, checksums, states)
-
-
-def _examine(folder: str) -> tuple[list[str], list[int]] | None:
-    """A folder's candidate names, sorted, and the size, mtime and ctime of each; ``None``
-    if it cannot be listed or a candidate is not a plain file that can be examined."""
-    names: list[str]
-    numbers: list[int] = []
-    add = numbers.extend
-    stat = os.stat
-    if os.listdir in os.supports_fd and stat in os.supports_dir_fd:
-        try:
-            fd = os.open(folder, _DIRECTORY)
-        except OSError:
-            return None
-        try:
-            names = candidate_names(os.listdir(fd))
-            names.sort()
-            for name in names:
-                st = stat(name, dir_fd=fd)
-                if st.st_mode & 0o170000 != 0o100000:  # not S_ISREG
-                    return None
-                add((st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        return names, numbers
-    # Where a folder cannot be opened to list and examine relative to it (Windows).
-    lines = _lines(folder)
-    if lines is None:
-        return None
-    lines.sort()
-    names = []
-    for line in lines:
-        name, size, mtime, ctime = line.split("\0")
-        names.append(name)
-        add((int(size), int(mtime), int(ctime)))
-    return names, numbers
-
-
-#: How :func:`quick_digest` opens a folder to list it and examine its files.
-_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _hasher() -> t.Any:
@@ -349,7 +327,7 @@ def _is_row(line: str) -> bool:
     return bool(space) and line.count(" ") == 2 and "\0" not in line and version.lstrip("-").isdigit()
 
 
-def certified(key: str | None) -> Certificate:
+def certified(key: str | None) -> Certifies:
     """What a stored key certifies: each file's ``(folder, name)`` → stat, each row's version → checksum.
 
     Read back from the key's text (see :func:`fingerprint_of` and :func:`fingerprint_key`):
@@ -375,29 +353,296 @@ def certified(key: str | None) -> Certificate:
     return files, rows
 
 
-def unchanged_since(
-    certificate: Certificate,
-    files: t.Iterable[tuple[int, str, Stat | None]],
-    checksums: t.Mapping[int, str],
-) -> set[int]:
-    """The versions whose file needs no reading: same name, size and times as when certified,
-    and certified against the checksum the tracker holds for it now.
+# --- the key as content, and its compact certificate (issue 10, round 3) -------------------
 
-    :param files: ``(version, path, stat)`` of each migration file on disk.
-    :param checksums: the tracker's checksum of each applied version now.
+
+class Files:
+    """The migration files on disk as discovery listed them: what a key's files part is made of.
+
+    Each folder as ``(absolute path, names sorted, size, mtime and ctime of each)``.
+    Its fingerprint text (:meth:`text`) is never needed by a run: the key's digest and
+    its certificate are made from the names and the times packed once (:meth:`packed`).
     """
-    listed, rows = certificate
-    known = set()
-    folders: dict[str, str] = {}
-    for version, path, stat in files:
-        if stat is None:
-            continue
-        where, _, name = path.rpartition(os.sep)
-        folder = folders.get(where)
-        if folder is None:
-            folder = folders[where] = os.path.abspath(os.path.dirname(path))
-        entry = (folder, name)
-        now = checksums.get(version)
-        if now is not None and listed.get(entry) == stat and rows.get(version) == now:
-            known.add(version)
-    return known
+
+    __slots__ = ("_packed", "folders")
+
+    def __init__(self, folders: list[Folder]) -> None:
+        self.folders = folders
+        self._packed: list[tuple[str, list[str], bytes]] | None = None
+
+    def __repr__(self) -> str:
+        return f"Files({[(folder, len(names)) for folder, names, _ in self.folders]!r})"
+
+    def packed(self) -> list[tuple[str, list[str], bytes]]:
+        """Each folder with its sizes and times as 64-bit words (see :func:`_packed`), made once.
+
+        :raises OverflowError: a size or time does not fit in 64 bits.
+        """
+        if self._packed is None:
+            self._packed = [(folder, names, _packed(numbers)) for folder, names, numbers in self.folders]
+        return self._packed
+
+    def text(self) -> str:
+        """The fingerprint text of these files (what :func:`fingerprint_of` gives for them)."""
+        return fingerprint_of(
+            (folder, zip(names, _stats(numbers), strict=True)) for folder, names, numbers in self.folders
+        )
+
+
+def _stats(numbers: list[int]) -> t.Iterator[Stat]:
+    """``(size, mtime, ctime)`` of each file, from the flat list of a folder's numbers."""
+    each = iter(numbers)
+    return zip(each, each, each, strict=True)
+
+
+class Key:
+    """A fingerprint key as its content: the files, and the tracker rows they were verified against.
+
+    The rows as three texts in version order (see :func:`quick_digest`). :meth:`digest`
+    equals :func:`digest` of the key's text (:meth:`text`), which is never built unless
+    a time does not fit in 64 bits; :meth:`certificate` is what the tracker stores to say
+    what was verified.
+    """
+
+    __slots__ = ("_digest", "checksums", "files", "states", "versions")
+
+    def __init__(self, files: Files, versions: str, checksums: str, states: str) -> None:
+        self.files = files
+        self.versions = versions
+        self.checksums = checksums
+        self.states = states
+        self._digest: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Key):
+            return NotImplemented
+        return (self.versions, self.checksums, self.states) == (other.versions, other.checksums, other.states) and (
+            self.files is other.files or self.files.folders == other.files.folders
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Key({self.files!r}, {self.versions.count(' ') + 1 if self.versions else 0} rows)"
+
+    def rows(self) -> list[Row]:
+        """The rows, ``(version, checksum, state)`` each."""
+        if not self.versions:
+            return []
+        versions = [int(version) for version in self.versions.split(" ")]
+        return list(zip(versions, self.checksums.split("\n"), self.states.split("\n"), strict=True))
+
+    def text(self) -> str:
+        """The key's text, as :func:`fingerprint_key` makes it."""
+        return fingerprint_key(self.files.text(), self.rows())
+
+    def digest(self) -> str:
+        """:func:`digest` of the key (what the quick check compares), computed once."""
+        if self._digest is None:
+            try:
+                packed = self.files.packed()
+            except OverflowError:  # no start computes it: digest() of the text says so
+                self._digest = digest(self.text())
+            else:
+                self._digest = _digest_of(_hasher(), packed, self.versions, self.checksums, self.states)
+        return self._digest
+
+    def certificate(self) -> str:
+        """What the tracker stores to say what was verified: read back with :func:`read_certificate`.
+
+        A header, then length-prefixed fields (``<length>:<text>``): the number of
+        folders; each folder's path, its names joined by ``/`` (which no file name
+        holds) and its sizes and times as the hexadecimal of their 64-bit words; the
+        rows' versions and checksums. A start reads it with a few slices,
+        :meth:`str.split` and :meth:`bytes.fromhex`, with no parsing per line (the key's
+        text, what was stored before, is over a megabyte at 10 000 files). Where a time does
+        not fit in 64 bits, the key's text, which :func:`read_certificate` reads too.
+        """
+        try:
+            packed = self.files.packed()
+        except OverflowError:
+            return self.text()
+        fields = [str(len(packed))]
+        for folder, names, numbers in packed:
+            fields.extend((folder, "/".join(names), numbers.hex()))
+        fields.extend((self.versions, self.checksums))
+        return _CERTIFICATE + "".join([f"{len(field)}:{field}" for field in fields])
+
+
+#: How a compact certificate starts (see :meth:`Key.certificate`): changes with :data:`FORMAT`.
+_CERTIFICATE = f"selfmigrate certificate 1, {FORMAT}\n"
+
+
+class Certificate:
+    """What a stored certificate says was verified: each folder's names with their sizes and
+    times, and the rows' versions and checksums (texts as in :class:`Key`).
+
+    A folder's numbers are 64-bit words (bytes) as :meth:`Key.certificate` stores them, or
+    integers (a certificate read from a key's text that did not pack).
+    """
+
+    __slots__ = ("checksums", "folders", "versions")
+
+    def __init__(self, folders: dict[str, tuple[list[str], bytes | list[int]]], versions: str, checksums: str) -> None:
+        self.folders = folders
+        self.versions = versions
+        self.checksums = checksums
+
+    def rows(self) -> dict[int, str]:
+        """The certified checksum of each version."""
+        if not self.versions:
+            return {}
+        return dict(zip(map(int, self.versions.split(" ")), self.checksums.split("\n"), strict=False))
+
+
+def read_certificate(text: str | None) -> Certificate | None:
+    """The :class:`Certificate` stored as ``text`` (see :meth:`Key.certificate`), or ``None``.
+
+    Also reads what was stored before the compact form, a key's text (:func:`certified`:
+    it costs a parse per line, once: the run that reads one stores the compact form).
+    ``None`` for ``None``, damaged text or another format: then nothing is certified,
+    which costs reading the files, never a missed edit.
+    """
+    if text is None:
+        return None
+    if text.startswith(_CERTIFICATE):
+        return _parse_certificate(text, len(_CERTIFICATE))
+    files, rows = certified(text)
+    if not files and not rows:
+        return None
+    by_folder: dict[str, list[tuple[str, Stat]]] = {}
+    for (folder, name), stat in files.items():
+        by_folder.setdefault(folder, []).append((name, stat))
+    folders: dict[str, tuple[list[str], bytes | list[int]]] = {}
+    for folder, entries in by_folder.items():
+        entries.sort()
+        numbers = [number for _, stat in entries for number in stat]
+        folders[folder] = ([name for name, _ in entries], numbers)
+    order = sorted(rows)
+    return Certificate(folders, " ".join(map(str, order)), "\n".join([rows[v] for v in order]))
+
+
+def _parse_certificate(text: str, at: int) -> Certificate | None:
+    """The fields of a compact certificate from position ``at`` (see :meth:`Key.certificate`)."""
+
+    def field() -> str:
+        nonlocal at
+        colon = text.index(":", at)
+        size = int(text[at:colon])
+        start, at = colon + 1, colon + 1 + size
+        if size < 0 or at > len(text):
+            raise ValueError("a field runs past the end")
+        return text[start:at]
+
+    try:
+        folders: dict[str, tuple[list[str], bytes | list[int]]] = {}
+        for _ in range(int(field())):
+            folder, names, numbers = field(), field(), bytes.fromhex(field())
+            listed = names.split("/") if names else []
+            if len(numbers) != 24 * len(listed):
+                return None
+            folders[folder] = (listed, numbers)
+        versions, checksums = field(), field()
+    except ValueError:
+        return None
+    if at != len(text):
+        return None
+    return Certificate(folders, versions, checksums)
+
+
+class Certified:
+    """What a :class:`Certificate` still certifies of the files listed now (:class:`Files`).
+
+    :attr:`uncertain` holds the versions of the files that are not as certified (new,
+    renamed, or with another size or time); every other file on disk is as it was when
+    it was verified. :meth:`known` adds the rows' side.
+
+    :param version_of: the version of a migration file's name (the naming rule is the
+        registry's).
+    """
+
+    __slots__ = ("certificate", "uncertain")
+
+    def __init__(self, certificate: Certificate, files: Files, version_of: t.Callable[[str], int | None]) -> None:
+        self.certificate = certificate
+        uncertain: set[int] = set()
+        for folder, names, numbers in files.folders:
+            found = certificate.folders.get(folder)
+            changed = names if found is None else _not_as_certified(names, numbers, *found)
+            for name in changed:
+                version = version_of(name)
+                if version is not None:
+                    uncertain.add(version)
+        self.uncertain = uncertain
+
+    def known(self, applied: t.Mapping[int, TrackerRow], texts: tuple[str, str, str] | None = None) -> set[int]:
+        """The applied versions whose file needs no reading: as certified, and certified against
+        the checksum the tracker holds for it now (a row that is not ``started``).
+
+        :param applied: the tracker's rows by version, in version order.
+        :param texts: the versions, checksums and states of ``applied`` as :class:`Key` holds
+            them, if made already: equal to the certified ones, no row is compared on its own.
+        """
+        certificate = self.certificate
+        if texts is not None:
+            versions, checksums, states = texts
+            if versions == certificate.versions and checksums == certificate.checksums and "started" not in states:
+                return set(applied).difference(self.uncertain)
+        rows = certificate.rows()
+        uncertain = self.uncertain
+        return {
+            version
+            for version, row in applied.items()
+            if row.state != "started" and rows.get(version) == row.checksum and version not in uncertain
+        }
+
+
+def _not_as_certified(
+    names: list[str], numbers: list[int], certified_names: list[str], certified_numbers: bytes | list[int]
+) -> list[str]:
+    """The names of a folder's files that are not in the certificate with the same size and times.
+
+    Both lists of names sorted. The usual cases are whole comparisons: nothing changed,
+    or files were added and every certified one is still there as it was (a migration
+    added to the tree); anything else compares file by file.
+    """
+    ours: bytes | list[int] = numbers
+    if isinstance(certified_numbers, bytes):
+        try:
+            ours = _packed(numbers)
+        except OverflowError:  # compare as integers
+            certified_numbers = _unpacked(certified_numbers)
+    width = 24 if isinstance(ours, bytes) else 3
+    if names == certified_names:
+        if ours == certified_numbers:
+            return []
+    else:
+        added = set(names).difference(certified_names)
+        if len(names) - len(added) == len(certified_names):
+            # Every certified name is still there (names are unique): without the added
+            # files, the names are the certified ones in the same order.
+            from bisect import bisect_left
+
+            cut = sorted(bisect_left(names, name) for name in added)
+            ends = zip([-1, *cut], [*cut, len(names)], strict=True)
+            rest: bytes | list[int]
+            if isinstance(ours, bytes):
+                rest = b"".join([ours[width * (a + 1) : width * b] for a, b in ends])
+            else:
+                rest = [n for a, b in ends for n in ours[width * (a + 1) : width * b]]
+            if rest == certified_numbers:
+                return [names[i] for i in cut]
+    where = dict(zip(certified_names, range(len(certified_names)), strict=True))
+    return [
+        name
+        for i, name in enumerate(names)
+        if (j := where.get(name)) is None
+        or ours[width * i : width * (i + 1)] != certified_numbers[width * j : width * (j + 1)]
+    ]
+
+
+def _unpacked(data: bytes) -> list[int]:
+    """The integers :func:`_packed` packed into ``data``."""
+    if sys.byteorder == "little":
+        return memoryview(data).cast("q").tolist()
+    return [int.from_bytes(data[i : i + 8], "little", signed=True) for i in range(0, len(data), 8)]

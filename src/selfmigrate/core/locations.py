@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     LocationSpec: t.TypeAlias = "str | os.PathLike[str]"
     #: One location or a sequence of them.
     LocationsSpec: t.TypeAlias = "LocationSpec | t.Sequence[LocationSpec]"
+    #: A folder as :func:`examine_folder` saw it: its candidate names (sorted), the size,
+    #: mtime and ctime of each one after another, and every name the folder held.
+    Examined = tuple[list[str], list[int], list[str]]
+    #: Folders examined, each as ``(absolute path, examination)``: what the quick check
+    #: saw, which discovery may take as its own listing (see :class:`~.registry.MigrationRegistry`).
+    Seen = list[tuple[str, Examined]]
 
 
 def is_candidate(filename: str) -> bool:
@@ -177,6 +183,65 @@ def list_folder(folder: str) -> list[tuple[str, str, Stat]]:
     return found
 
 
+def examine_folder(folder: str) -> Examined | None:
+    """A folder's candidate names (sorted), the size, mtime and ctime of each, and every name it holds.
+
+    The listing :func:`list_folder` gives, made with no object per file: the folder
+    is listed by name and each candidate examined with one :func:`os.stat` relative
+    to the open folder (``dir_fd``: no path to build or resolve per file), following
+    a symbolic link as :func:`list_folder` does. ``None`` if the folder cannot be
+    listed or a candidate is not a plain file that can be examined: then
+    :func:`list_folder` says what is wrong.
+    """
+    names: list[str]
+    numbers: list[int] = []
+    add = numbers.extend
+    stat = os.stat
+    if os.listdir in os.supports_fd and stat in os.supports_dir_fd:
+        try:
+            fd = os.open(folder, _DIRECTORY)
+        except OSError:
+            return None
+        try:
+            everything = os.listdir(fd)
+            names = candidate_names(everything)
+            names.sort()
+            for name in names:
+                st = stat(name, dir_fd=fd)
+                if st.st_mode & 0o170000 != 0o100000:  # not S_ISREG
+                    return None
+                add((st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return names, numbers, everything
+    # Where a folder cannot be opened to list and examine relative to it (Windows).
+    found = []
+    everything = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                everything.append(entry.name)
+                if not is_candidate(entry.name):
+                    continue
+                st = entry.stat()
+                if not S_ISREG(st.st_mode):
+                    return None
+                found.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    except OSError:
+        return None
+    found.sort()
+    names = [name for name, _, _, _ in found]
+    for _, size, mtime, ctime in found:
+        add((size, mtime, ctime))
+    return names, numbers, everything
+
+
+#: How :func:`examine_folder` opens a folder to list it and examine its files.
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _unusable(path: str, error: OSError) -> Exception:
     """The error for a candidate whose :func:`os.stat` fails."""
     from ..errors import DiscoveryError
@@ -324,7 +389,7 @@ def resolve_location(spec: LocationSpec) -> Location:
         return _directory(name)
     raise DiscoveryError(
         f"Migrations location {spec!r} is neither an importable package nor a directory."
-        " Give a package name (\"myapp.migrations\") or a directory path that exists.",
+        ' Give a package name ("myapp.migrations") or a directory path that exists.',
         paths=[name],
     )
 

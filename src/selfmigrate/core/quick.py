@@ -11,12 +11,14 @@ import os
 import sys
 
 from ..backends.select import quick_read_rows
-from .fingerprint import quick_digest
+from .fingerprint import examine_all, seen_digest
 from .locations import folders_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
+
+    from .locations import Seen
 
 
 def up_to_date(
@@ -37,22 +39,40 @@ def up_to_date(
     ``lock_timeout`` seconds; :func:`selfmigrate.migrate` charges that wait to
     the full run's budget, so that one start waits ``lock_timeout`` in all.
     """
+    return look(database, locations, table, lock_timeout)[0]
+
+
+def look(
+    database: str | os.PathLike[str],
+    locations: str | os.PathLike[str] | t.Sequence[str | os.PathLike[str]],
+    table: str,
+    lock_timeout: float,
+) -> tuple[int | None, Seen | None]:
+    """:func:`up_to_date`, and the folders as it examined them (``None`` if it did not).
+
+    What was examined is what a full run that follows may take as its discovery's
+    listing (see :class:`~selfmigrate.core.registry.MigrationRegistry`), instead of
+    listing and examining every file a second time.
+    """
     if isinstance(locations, (str, os.PathLike)):
         locations = [locations]
     if not (table.isidentifier() and table.isascii()):
-        return None
+        return None, None
     folders = folders_of(locations)
     if folders is None:
-        return None
+        return None, None
     read = quick_read_rows(database, table, lock_timeout)
     if read is None:
-        return None
+        return None, None
     stored, versions, checksums, states, newest = read
-    if stored is None or stored != quick_digest(folders, versions, checksums, states):
-        # Also a folder or file the registry refuses (quick_digest gives None): the
+    if stored is None:
+        return None, None
+    seen = examine_all(folders)
+    if seen is None or stored != seen_digest(seen, versions, checksums, states):
+        # Also a folder or file the registry refuses (examine_all gives None): the
         # full run raises the DiscoveryError, where on_failure applies.
-        return None
-    return newest
+        return None, seen
+    return newest, seen
 
 
 def log_info(name: str, message: str, *args: object) -> None:

@@ -13,9 +13,9 @@ import re
 import typing as t
 
 from ..errors import DiscoveryError
-from .fingerprint import fingerprint_of
+from .fingerprint import Files
 from .locations import Location as Location
-from .locations import candidates, is_candidate
+from .locations import examine_folder, is_candidate, list_folder
 from .locations import resolve_location as resolve_location
 from .migration import Kind, Migration
 
@@ -24,15 +24,24 @@ if t.TYPE_CHECKING:
 
     from .locations import LocationSpec as LocationSpec
     from .locations import LocationsSpec as LocationsSpec
-    from .locations import Stat
+    from .locations import Seen, Stat
 
 logger = logging.getLogger("selfmigrate.registry")
 
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
 
+#: The naming rule for a listing's names joined by newlines, one match per line (see :func:`_fast`).
+_NAME_LINES = re.compile(r"^([0-9]+)_([A-Za-z0-9_]+)\.(sql|py)$", re.MULTILINE)
+
 #: The largest version the tracker can store (a signed 64-bit database integer).
 MAX_VERSION = 2**63 - 1
+
+
+def version_of(filename: str) -> int | None:
+    """The version of a file named by the naming rule (``0002_x.sql`` → ``2``), else ``None``."""
+    match = NAME_PATTERN.fullmatch(filename)
+    return None if match is None else int(match["version"])
 
 
 class MigrationRegistry:
@@ -43,19 +52,25 @@ class MigrationRegistry:
     is kept for the life of the object.
 
     :param locations: a package name, a directory path, or a sequence of them.
+    :param seen: what the quick check examined of these locations' folders (see
+        :func:`selfmigrate.core.fingerprint.examine_all`). Discovery takes it as its
+        own listing when it is of exactly the folders the locations resolve to, in
+        order, instead of listing them again: the migrations, the fingerprint and the
+        certificate are then all made of that one listing.
     """
 
-    def __init__(self, locations: LocationsSpec) -> None:
+    def __init__(self, locations: LocationsSpec, *, seen: Seen | None = None) -> None:
         if isinstance(locations, (str, os.PathLike)):
             locations = [locations]
         if not locations:
             raise DiscoveryError("No migrations location was given. Name a package or a directory.")
         self._specs: tuple[LocationSpec, ...] = tuple(locations)
+        self._seen = seen
         self._locations: tuple[Location, ...] | None = None
         self._migrations: tuple[Migration, ...] | None = None
         # What discovery listed, per folder on disk (None: a location inside a zip file):
         # the fingerprint is made of exactly the listing the migrations came from.
-        self._listed: list[tuple[str, list[tuple[str, Stat]]]] | None = None
+        self._files: Files | None = None
 
     def __repr__(self) -> str:
         return f"MigrationRegistry({list(self._specs)!r})"
@@ -97,8 +112,16 @@ class MigrationRegistry:
 
         :raises DiscoveryError: as :attr:`migrations`.
         """
+        files = self.files()
+        return None if files is None else files.text()
+
+    def files(self) -> Files | None:
+        """The listing :meth:`fingerprint` is made of, as the runner takes it (no text), or ``None``.
+
+        :raises DiscoveryError: as :attr:`migrations`.
+        """
         self.migrations  # noqa: B018 - discovery fills the listing
-        return None if self._listed is None else fingerprint_of(self._listed)
+        return self._files
 
     @property
     def head(self) -> int | None:
@@ -106,69 +129,187 @@ class MigrationRegistry:
         return self.migrations[-1].version if self.migrations else None
 
     def _discover(self) -> tuple[Migration, ...]:
+        seen = self._seen
+        self._seen = None
+        if seen is not None and (
+            len(seen) != len(self.locations)
+            or any(
+                location.path is None or os.path.abspath(str(location.path)) != folder
+                for location, (folder, _) in zip(self.locations, seen, strict=False)
+            )
+        ):
+            seen = None  # not of these very folders: list them here
         found: list[Migration] = []
         bad_names: list[str] = []
-        listing: list[tuple[str, list[tuple[str, Stat]]]] | None = []
-        for location in self.locations:
+        listings: list[tuple[str, list[str], list[str]]] = []
+        folders: list[tuple[str, list[str], list[int]]] | None = []
+        for index, location in enumerate(self.locations):
             package = location.name if location.kind == "package" else None
-            entries: list[tuple[str, Stat]] = []
-            if listing is not None and location.path is not None:
-                listing.append((str(location.path), entries))
-            else:
-                listing = None
-            for filename, where, entry, stat in candidates(location.root):
-                if stat is not None:
-                    entries.append((filename, stat))
-                match = NAME_PATTERN.fullmatch(filename)
-                if match is None:
-                    bad_names.append(where)
-                    continue
-                found.append(_migration(entry, stat, where, match, package))
-        for location in self.locations:
-            if location.path is not None:
-                _warn_nested(str(location.path))
-        if bad_names:
-            listed = "\n  ".join(sorted(bad_names))
-            pairs = ""
-            if any(name.endswith((".up.sql", ".down.sql")) for name in bad_names):
-                # golang-migrate's (and sqlx's) layout: one file per direction.
-                pairs = (
-                    " A NNNN_slug.up.sql / NNNN_slug.down.sql pair is one file here:"
-                    " NNNN_slug.sql with the up, then a line '-- migrate:down' and the down."
+            if location.path is None:
+                # Inside a zip file (or a namespace package): read through importlib.resources;
+                # no modification times, so no fingerprint.
+                folders = None
+                found.extend(_from_resources(location.root, package, bad_names))
+                continue
+            folder = str(location.path)
+            examined = seen[index][1] if seen is not None else examine_folder(folder)
+            if examined is None:
+                # Something examine_folder refuses: list_folder says what (or, if it was
+                # fleeting, gives the listing).
+                listed = list_folder(folder)
+                examined = (
+                    [name for name, _, _ in listed],
+                    [number for _, _, stat in listed for number in stat],
+                    _names_in(folder),
                 )
-            raise DiscoveryError(
-                f"These files in a migrations location do not follow the naming rule"
-                f" NNNN_slug.sql / NNNN_slug.py:\n  {listed}\n"
-                "Rename them (for example 0007_add_index.sql), or start the name with '_'"
-                f" if they are helpers, not migrations.{pairs}",
-                paths=bad_names,
-            )
-        found.sort(key=lambda m: (m.version, m.location))
-        by_version: dict[int, list[Migration]] = {}
-        for migration in found:
-            by_version.setdefault(migration.version, []).append(migration)
-        duplicates = [group for group in by_version.values() if len(group) > 1]
-        if duplicates:
-            lines = []
-            for group in duplicates:
-                files = ", ".join(m.location for m in group)
-                lines.append(f"version {group[0].version}: {files}")
-            listed = "\n  ".join(lines)
-            raise DiscoveryError(
-                f"Two or more migration files share a version:\n  {listed}\n"
-                "This is usually two branches merged. Renumber the newer file to the next"
-                " free version.",
-                paths=[m.location for group in duplicates for m in group],
-            )
-        self._listed = listing
+            names, numbers, everything = examined
+            found.extend(_from_folder(folder, names, numbers, package, bad_names))
+            listings.append((folder, everything, names))
+            if folders is not None:
+                folders.append((os.path.abspath(folder), names, numbers))
+        for folder, everything, names in listings:
+            _warn_nested(folder, everything, names)
+        _refuse_bad_names(bad_names)
+        versions = [m.version for m in found]
+        if versions != sorted(set(versions)):
+            # Out of order across locations, or a version twice: sort, and say which files.
+            found.sort(key=lambda m: (m.version, m.location))
+            _refuse_duplicates(found)
+        self._files = None if folders is None else Files(folders)
         return tuple(found)
+
+
+def _names_in(folder: str) -> list[str]:
+    """Every name in ``folder`` (none if it cannot be listed: :func:`list_folder` said so)."""
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _from_folder(
+    folder: str, names: list[str], numbers: list[int], package: str | None, bad_names: list[str]
+) -> list[Migration]:
+    """The migrations of a folder's candidate files (sorted names, with their sizes and times);
+    the paths of those that break the naming rule are added to ``bad_names``.
+
+    :raises DiscoveryError: a file has version 0 or one the tracker cannot store.
+    """
+    found = _fast(folder, names, numbers, package)
+    if found is not None:
+        return found
+    # File by file, as the rule reads one name.
+    migrations = []
+    each = iter(numbers)
+    for name, stat in zip(names, zip(each, each, each, strict=True), strict=True):
+        where = os.path.join(folder, name)
+        match = NAME_PATTERN.fullmatch(name)
+        if match is None:
+            bad_names.append(where)
+            continue
+        migrations.append(_migration(None, stat, where, match, package))
+    return migrations
+
+
+def _fast(folder: str, names: list[str], numbers: list[int], package: str | None) -> list[Migration] | None:
+    """:func:`_from_folder` when every name follows the rule with a version from 1 to
+    :data:`MAX_VERSION`, checked for all names at once; ``None`` for anything else.
+
+    The names joined by newlines are matched line by line in one call (a name holding a
+    newline counts the lines wrong, and takes the file-by-file way), and each migration
+    is filled as :func:`_migration` fills it.
+    """
+    joined = "\n".join(names)
+    parts = _NAME_LINES.findall(joined)
+    if len(parts) != len(names) or joined.count("\n") != max(len(names) - 1, 0):
+        return None
+    versions = [int(version) for version, _, _ in parts]
+    if versions and (min(versions) < 1 or max(versions) > MAX_VERSION):
+        return None
+    prefix = os.path.join(folder, "")
+    new = object.__new__
+    each = iter(numbers)
+    found = []
+    for version, (_, slug, kind), name, stat in zip(
+        versions, parts, names, zip(each, each, each, strict=True), strict=True
+    ):
+        migration = new(Migration)
+        migration.__dict__.update(
+            version=version,
+            name=slug,
+            kind=kind,
+            location=prefix + name,
+            resource=None,
+            package=package,
+            stat=stat,
+        )
+        found.append(migration)
+    return found
+
+
+def _from_resources(root: Traversable, package: str | None, bad_names: list[str]) -> list[Migration]:
+    """The migrations of a location read through :mod:`importlib.resources` (a zip file), as
+    :func:`_from_folder` gives a folder's."""
+    found = []
+    for entry in root.iterdir():
+        if not (is_candidate(entry.name) and entry.is_file()):
+            continue
+        where = str(entry)
+        match = NAME_PATTERN.fullmatch(entry.name)
+        if match is None:
+            bad_names.append(where)
+            continue
+        found.append(_migration(entry, None, where, match, package))
+    return found
+
+
+def _refuse_bad_names(bad_names: list[str]) -> None:
+    """Raise the error naming the files of a location that break the naming rule, if any."""
+    if not bad_names:
+        return
+    listed = "\n  ".join(sorted(bad_names))
+    pairs = ""
+    if any(name.endswith((".up.sql", ".down.sql")) for name in bad_names):
+        # golang-migrate's (and sqlx's) layout: one file per direction.
+        pairs = (
+            " A NNNN_slug.up.sql / NNNN_slug.down.sql pair is one file here:"
+            " NNNN_slug.sql with the up, then a line '-- migrate:down' and the down."
+        )
+    raise DiscoveryError(
+        f"These files in a migrations location do not follow the naming rule"
+        f" NNNN_slug.sql / NNNN_slug.py:\n  {listed}\n"
+        "Rename them (for example 0007_add_index.sql), or start the name with '_'"
+        f" if they are helpers, not migrations.{pairs}",
+        paths=bad_names,
+    )
+
+
+def _refuse_duplicates(found: list[Migration]) -> None:
+    """Raise the error naming the files that share a version, if any (``found`` sorted by version)."""
+    by_version: dict[int, list[Migration]] = {}
+    for migration in found:
+        by_version.setdefault(migration.version, []).append(migration)
+    duplicates = [group for group in by_version.values() if len(group) > 1]
+    if not duplicates:
+        return
+    lines = []
+    for group in duplicates:
+        files = ", ".join(m.location for m in group)
+        lines.append(f"version {group[0].version}: {files}")
+    listed = "\n  ".join(lines)
+    raise DiscoveryError(
+        f"Two or more migration files share a version:\n  {listed}\n"
+        "This is usually two branches merged. Renumber the newer file to the next"
+        " free version.",
+        paths=[m.location for group in duplicates for m in group],
+    )
 
 
 #: At most this many nested files are named in the warning about them.
 _NESTED_SHOWN = 5
 
 
-def _warn_nested(folder: str) -> None:
+def _warn_nested(folder: str, everything: list[str], candidates: list[str]) -> None:
     """Warn about files named like migrations in ``folder``'s subfolders, which are not migrations.
 
     Discovery reads the top level of a migrations folder only (a subfolder may hold
@@ -176,12 +317,16 @@ def _warn_nested(folder: str) -> None:
     likely meant to be one, and would otherwise never be applied, silently. Only the
     full run looks (a no-op start never gets here); subfolders whose name starts with
     ``_`` or ``.`` (``__pycache__``) are not looked into.
+
+    :param everything: every name in the folder, as discovery listed it.
+    :param candidates: those of them that are migration files (plain files: no subfolder).
     """
-    try:
-        with os.scandir(folder) as entries:
-            subfolders = sorted(e.path for e in entries if not e.name.startswith(("_", ".")) and e.is_dir())
-    except OSError:
-        return  # the listing itself reported it, or will
+    others = set(everything).difference(candidates)
+    subfolders = sorted(
+        path
+        for path in (os.path.join(folder, name) for name in others if not name.startswith(("_", ".")))
+        if os.path.isdir(path)
+    )
     nested: list[str] = []
     for subfolder in subfolders:
         try:

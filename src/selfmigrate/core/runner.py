@@ -18,16 +18,16 @@ from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, St
 from ..report import AppliedResult, MigrationReport
 from . import ahead as ahead_rules
 from .execute import failure, ms_since, run_down, run_outside, run_up
-from .fingerprint import certified, digest, unchanged_since
+from .fingerprint import Certified, read_certificate
 from .plan import check, rollback_range, up_to, version_label
-from .registry import MigrationRegistry
+from .registry import MigrationRegistry, version_of
 from .status import Status, compare
 from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 
 if t.TYPE_CHECKING:
     from ..backends.base import Backend, Connection, MigrationLock
     from ..config import AheadPolicy
-    from .fingerprint import Certificate
+    from .fingerprint import Files, Key
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
@@ -390,7 +390,7 @@ class Runner:
         migrations = self.registry.migrations
         # Taken from the listing discovery saw, before any file is read: a file edited
         # from now on has a newer change time than the one certified.
-        files = self.registry.fingerprint()
+        files = self.registry.files()
         self.backend.reset_wait(waited)
         conn = self.backend.connect()
         lock: MigrationLock | None = None
@@ -403,15 +403,18 @@ class Runner:
             # the last time they were verified: if equal, no applied file was edited
             # since and none needs reading, which keeps a no-op start near the cost of
             # listing a folder.
-            key = None if files is None else self.tracker.fingerprint_key(files, applied)
+            key = None if files is None else self.tracker.key(files, applied)
             stored = None if key is None else self.tracker.read_fingerprint(conn)
-            verified = key is not None and stored == digest(key)
+            verified = key is not None and stored == key.digest()
             # Else the files still as they were certified (a migration added to the same
             # tree) need no reading either: only the new and the changed ones are read.
             certificate = None
-            if not verified and stored is not None:
-                certificate = certified(self.tracker.read_fingerprint(conn, certificate=True))
-            status = compare(migrations, applied, verified=verified or _known(certificate, migrations, applied))
+            if not verified and stored is not None and files is not None and key is not None:
+                found = read_certificate(self.tracker.read_fingerprint(conn, certificate=True))
+                if found is not None:
+                    certificate = Certified(found, files, version_of)
+            known = _known(certificate, migrations, applied, key)
+            status = compare(migrations, applied, verified=verified or known)
             if status.interrupted:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
@@ -509,20 +512,20 @@ class Runner:
             files inside a zip file, which have none).
         """
         migrations = self.registry.migrations
-        files = self.registry.fingerprint()
+        files = self.registry.files()
         if files is None:
             return False
         conn = self.backend.connect(create=False)
         try:
             applied = self.tracker.read(conn)
-            key = self.tracker.fingerprint_key(files, applied)
-            if self.tracker.read_fingerprint(conn) == digest(key):
+            key = self.tracker.key(files, applied)
+            if self.tracker.read_fingerprint(conn) == key.digest():
                 return True
             return self._certify(conn, files, compare(migrations, applied))
         finally:
             conn.close()
 
-    def _certify(self, conn: Connection, files: str, status: Status) -> bool:
+    def _certify(self, conn: Connection, files: Files, status: Status) -> bool:
         """Store the key of ``files`` verified against ``status.applied`` if the lock is free at once.
 
         Only in the state the quick check answers "up to date" for, and only if
@@ -530,7 +533,7 @@ class Runner:
         """
         if not status.up_to_date or status.missing or status.out_of_order:
             return False
-        key = self.tracker.fingerprint_key(files, status.applied)
+        key = self.tracker.key(files, status.applied)
         try:
             with self.backend.try_locked_transaction(conn) as locked:
                 if not locked:
@@ -539,7 +542,7 @@ class Runner:
                         self.backend.describe(),
                     )
                     return False
-                if self.tracker.fingerprint_key(files, self.tracker.read(conn)) != key:
+                if self.tracker.key(files, self.tracker.read(conn)) != key:
                     return False  # another process changed the tracker since: the next start looks
                 self.tracker.store_fingerprint(conn, key)
                 return True
@@ -855,13 +858,21 @@ class Runner:
 
 
 def _known(
-    certificate: Certificate | None, migrations: t.Sequence[Migration], applied: dict[int, AppliedMigration]
+    certificate: Certified | None,
+    migrations: t.Sequence[Migration],
+    applied: dict[int, AppliedMigration],
+    key: Key | None = None,
 ) -> set[int]:
-    """The applied versions whose files a stored fingerprint still certifies (see :func:`unchanged_since`)."""
+    """The applied versions whose files a stored certificate still certifies (see :meth:`Certified.known`).
+
+    :param migrations: the files the certificate was compared with (it holds what it
+        found of them).
+    :param key: the key of the files against ``applied``, if made already: its rows'
+        texts are compared with the certified ones whole.
+    """
     if certificate is None:
         return set()
-    checksums = {v: row.checksum for v, row in applied.items() if row.state != STARTED}
-    return unchanged_since(certificate, ((m.version, m.location, m.stat) for m in migrations), checksums)
+    return certificate.known(applied, None if key is None else (key.versions, key.checksums, key.states))
 
 
 def _listed(todo: t.Sequence[Migration]) -> str:
@@ -881,9 +892,9 @@ class _Progress:
         *,
         migrations: tuple[Migration, ...],
         status: Status,
-        files: str | None,
+        files: Files | None,
         target: int | None,
-        certificate: Certificate | None = None,
+        certificate: Certified | None = None,
     ) -> None:
         self.migrations = migrations
         self.certificate = certificate
@@ -999,7 +1010,7 @@ class _Progress:
             return False
         return len(self.applied) >= len(self.migrations) and all(m.version in self.applied for m in self.migrations)
 
-    def key(self) -> str:
+    def key(self) -> Key:
         """The fingerprint key of the files against the rows now."""
         assert self.files is not None
-        return Tracker.fingerprint_key(self.files, dict(sorted(self.applied.items())))
+        return Tracker.key(self.files, self.applied)
