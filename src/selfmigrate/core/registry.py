@@ -52,8 +52,9 @@ class MigrationRegistry:
     is kept for the life of the object.
 
     :param locations: a package name, a directory path, or a sequence of them.
-    :param seen: what the quick check examined of these locations' folders (see
-        :func:`selfmigrate.core.fingerprint.examine_all`). Discovery takes it as its
+    :param seen: what the quick check examined of these locations' folders (each
+        folder's absolute path, candidate names, sizes and times, and every name in
+        it; ``selfmigrate.migrate`` passes it). Discovery takes it as its
         own listing when it is of exactly the folders the locations resolve to, in
         order, instead of listing them again: the migrations, the fingerprint and the
         certificate are then all made of that one listing.
