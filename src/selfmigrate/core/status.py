@@ -79,19 +79,31 @@ def compare(
     by_version = {m.version: m for m in migrations}
     newest = max(applied) if applied else None
     pending = tuple(m for m in migrations if m.version not in applied)
+    # Whole-set differences first (thousands of rows, usually none left): only then a pass in order.
+    gone = applied.keys() - by_version.keys()
+    unknown: t.Collection[int]
+    if verified is True:
+        unknown = ()
+    elif isinstance(known, (set, frozenset)):
+        unknown = applied.keys() - known
+    else:
+        unknown = applied.keys()
     return Status(
         migrations=tuple(migrations),
         applied=applied,
         pending=pending,
-        missing=tuple(row for v, row in applied.items() if v not in by_version),
+        missing=tuple(row for v, row in applied.items() if v in gone) if gone else (),
         edited=tuple(
             (by_version[v], row)
             for v, row in applied.items()
-            if v not in known
+            if v in unknown
+            and v not in known
             and v in by_version
             and row.state != STARTED
             and by_version[v].checksum != row.checksum
-        ),
+        )
+        if unknown
+        else (),
         out_of_order=tuple(m for m in pending if newest is not None and m.version < newest),
         interrupted=tuple(row for row in applied.values() if row.state == STARTED),
     )
