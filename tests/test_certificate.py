@@ -15,7 +15,7 @@ import selfmigrate
 from selfmigrate import ChecksumMismatch, DiscoveryError, MigrationRegistry, Runner
 from selfmigrate.core import fingerprint
 from selfmigrate.core.fingerprint import Certified, Files, Key, examine_all, quick_digest, read_certificate
-from selfmigrate.core.registry import version_of
+from selfmigrate.core.registry import versions_of
 
 if t.TYPE_CHECKING:
     from conftest import MigrationsFactory
@@ -160,7 +160,7 @@ def certified_now(certificate_of: Files, now: Files) -> set[int]:
     key = Key(certificate_of, rows, "a\nb\nc", "applied\napplied\napplied")
     found = read_certificate(key.certificate())
     assert found is not None
-    return Certified(found, now, version_of).uncertain
+    return Certified(found, now, versions_of).uncertain
 
 
 def test_only_the_files_not_as_certified_are_uncertain() -> None:
@@ -264,3 +264,9 @@ def test_the_digest_a_run_stores_is_the_one_the_quick_check_computes(folder: str
     assert up_to_date(db_path, folder, "schema_migrations", 5.0) is None
     Runner(db_path, folder).apply()
     assert up_to_date(db_path, folder, "schema_migrations", 5.0) == 4
+
+
+def test_versions_of_names_follow_the_naming_rule() -> None:
+    assert versions_of(["0001_a.sql", "0010_b.py"]) == [1, 10]
+    assert versions_of(["0001_a.sql", "1-bad.sql", "0003_c.SQL", "0004_d.py"]) == [1, None, None, 4]
+    assert versions_of(["0002_b.sql\n0003_c.sql"]) == [None] and versions_of([]) == []

@@ -141,7 +141,7 @@ def migrate_with(
     from .errors import AheadError, ConfigError, SelfMigrateError
     from .report import MigrationReport
 
-    if seen is not None and locations is not None:
+    if seen and locations:
         # What the quick check examined of these very locations is discovery's listing:
         # the files are not listed and examined a second time.
         from .core.registry import MigrationRegistry

@@ -557,22 +557,22 @@ class Certified:
     renamed, or with another size or time); every other file on disk is as it was when
     it was verified. :meth:`known` adds the rows' side.
 
-    :param version_of: the version of a migration file's name (the naming rule is the
-        registry's).
+    :param versions_of: the version of each of a list of migration files' names (the
+        naming rule is the registry's).
     """
 
     __slots__ = ("certificate", "uncertain")
 
-    def __init__(self, certificate: Certificate, files: Files, version_of: t.Callable[[str], int | None]) -> None:
+    def __init__(
+        self, certificate: Certificate, files: Files, versions_of: t.Callable[[list[str]], list[int | None]]
+    ) -> None:
         self.certificate = certificate
         uncertain: set[int] = set()
         for folder, names, numbers in files.folders:
             found = certificate.folders.get(folder)
             changed = names if found is None else _not_as_certified(names, numbers, *found)
-            for name in changed:
-                version = version_of(name)
-                if version is not None:
-                    uncertain.add(version)
+            if changed:
+                uncertain.update(version for version in versions_of(changed) if version is not None)
         self.uncertain = uncertain
 
     def known(self, applied: t.Mapping[int, TrackerRow], texts: tuple[str, str, str] | None = None) -> set[int]:

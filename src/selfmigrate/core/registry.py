@@ -38,10 +38,17 @@ _NAME_LINES = re.compile(r"^([0-9]+)_([A-Za-z0-9_]+)\.(sql|py)$", re.MULTILINE)
 MAX_VERSION = 2**63 - 1
 
 
-def version_of(filename: str) -> int | None:
-    """The version of a file named by the naming rule (``0002_x.sql`` → ``2``), else ``None``."""
-    match = NAME_PATTERN.fullmatch(filename)
-    return None if match is None else int(match["version"])
+def versions_of(filenames: list[str]) -> list[int | None]:
+    """The version of each file named by the naming rule (``0002_x.sql`` → ``2``), ``None`` for the others.
+
+    All names at once when every one follows the rule (see :func:`_fast`), else one by one.
+    """
+    joined = "\n".join(filenames)
+    parts = _NAME_LINES.findall(joined)
+    if len(parts) == len(filenames) and joined.count("\n") == max(len(filenames) - 1, 0):
+        return [int(version) for version, _, _ in parts]
+    matches = [NAME_PATTERN.fullmatch(name) for name in filenames]
+    return [None if match is None else int(match["version"]) for match in matches]
 
 
 class MigrationRegistry:

@@ -20,7 +20,7 @@ from . import ahead as ahead_rules
 from .execute import failure, ms_since, run_down, run_outside, run_up
 from .fingerprint import Certified, read_certificate
 from .plan import check, rollback_range, up_to, version_label
-from .registry import MigrationRegistry, version_of
+from .registry import MigrationRegistry, versions_of
 from .status import Status, compare
 from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 
@@ -412,7 +412,7 @@ class Runner:
             if not verified and stored is not None and files is not None and key is not None:
                 found = read_certificate(self.tracker.read_fingerprint(conn, certificate=True))
                 if found is not None:
-                    certificate = Certified(found, files, version_of)
+                    certificate = Certified(found, files, versions_of)
             known = _known(certificate, migrations, applied, key)
             status = compare(migrations, applied, verified=verified or known)
             if status.interrupted:
