@@ -8,7 +8,6 @@ the values that cross it. Must not know any engine: no driver, no SQL dialect he
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
 
 from ..config import DEFAULT_TABLE
 
@@ -46,25 +45,73 @@ class Connection(t.Protocol):
 MigrationFunction = t.Callable[[t.Any], object]
 
 
-@dataclass(frozen=True)
-class SQLScript:
+class Value:
+    """A frozen value, as ``@dataclass(frozen=True)`` makes one, without :mod:`dataclasses`.
+
+    Making a dataclass imports :mod:`inspect` (with :mod:`ast`, :mod:`dis` and
+    :mod:`tokenize`) and compiles its methods: several milliseconds of every start
+    that applies something. A subclass fills its fields in ``__init__`` through
+    ``__dict__`` and names them in ``_fields`` (in the constructor's order);
+    ``_hidden`` are those that neither compare nor show
+    (``field(compare=False, repr=False)``). Instances of one class with equal
+    fields are equal and hash alike; the repr is ``Name(field=value, ...)``;
+    setting or deleting an attribute raises :class:`AttributeError`.
+    """
+
+    __slots__ = ()
+    _fields: t.ClassVar[tuple[str, ...]] = ()
+    _hidden: t.ClassVar[frozenset[str]] = frozenset()
+
+    def _compared(self) -> tuple[object, ...]:
+        fields = self.__dict__
+        return tuple(fields[name] for name in self._fields if name not in self._hidden)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Value)
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        fields = self.__dict__
+        shown = ", ".join(f"{name}={fields[name]!r}" for name in self._fields if name not in self._hidden)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+
+class SQLScript(Value):
     """SQL text from a migration file and the line of the file it starts on."""
 
+    _fields = ("text", "first_line")
     text: str
     #: 1-based line number of the file on which :attr:`text` starts.
     first_line: int
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.__dict__.update(text=text, first_line=first_line)
 
 
 #: One direction of a migration: its SQL, or its Python function.
 Step = SQLScript | MigrationFunction
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(Value):
     """One SQL statement of a script, and the line of its file it starts on."""
 
+    _fields = ("sql", "line")
     sql: str
     line: int
+
+    def __init__(self, sql: str, line: int) -> None:
+        self.__dict__.update(sql=sql, line=line)
 
 
 class StatementError(Exception):
@@ -91,10 +138,10 @@ class Refused(Exception):
 COMMITTED_ITSELF = "committed itself"
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(Value):
     """A snapshot file of a database."""
 
+    _fields = ("path", "created", "version", "size", "key")
     #: The snapshot file.
     path: Path
     #: When it was taken (UTC).
@@ -105,7 +152,10 @@ class Snapshot:
     size: int
     #: The identity key of the database it was taken of (its path and lineage);
     #: ``None`` for a snapshot in the older format, whose name has no key.
-    key: str | None = None
+    key: str | None
+
+    def __init__(self, path: Path, created: dt.datetime, version: int, size: int, key: str | None = None) -> None:
+        self.__dict__.update(path=path, created=created, version=version, size=size, key=key)
 
     @property
     def name(self) -> str:
@@ -113,10 +163,10 @@ class Snapshot:
         return self.path.name
 
 
-@dataclass(frozen=True)
-class SchemaObject:
+class SchemaObject(Value):
     """One table, index, view or trigger, as far as a round trip compares it."""
 
+    _fields = ("type", "table", "sql", "columns")
     #: ``"table"``, ``"index"``, ``"view"`` or ``"trigger"``.
     type: str
     #: The table it belongs to (its own name for a table).
@@ -124,7 +174,10 @@ class SchemaObject:
     #: Its definition, normalised so that quoting and layout do not count.
     sql: str
     #: For a table: (name, type, notnull, default, pk) per column.
-    columns: tuple[tuple[object, ...], ...] = ()
+    columns: tuple[tuple[object, ...], ...]
+
+    def __init__(self, type: str, table: str, sql: str, columns: tuple[tuple[object, ...], ...] = ()) -> None:
+        self.__dict__.update(type=type, table=table, sql=sql, columns=columns)
 
 
 #: A database's schema: object name → :class:`SchemaObject`.

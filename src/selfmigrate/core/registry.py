@@ -7,7 +7,6 @@ no migration module and reads no file (a checksum is read on first use).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import typing as t
@@ -26,7 +25,6 @@ if t.TYPE_CHECKING:
     from .locations import LocationsSpec as LocationsSpec
     from .locations import Stat
 
-logger = logging.getLogger("selfmigrate.registry")
 
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
@@ -194,7 +192,9 @@ def _warn_nested(folder: str) -> None:
     shown = ", ".join(nested[:_NESTED_SHOWN]) + (
         f" and {len(nested) - _NESTED_SHOWN} more" if len(nested) > _NESTED_SHOWN else ""
     )
-    logger.warning(
+    import logging  # only for this warning
+
+    logging.getLogger("selfmigrate.registry").warning(
         "%d file(s) in subfolders of migrations folder %s are named like migrations but are not"
         " applied: %s. selfmigrate reads only the top level of a migrations folder. Move them up"
         " into %s, or start the subfolder's name with '_' if they are not migrations.",

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import re
 import typing as t
-from dataclasses import dataclass
 
+from ..backends.base import Value
 from ..config import DEFAULT_TABLE, TRACKER_LAYOUT
 from ..errors import ConfigError, TrackerError
 from . import fingerprint
@@ -53,9 +53,15 @@ APPLIED = "applied"
 STARTED = "started"
 
 
-@dataclass(frozen=True)
-class AppliedMigration:
-    """A row of the tracker table."""
+class AppliedMigration(Value):
+    """A row of the tracker table.
+
+    A frozen value (see :class:`~selfmigrate.backends.base.Value`): rows with
+    equal fields are equal; :meth:`as_dict` gives the fields by name.
+    """
+
+    _fields = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state", "kind",
+               "compatible", "down_checksum")
 
     version: int
     name: str
@@ -66,14 +72,44 @@ class AppliedMigration:
     #: Host and process that applied it (``"web-1 pid 812"``).
     applied_by: str
     #: :data:`APPLIED`, or :data:`STARTED` for an interrupted non-transactional run.
-    state: str = APPLIED
+    state: str
     #: ``"sql"`` or ``"py"``; ``None`` when nothing more than the row was stored (a
     #: migration applied before the tracker's layout 2, or adopted).
-    kind: str | None = None
+    kind: str | None
     #: Whether the migration was declared compatible (``None``: not stored).
-    compatible: bool | None = None
+    compatible: bool | None
     #: SHA-256 of the stored down; ``None`` when there is none stored.
-    down_checksum: str | None = None
+    down_checksum: str | None
+
+    def __init__(
+        self,
+        version: int,
+        name: str,
+        checksum: str,
+        applied_at: str,
+        duration_ms: float,
+        applied_by: str,
+        state: str = APPLIED,
+        kind: str | None = None,
+        compatible: bool | None = None,
+        down_checksum: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            version=version,
+            name=name,
+            checksum=checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+            applied_by=applied_by,
+            state=state,
+            kind=kind,
+            compatible=compatible,
+            down_checksum=down_checksum,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """The fields by name, in the order of the constructor's parameters."""
+        return {name: self.__dict__[name] for name in self._fields}
 
     @property
     def id(self) -> str:
@@ -96,9 +132,8 @@ def _row(values: t.Sequence[t.Any]) -> AppliedMigration:
     """The :class:`AppliedMigration` of a row read in the order of :data:`_FIELDS` (or of
     :data:`COLUMNS` alone, the rest ``None``).
 
-    Filled as the dataclass's own ``__init__`` would fill it, without its call per
-    field (a frozen dataclass sets each through ``object.__setattr__``): a tracker of
-    10 000 rows is read at every start that has something to do.
+    Filled as its own ``__init__`` fills it, without the call and its keywords: a
+    tracker of 10 000 rows is read at every start that has something to do.
     """
     row = object.__new__(AppliedMigration)
     fields = row.__dict__
