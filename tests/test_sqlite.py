@@ -263,3 +263,62 @@ def test_connect_while_another_process_holds_the_database_exclusively(tmp_path: 
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_the_busy_timeout_never_exceeds_what_the_budget_has_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # begin_locked sets PRAGMA busy_timeout only when the budget fell below the one in
+    # effect (or far above it): a lent connection keeps its timeout while nothing waited.
+    import types
+
+    from selfmigrate.backends.sqlite import backend as backend_module
+
+    # A clock that stands still: only what the test charges counts as waited.
+    monkeypatch.setattr(backend_module, "time", types.SimpleNamespace(monotonic=lambda: 100.0))
+    backend = SQLiteBackend(tmp_path / "app.sqlite", lock_timeout=5.0)
+    conn = backend.connect()
+    try:
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        for charged in (0.0, 0.0, 1.0, 0.0, 0.04, 0.0, 2.5):
+            backend.charge(charged)
+            seen.clear()
+            with backend.locked_transaction(conn):
+                in_effect = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            assert in_effect <= backend.remaining() * 1000  # what began waited at most this
+            set_now = [s for s in seen if s.startswith("PRAGMA busy_timeout =")]
+            assert bool(set_now) == (charged > 0), (charged, seen)
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1460
+        backend.reset_wait()  # a new budget: far above the one in effect, set again
+        seen.clear()
+        with backend.locked_transaction(conn):
+            pass
+        assert "PRAGMA busy_timeout = 5000" in seen
+    finally:
+        conn.close()
+
+
+def test_a_stale_stored_down_is_replaced_in_one_statement(tmp_path: Path) -> None:
+    # An older release's rollback removed the tracker row and left its stored down.
+    import selfmigrate
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n-- migrate:down\nDROP TABLE a;\n")
+    database = tmp_path / "app.sqlite"
+    selfmigrate.migrate(database, str(folder), backup=False)
+    raw = sqlite3.connect(database)
+    with raw:
+        raw.execute("DELETE FROM schema_migrations")
+        raw.execute("UPDATE schema_migrations_rollback SET down_script = 'stale', checksum = 'old'")
+        raw.execute("DROP TABLE a")
+    raw.close()
+    selfmigrate.migrate(database, str(folder), backup=False)
+    raw = sqlite3.connect(database)
+    try:
+        rows = raw.execute("SELECT version, down_script, checksum = (SELECT checksum FROM schema_migrations)"
+                           " FROM schema_migrations_rollback").fetchall()
+    finally:
+        raw.close()
+    assert rows == [(1, "DROP TABLE a;\n", 1)]

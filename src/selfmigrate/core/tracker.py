@@ -196,7 +196,7 @@ class Tracker:
         self._schema_marker: t.Callable[[Connection], object] | None = getattr(backend, "schema_marker", None)
         self._rollback_seen: tuple[object, bool] | None = None
         self._who: tuple[int, str] | None = None
-        self._insert_sql: tuple[str, str, str] | None = None  # record()'s statements, made on first use
+        self._insert_sql: tuple[str, str, str, bool] | None = None  # record()'s statements, made on first use
 
     def _sql(self, table: str) -> str:
         """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
@@ -409,17 +409,29 @@ class Tracker:
         )
         if self._insert_sql is None:
             p = self.backend.placeholder
+            stored = (
+                f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
+                f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})"
+            )
+            upsert = bool(getattr(self.backend, "upsert", False))  # an optional Backend member
+            if upsert:
+                # A row left by an older release's rollback (which knew no rollback table) is
+                # replaced in the same statement: SQLite 3.24+ and PostgreSQL spell it alike.
+                stored += " ON CONFLICT (version) DO UPDATE SET " + ", ".join(
+                    f"{column} = excluded.{column}" for column in _ROLLBACK_COLUMNS[1:]
+                )
             self._insert_sql = (
                 f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
                 f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}",
-                f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
-                f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
+                stored,
+                upsert,
             )
-        insert, delete_stored, insert_stored = self._insert_sql
+        insert, delete_stored, insert_stored, upsert = self._insert_sql
         conn.execute(insert, values)
         if not self._has_rollback_table(conn):
             return _row(values)  # a layout-1 tracker (written by an older release's own commands)
-        conn.execute(delete_stored, (migration.version,))
+        if body is None or not upsert:
+            conn.execute(delete_stored, (migration.version,))
         if body is None:
             return _row(values)
         from .migration import checksum

@@ -18,7 +18,16 @@ from pathlib import Path
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import COMMITTED_ITSELF, Refused, SQLScript, StatementError
-from .connection import connect, database_path, is_busy, is_closed, untouched, watch
+from .connection import (
+    connect,
+    database_path,
+    is_busy,
+    is_closed,
+    limit_busy_timeout,
+    set_busy_timeout,
+    untouched,
+    watch,
+)
 from .lock import MigrationLock, lock_for
 from .sqltext import split_statements
 
@@ -121,6 +130,9 @@ class SQLiteBackend:
     placeholder = "?"
     integer_type = "INTEGER"
     engine_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    #: ``INSERT ... ON CONFLICT (column) DO UPDATE`` works (SQLite 3.24 and later): the
+    #: tracker stores a migration's down in one statement instead of a DELETE and an INSERT.
+    upsert = sqlite3.sqlite_version_info >= (3, 24, 0)
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
         self.path = Path(path)
@@ -221,7 +233,9 @@ class SQLiteBackend:
         :raises LockTimeout: the lock was not obtained in time.
         """
         started = time.monotonic()
-        conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
+        # Set again only once the budget fell below the timeout in effect (a run's steps
+        # each charge a few microseconds): never a longer wait than the budget allows.
+        limit_busy_timeout(_sqlite(conn), int(self.remaining() * 1000))
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
@@ -245,7 +259,7 @@ class SQLiteBackend:
         gives ``False`` too, as does a ``COMMIT`` that would wait for readers
         (then rolled back): what was tried is skipped, never waited for.
         """
-        conn.execute("PRAGMA busy_timeout = 0")
+        set_busy_timeout(_sqlite(conn), 0)
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -267,7 +281,7 @@ class SQLiteBackend:
                 self.rollback(conn)
         finally:
             if not is_closed(_sqlite(conn)):
-                conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
+                set_busy_timeout(_sqlite(conn), int(self.remaining() * 1000))
 
     def change_marker(self, conn: Connection) -> object | None:
         """``PRAGMA data_version``: changes on ``conn`` when another connection commits.

@@ -193,6 +193,10 @@ _UNCHANGING = frozenset(
     }
 )
 _TOUCHED = "_selfmigrate_touched"
+#: Where a :class:`WatchedConnection` remembers the busy timeout (ms) selfmigrate set on it.
+_BUSY = "_selfmigrate_busy_timeout"
+#: How much shorter than asked a busy timeout already in effect may be and still be kept (ms).
+BUSY_SLACK_MS = 50
 
 
 class WatchedConnection(sqlite3.Connection):
@@ -228,6 +232,33 @@ def untouched(conn: sqlite3.Connection) -> bool:
     if not isinstance(conn, WatchedConnection):
         return False
     return sqlite3.Connection.__getattribute__(conn, "__dict__").get(_TOUCHED) is False
+
+
+def set_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
+    """``PRAGMA busy_timeout = ms`` on ``conn``, remembered on a :class:`WatchedConnection`."""
+    conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+    if isinstance(conn, WatchedConnection):
+        sqlite3.Connection.__getattribute__(conn, "__dict__")[_BUSY] = int(ms)
+
+
+def limit_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
+    """Make ``conn`` wait at most ``ms`` for a busy database: set only when needed.
+
+    The timeout in effect is kept when it is not longer than ``ms`` and at most
+    :data:`BUSY_SLACK_MS` shorter: within one run the budget only shrinks, so a
+    step's ``PRAGMA busy_timeout`` is needed only once the budget fell below the
+    whole millisecond in effect. Only selfmigrate sets it on a connection it lends
+    to the next step: a migration that runs any pragma gets a new connection.
+    Unknown (not a :class:`WatchedConnection`): always set.
+    """
+    ms = int(ms)
+    in_effect = (
+        sqlite3.Connection.__getattribute__(conn, "__dict__").get(_BUSY)
+        if isinstance(conn, WatchedConnection)
+        else None
+    )
+    if in_effect is None or not ms - BUSY_SLACK_MS <= in_effect <= ms:
+        set_busy_timeout(conn, ms)
 
 
 def is_busy(error: sqlite3.Error) -> bool:
@@ -298,6 +329,8 @@ def connect(
         )
     except sqlite3.Error as e:
         raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
+    # What sqlite3.connect set from the timeout (sqlite3_busy_timeout of int(timeout * 1000)).
+    sqlite3.Connection.__getattribute__(conn, "__dict__")[_BUSY] = int(lock_timeout * 1000)
     try:
         conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as e:
@@ -325,7 +358,7 @@ def check_idle(conn: sqlite3.Connection, path: Path, *, wait: float, lock_timeou
     ``wait`` seconds) and releases it. A process that merely keeps the file
     open without a transaction is not seen; stop the app before restoring.
     """
-    conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+    set_busy_timeout(conn, int(wait * 1000))
     try:
         conn.execute("BEGIN EXCLUSIVE")
     except sqlite3.OperationalError as e:
@@ -334,5 +367,5 @@ def check_idle(conn: sqlite3.Connection, path: Path, *, wait: float, lock_timeou
             " worker and container using it) and try again."
         ) from e
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+        set_busy_timeout(conn, int(lock_timeout * 1000))
     conn.execute("ROLLBACK")
