@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import bisect
 import re
-import typing as t
+
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
 
 #: The characters SQLite's tokenizer takes for white space (``tokenize.c``,
 #: ``complete.c``). Python's :meth:`str.isspace` knows more (``\x0b``, ``\x85``,

@@ -12,15 +12,15 @@ import hashlib
 import os
 import re
 import types
-import typing as t
 
-from ..backends.base import MigrationFunction as MigrationFunction
 from ..backends.base import SQLScript as SQLScript
 from ..backends.base import Value
 from ..backends.tokens import SQL_WHITESPACE, line_of, sql_chunks
 from ..errors import DiscoveryError
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
     from importlib.resources.abc import Traversable
 
 #: The line that separates the up script from the down script in a ``.sql`` file.
@@ -38,7 +38,10 @@ COMPATIBLE_MARKER = "-- migrate:compatible"
 #: The module attribute that declares a ``.py`` migration compatible when it is ``True``.
 COMPATIBLE_ATTRIBUTE = "compatible"
 
-Kind = t.Literal["sql", "py"]
+if TYPE_CHECKING:
+    from ..backends.base import MigrationFunction as MigrationFunction
+
+    Kind = t.Literal["sql", "py"]
 
 #: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
 #: a comment line anywhere in a ``.sql`` file, for ``lint``; the marker check lets it

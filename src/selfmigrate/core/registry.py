@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import os
 import re
-import typing as t
 
 from ..errors import DiscoveryError
 from .fingerprint import fingerprint_of
 from .locations import Location as Location
 from .locations import candidates, is_candidate
 from .locations import resolve_location as resolve_location
-from .migration import Kind, Migration
+from .migration import Migration
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
     from .locations import LocationSpec as LocationSpec
     from .locations import LocationsSpec as LocationsSpec
     from .locations import Stat
+    from .migration import Kind
 
 
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
@@ -208,7 +209,7 @@ def _warn_nested(folder: str) -> None:
 def _migration(
     entry: Traversable | None, stat: Stat | None, where: str, match: re.Match[str], package: str | None
 ) -> Migration:
-    kind = t.cast(Kind, match["kind"])
+    kind: Kind = "py" if match["kind"] == "py" else "sql"
     version = int(match["version"])
     if version == 0:
         # 0 is the version of a database with nothing applied: 'rollback --to 0' undoes

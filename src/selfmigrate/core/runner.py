@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import typing as t
 
 from ..config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
@@ -24,7 +23,10 @@ from .registry import MigrationRegistry
 from .status import Status, compare
 from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from ..backends.base import Backend, Connection, MigrationLock
     from ..config import AheadPolicy
     from .fingerprint import Certificate

@@ -6,12 +6,13 @@ tracker holds in, a value out. Must not know databases, locks or the faces that 
 
 from __future__ import annotations
 
-import typing as t
-
 from ..backends.base import Value
 from .tracker import STARTED, AppliedMigration
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from .migration import Migration
 
 

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import os
 import re
-import typing as t
 
 from ..backends.base import Value
 from ..config import DEFAULT_TABLE, TRACKER_LAYOUT
 from ..errors import ConfigError, TrackerError
 from . import fingerprint
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from ..backends.base import Backend, Connection
     from .migration import LoadedMigration, Migration
 

@@ -12,7 +12,6 @@ import os
 import re
 import sqlite3
 import time
-import typing as t
 from pathlib import Path
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
@@ -31,7 +30,10 @@ from .connection import (
 from .lock import MigrationLock, lock_for
 from .sqltext import split_statements
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from ..base import Connection, Schema, Snapshot, Step
     from ..base import MigrationLock as AnyLock
 
@@ -812,7 +814,7 @@ def _check_transaction_kept(conn: sqlite3.Connection, denied: list[str]) -> None
         raise sqlite3.OperationalError("the migration's transaction is gone: SQLite rolled it back")
 
 
-if t.TYPE_CHECKING:
+if TYPE_CHECKING:
     from ..base import Backend
 
     def _is_a_backend(backend: SQLiteBackend) -> Backend:

@@ -10,10 +10,13 @@ import os
 import re
 import sqlite3
 import time
-import typing as t
 from pathlib import Path
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
+
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
 
 #: SQLAlchemy's URL syntax (``sqlalchemy.engine.url._parse_url``), for the SQLite drivers;
 #: compiled on first use (an app factory resolving a plain path never needs it).
