@@ -322,3 +322,24 @@ def test_a_stale_stored_down_is_replaced_in_one_statement(tmp_path: Path) -> Non
     finally:
         raw.close()
     assert rows == [(1, "DROP TABLE a;\n", 1)]
+
+
+def test_the_backend_keeps_the_text_a_path_object_would_show(tmp_path: Path) -> None:
+    # The backend keeps its file as text (no pathlib on a start); what it shows and
+    # where it is must be what Path gave before.
+    import itertools
+    from pathlib import PurePosixPath
+
+    from selfmigrate.backends.sqlite.connection import database_file, path_text
+
+    atoms = ["", "/", "//", "///", ".", "..", "a", "b.db", "./", "a/"]
+    for size in range(1, 5):
+        for parts in itertools.product(atoms, repeat=size):
+            text = "".join(parts)
+            if text:
+                assert path_text(text) == str(PurePosixPath(text)), text
+    for given, base in (("./app.sqlite", None), ("app.sqlite", "inst/"), ("sqlite:///x//y.db", str(tmp_path))):
+        assert database_file(given, base) == str(database_path(given, base))
+    backend = SQLiteBackend(f"{tmp_path}//./app.sqlite")
+    assert backend.describe() == str(tmp_path / "app.sqlite") and backend.path == tmp_path / "app.sqlite"
+    assert not backend.exists() and backend.missing()

@@ -12,17 +12,18 @@ import os
 import re
 import sqlite3
 import time
-from pathlib import Path
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import COMMITTED_ITSELF, Refused, SQLScript, StatementError
 from .connection import (
     connect,
+    database_file,
     database_path,
     is_busy,
     is_closed,
     limit_busy_timeout,
+    path_text,
     set_busy_timeout,
     untouched,
     watch,
@@ -33,6 +34,7 @@ from .sqltext import split_statements
 TYPE_CHECKING = False  # not typing's: see backends/base.py
 if TYPE_CHECKING:
     import typing as t
+    from pathlib import Path
 
     from ..base import Connection, Schema, Snapshot, Step
     from ..base import MigrationLock as AnyLock
@@ -104,7 +106,7 @@ def open_backend(database: str | os.PathLike[str], options: Options) -> SQLiteBa
 
     Of ``options`` it reads ``lock_timeout``; the PostgreSQL settings mean nothing here.
     """
-    return SQLiteBackend(database_path(database), lock_timeout=options.lock_timeout)
+    return SQLiteBackend(database_file(database), lock_timeout=options.lock_timeout)
 
 
 def database_location(
@@ -137,7 +139,9 @@ class SQLiteBackend:
     upsert = sqlite3.sqlite_version_info >= (3, 24, 0)
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
-        self.path = Path(path)
+        # Kept as text (what str(Path(path)) is): a start needs no path object (see .connection.database_file).
+        self._file = path_text(os.fspath(path))
+        self._path: Path | None = None
         self.lock_timeout = lock_timeout
         #: Seconds waited so far for locks and busy databases, charged against
         #: :attr:`lock_timeout` (see :meth:`reset_wait`).
@@ -175,27 +179,36 @@ class SQLiteBackend:
             self.charge(time.monotonic() - started)
             raise LockTimeout(
                 f"Timed out after {self.waited:.1f} s waiting for the migration lock {lock.describe()} of"
-                f" database {self.path} ({self._limit()}). Another process is running a migration"
+                f" database {self._file} ({self._limit()}). Another process is running a migration"
                 " outside a transaction; wait for it to finish, or raise the lock timeout"
                 " (SELFMIGRATE_LOCK_TIMEOUT)."
             ) from e
         self.charge(time.monotonic() - started)
 
 
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        if self._path is None:
+            from pathlib import Path
+
+            self._path = Path(self._file)
+        return self._path
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r})"
+        return f"{type(self).__name__}({self._file!r})"
 
     def describe(self) -> str:
         """The database, for messages."""
-        return str(self.path)
+        return self._file
 
     def exists(self) -> bool:
         """Whether the database file exists."""
-        return self.path.is_file()
+        return os.path.isfile(self._file)
 
     def missing(self) -> bool:
         """Whether there is no file (nor folder) at the database's path."""
-        return not self.path.is_file() and not self.path.is_dir()
+        return not os.path.isfile(self._file) and not os.path.isdir(self._file)
 
     def connect(self, *, create: bool = True) -> sqlite3.Connection:
         """Open the database in autocommit mode; transactions are explicit.
@@ -210,7 +223,7 @@ class SQLiteBackend:
         started = time.monotonic()
         try:
             return connect(
-                self.path, lock_timeout=self.remaining(), create=create, waited=self.waited, limit=self._limit
+                self._file, lock_timeout=self.remaining(), create=create, waited=self.waited, limit=self._limit
             )
         finally:
             self.charge(time.monotonic() - started)
@@ -242,11 +255,11 @@ class SQLiteBackend:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
             if not is_busy(e):
-                raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
+                raise DatabaseError(f"Cannot lock database {self._file} for writing: {e}.") from e
             self.charge(time.monotonic() - started)
             raise LockTimeout(
                 f"Timed out after {self.waited:.1f} s waiting for the write lock on database"
-                f" {self.path} ({self._limit()}). Another process is"
+                f" {self._file} ({self._limit()}). Another process is"
                 " migrating or writing to it; if a long migration is running, raise the"
                 " lock timeout (SELFMIGRATE_LOCK_TIMEOUT); otherwise find the process that"
                 " holds the database open."
@@ -330,7 +343,7 @@ class SQLiteBackend:
                 raise
             raise LockTimeout(
                 f"Timed out after {time.monotonic() - started:.1f} s committing to database"
-                f" {self.path} (lock timeout {self.lock_timeout:g} s): other connections kept"
+                f" {self._file} (lock timeout {self.lock_timeout:g} s): other connections kept"
                 " reading it, and a commit must wait for readers to finish. Nothing of this"
                 " transaction was committed. Raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT), or end the"
                 " long read transactions (WAL mode lets readers and a writer overlap)."

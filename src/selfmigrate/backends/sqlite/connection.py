@@ -10,13 +10,13 @@ import os
 import re
 import sqlite3
 import time
-from pathlib import Path
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
 if TYPE_CHECKING:
     import typing as t
+    from pathlib import Path
 
 #: SQLAlchemy's URL syntax (``sqlalchemy.engine.url._parse_url``), for the SQLite drivers;
 #: compiled on first use (an app factory resolving a plain path never needs it).
@@ -52,6 +52,22 @@ def database_path(
         migrated database that vanishes with its connection is never what a
         caller wants), or no file that selfmigrate can resolve.
     """
+    from pathlib import Path
+
+    return Path(database_file(value, base, flask_sqlalchemy=flask_sqlalchemy))
+
+
+def database_file(
+    value: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+    *,
+    flask_sqlalchemy: bool = False,
+) -> str:
+    """:func:`database_path` as text (``str(database_path(...))``), without importing :mod:`pathlib`.
+
+    What the backend keeps: a start that applies something needs no path object
+    (:mod:`pathlib` with :mod:`urllib.parse` and :mod:`ipaddress` is about 3 ms).
+    """
     text = os.fspath(value)
     # Every URL form starts with "sqlite" (the regular expressions cost more than a start).
     url = re.fullmatch(_SQLALCHEMY_URL, text, re.DOTALL) if text.startswith("sqlite") else None
@@ -64,12 +80,21 @@ def database_path(
         path = _sqlite_uri_path(text, text) if text.startswith("file:") else _file_name(text, text)
     else:
         path = _url_path(text, url, base, flask_sqlalchemy)
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return path
+    if base is not None and not path.startswith("/"):
+        path = os.path.join(os.fspath(base), path)
+    return path_text(path)
 
 
-def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None, flask_sqlalchemy: bool) -> Path:
+def path_text(text: str) -> str:
+    """``str(pathlib.PurePosixPath(text))``: empty and ``.`` parts and trailing slashes dropped.
+
+    A leading ``//`` (exactly two) is kept, as POSIX allows and :mod:`pathlib` does.
+    """
+    root = "//" if text.startswith("//") and not text.startswith("///") else "/" if text.startswith("/") else ""
+    return root + "/".join(part for part in text.split("/") if part and part != ".") or "."
+
+
+def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None, flask_sqlalchemy: bool) -> str:
     """The file a SQLAlchemy SQLite URL opens (pysqlite's ``create_connect_args``)."""
     from urllib.parse import parse_qsl, unquote
 
@@ -117,7 +142,7 @@ def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None
     return _file_name(filename, text)  # SQLite takes a name without "file:" literally, even as a URI
 
 
-def _sqlite_uri_path(uri: str, text: str) -> Path:
+def _sqlite_uri_path(uri: str, text: str) -> str:
     """The file of a SQLite ``file:`` URI, decoded as ``sqlite3ParseUri`` does."""
     from urllib.parse import unquote_to_bytes
 
@@ -143,13 +168,13 @@ def _sqlite_uri_path(uri: str, text: str) -> Path:
     path = os.fsdecode(raw)
     if params.get("mode") == "memory" or params.get("vfs") == "memdb" or path in ("", ":memory:"):
         raise _in_memory(text)
-    return Path(path)
+    return path
 
 
-def _file_name(name: str, text: str) -> Path:
+def _file_name(name: str, text: str) -> str:
     if name in ("", ":memory:"):
         raise _in_memory(text)
-    return Path(name)
+    return name
 
 
 def _in_memory(text: str) -> ConfigError:
@@ -280,7 +305,7 @@ def is_closed(conn: sqlite3.Connection) -> bool:
 
 
 def connect(
-    path: Path,
+    path: str | os.PathLike[str],
     *,
     lock_timeout: float,
     create: bool = True,
@@ -303,19 +328,26 @@ def connect(
     The connection is a :class:`WatchedConnection`, so that the backend can tell
     whether a Python migration left it as it was opened.
     """
-    if path.is_dir():
+    path = os.fspath(path)
+    if os.path.isdir(path):
         raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
-    if not path.parent.is_dir():
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
         raise DatabaseError(
-            f"Cannot open database {path}: the folder {path.parent} does not exist."
+            f"Cannot open database {path}: the folder {folder} does not exist."
             " Create it, or fix the database setting."
         )
-    if not create and not path.exists():
+    if not create and not os.path.exists(path):
         raise DatabaseError(
             f"Database {path} does not exist. Check the path; selfmigrate does not create"
             " a database for a command that only reads."
         )
-    target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
+    if create:
+        target = path
+    else:
+        from pathlib import Path  # a read-only open, by URI: not a start's
+
+        target = f"{Path(path).resolve().as_uri()}?mode=rw"
     started = time.monotonic()
     try:
         # No statement cache: every statement is prepared, so every one passes the
@@ -354,7 +386,9 @@ def connect(
     return conn
 
 
-def check_idle(conn: sqlite3.Connection, path: Path, *, wait: float, lock_timeout: float) -> None:
+def check_idle(
+    conn: sqlite3.Connection, path: str | os.PathLike[str], *, wait: float, lock_timeout: float
+) -> None:
     """Raise :class:`LockTimeout` if another process is reading or writing the database.
 
     Takes ``BEGIN EXCLUSIVE`` on ``conn`` for a moment (waiting at most
