@@ -343,3 +343,31 @@ def test_the_backend_keeps_the_text_a_path_object_would_show(tmp_path: Path) -> 
     backend = SQLiteBackend(f"{tmp_path}//./app.sqlite")
     assert backend.describe() == str(tmp_path / "app.sqlite") and backend.path == tmp_path / "app.sqlite"
     assert not backend.exists() and backend.missing()
+
+
+def test_a_connection_is_watched_only_while_a_migration_runs_on_it(tmp_path: Path) -> None:
+    # selfmigrate's own statements run on a plain connection; the migration's step on a
+    # watched one, which still notes a function set from Python.
+    from selfmigrate.backends.sqlite.connection import OwnConnection, WatchedConnection
+
+    backend = SQLiteBackend(tmp_path / "app.sqlite")
+    conn = backend.connect()
+    seen: list[type] = []
+
+    def plain(c: sqlite3.Connection) -> None:
+        seen.append(type(c))
+        c.execute("CREATE TABLE t (x)")
+
+    def sets_a_function(c: sqlite3.Connection) -> None:
+        c.create_function("f", 0, lambda: 1)
+
+    try:
+        assert type(conn) is OwnConnection
+        for step, reusable in ((plain, True), (sets_a_function, False)):
+            with backend.locked_transaction(conn):
+                backend.run_in_transaction(conn, step, [])
+                assert type(conn) is OwnConnection
+                assert backend.reusable(conn) is reusable
+        assert seen == [WatchedConnection]
+    finally:
+        conn.close()

@@ -26,6 +26,7 @@ from .connection import (
     path_text,
     set_busy_timeout,
     untouched,
+    unwatch,
     watch,
 )
 from .lock import MigrationLock, lock_for
@@ -454,6 +455,7 @@ class SQLiteBackend:
                 denied.insert(0, UNGUARDED if conn.in_transaction else COMMITTED_ITSELF)
                 raise sqlite3.DatabaseError("the migration removed or replaced selfmigrate's authorizer")
         finally:
+            unwatch(conn)  # selfmigrate's own statements after the step need no watching
             self.unguard(conn)
             if not is_closed(conn):
                 conn.row_factory, conn.text_factory = factories

@@ -221,22 +221,32 @@ _UNCHANGING = frozenset(
     }
 )
 _TOUCHED = "_selfmigrate_touched"
-#: Where a :class:`WatchedConnection` remembers the busy timeout (ms) selfmigrate set on it.
+#: Where a connection the backend opened remembers the busy timeout (ms) selfmigrate set on it.
 _BUSY = "_selfmigrate_busy_timeout"
 #: How much shorter than asked a busy timeout already in effect may be and still be kept (ms).
 BUSY_SLACK_MS = 50
 
 
-class WatchedConnection(sqlite3.Connection):
-    """A :class:`sqlite3.Connection` that notes when Python code may have changed it.
+class OwnConnection(sqlite3.Connection):
+    """The :class:`sqlite3.Connection` the backend opens (the ``factory`` of every one).
+
+    Plain, with a ``__dict__`` for what the backend notes on it. While a
+    migration's step runs on it (from :func:`watch` to :func:`unwatch`) it is a
+    :class:`WatchedConnection`: selfmigrate's own statements before and after the
+    step do not pay the watcher's lookup of every attribute.
+    """
+
+
+class WatchedConnection(OwnConnection):
+    """A connection while a migration's step runs on it: notes when Python code may have changed it.
 
     Looking up any attribute but those of :data:`_UNCHANGING` (``create_function``,
-    ``setlimit``, ``set_trace_callback``, ``enable_load_extension``, ``__dict__`` …)
-    and setting any attribute (a row factory, the isolation level) mark it, from
-    :func:`watch` on, until :func:`untouched` is asked. SQL it runs is not seen
-    here: the guard's authorizer sees that. A migration that calls a method of the
-    class on it directly (``sqlite3.Connection.create_function(conn, …)``) is not
-    seen either; nothing but malice writes that.
+    ``setlimit``, ``set_trace_callback``, ``enable_load_extension``, ``__dict__``,
+    ``__class__`` …) and setting any attribute (a row factory, the isolation level)
+    mark it, from :func:`watch` on, until :func:`untouched` is asked. SQL it runs is
+    not seen here: the guard's authorizer sees that. A migration that calls a method
+    of the class on it directly (``sqlite3.Connection.create_function(conn, …)``) is
+    not seen either; nothing but malice writes that.
     """
 
     def __getattribute__(self, name: str) -> t.Any:
@@ -250,22 +260,35 @@ class WatchedConnection(sqlite3.Connection):
 
 
 def watch(conn: sqlite3.Connection) -> None:
-    """Start noting what Python code asks of ``conn`` (see :class:`WatchedConnection`)."""
-    if isinstance(conn, WatchedConnection):
+    """Start noting what Python code asks of ``conn`` (it becomes a :class:`WatchedConnection`).
+
+    Only a connection the backend opened (an :class:`OwnConnection`) is watched; of
+    any other, :func:`untouched` says ``False``.
+    """
+    if isinstance(conn, OwnConnection):
         sqlite3.Connection.__getattribute__(conn, "__dict__")[_TOUCHED] = False
+        # Same layout (both add only the __dict__ to sqlite3.Connection): the object stays
+        # the one the migration was given; only its class's attribute lookup changes.
+        object.__setattr__(conn, "__class__", WatchedConnection)
+
+
+def unwatch(conn: sqlite3.Connection) -> None:
+    """Stop watching ``conn`` (a plain :class:`OwnConnection` again); what was noted stays."""
+    if type(conn) is WatchedConnection:
+        object.__setattr__(conn, "__class__", OwnConnection)
 
 
 def untouched(conn: sqlite3.Connection) -> bool:
     """Whether Python code asked ``conn`` for nothing but SQL and its state since :func:`watch`."""
-    if not isinstance(conn, WatchedConnection):
+    if not isinstance(conn, OwnConnection):
         return False
     return sqlite3.Connection.__getattribute__(conn, "__dict__").get(_TOUCHED) is False
 
 
 def set_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
-    """``PRAGMA busy_timeout = ms`` on ``conn``, remembered on a :class:`WatchedConnection`."""
+    """``PRAGMA busy_timeout = ms`` on ``conn``, remembered on an :class:`OwnConnection`."""
     conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
-    if isinstance(conn, WatchedConnection):
+    if isinstance(conn, OwnConnection):
         sqlite3.Connection.__getattribute__(conn, "__dict__")[_BUSY] = int(ms)
 
 
@@ -277,12 +300,12 @@ def limit_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
     step's ``PRAGMA busy_timeout`` is needed only once the budget fell below the
     whole millisecond in effect. Only selfmigrate sets it on a connection it lends
     to the next step: a migration that runs any pragma gets a new connection.
-    Unknown (not a :class:`WatchedConnection`): always set.
+    Unknown (not an :class:`OwnConnection`): always set.
     """
     ms = int(ms)
     in_effect = (
         sqlite3.Connection.__getattribute__(conn, "__dict__").get(_BUSY)
-        if isinstance(conn, WatchedConnection)
+        if isinstance(conn, OwnConnection)
         else None
     )
     if in_effect is None or not ms - BUSY_SLACK_MS <= in_effect <= ms:
@@ -325,8 +348,9 @@ def connect(
         directory, the file is missing (``create=False``), or it is not a
         SQLite database.
 
-    The connection is a :class:`WatchedConnection`, so that the backend can tell
-    whether a Python migration left it as it was opened.
+    The connection is an :class:`OwnConnection`, watched while a migration runs on
+    it (:func:`watch`), so that the backend can tell whether a Python migration left
+    it as it was opened.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -360,7 +384,7 @@ def connect(
             uri=not create,
             check_same_thread=False,
             cached_statements=0,
-            factory=WatchedConnection,
+            factory=OwnConnection,
         )
     except sqlite3.Error as e:
         raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
