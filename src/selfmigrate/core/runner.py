@@ -15,7 +15,6 @@ import time
 from ..config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
 from ..report import AppliedResult, MigrationReport
-from . import ahead as ahead_rules
 from .execute import failure, ms_since, run_down, run_outside, run_up
 from .fingerprint import certified, digest, unchanged_since
 from .plan import check, rollback_range, up_to, version_label
@@ -809,6 +808,10 @@ class Runner:
         of them cannot be undone from the tracker) or undoes them; returns
         whether it undid any.
         """
+        if not status.missing:
+            return False  # nothing ahead either (ahead is part of missing)
+        from . import ahead as ahead_rules
+
         database = self.backend.describe()
         for row in status.missing:
             if row not in status.ahead:
@@ -856,6 +859,8 @@ class Runner:
         Re-reads inside the lock: another worker of the same start may have
         undone it already. Returns ``False`` when nothing is left to undo.
         """
+        from . import ahead as ahead_rules
+
         database = self.backend.describe()
         with self.backend.locked_transaction(conn):
             status = compare(self.registry.migrations, self.tracker.read(conn))

@@ -29,7 +29,6 @@ from .connection import (
     unwatch,
     watch,
 )
-from .lock import MigrationLock, lock_for
 from .sqltext import split_statements
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 
     from ..base import Connection, Schema, Snapshot, Step
     from ..base import MigrationLock as AnyLock
+    from .lock import MigrationLock
 
 #: Pragmas that do nothing (or fail) when set inside a transaction; a migration
 #: that sets one must run outside a transaction (``-- migrate:no-transaction``).
@@ -734,6 +734,8 @@ class SQLiteBackend:
         :func:`fcntl.flock`: the kernel releases it when its process ends, however
         it ends, so it never goes stale the way a row in a table would.
         """
+        from .lock import lock_for  # fcntl: only for a migration that runs outside a transaction
+
         return lock_for(self.path)
 
     def snapshot_before_change(
