@@ -551,7 +551,11 @@ def _load_python(migration: Migration, text: str, data: bytes | None = None) -> 
             paths=[location],
         )
     for attribute in vars(module):
-        if attribute != COMPATIBLE_ATTRIBUTE and _COMPATIBLE_LIKE.fullmatch(attribute):
+        if (
+            attribute != COMPATIBLE_ATTRIBUTE
+            and "compat" in attribute.lower()  # what the pattern asks first: most names stop here
+            and re.fullmatch(_COMPATIBLE_LIKE, attribute, re.IGNORECASE)
+        ):
             raise DiscoveryError(
                 f"Migration file {location} sets '{attribute}', which selfmigrate does not read; the"
                 f" attribute that declares a migration compatible is '{COMPATIBLE_ATTRIBUTE} = True'."
@@ -638,8 +642,9 @@ def _write_cache(path: str, content: bytes) -> None:
 
 
 #: Module attribute names meant as ``compatible`` but spelt otherwise (``COMPATIBLE``,
-#: ``is_compatible``, ``compatable``): an error, never silently ignored.
-_COMPATIBLE_LIKE = re.compile(r"_*(?:is_?)?compat[ai]b(?:le|el)", re.IGNORECASE)
+#: ``is_compatible``, ``compatable``): an error, never silently ignored. Compiled (and
+#: cached by :mod:`re`) when a name has ``compat`` in it, not at every start.
+_COMPATIBLE_LIKE = r"_*(?:is_?)?compat[ai]b(?:le|el)"
 
 
 def load_stored_down(migration: Migration, source: str) -> LoadedMigration:

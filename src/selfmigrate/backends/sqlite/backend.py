@@ -70,9 +70,7 @@ _GUARD_PROBE = "selfmigrate_guard_probe"
 #: transaction", "... may not be changed inside a transaction").
 #: "database other is locked" is how SQLite refuses a DETACH of a database the
 #: transaction has used (ATTACH itself works inside one).
-_NEEDS_NO_TRANSACTION = re.compile(
-    r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
-)
+_NEEDS_NO_TRANSACTION = r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$"
 #: Put first in a migration's ``refused`` list to say why it failed (worded by
 #: :meth:`SQLiteBackend.failure_advice`): it closed its connection, SQLite ignored a
 #: pragma it set, it removed the guard's authorizer.
@@ -563,7 +561,11 @@ class SQLiteBackend:
                 " waits for it and fails. Run every statement through the connection the migration is"
                 " given (conn). (For an ATTACHed database: another process was writing it.)"
             )
-        elif transactional and isinstance(error, sqlite3.Error) and _NEEDS_NO_TRANSACTION.search(str(error)):
+        elif (
+            transactional
+            and isinstance(error, sqlite3.Error)
+            and re.search(_NEEDS_NO_TRANSACTION, str(error), re.IGNORECASE)
+        ):
             lines.append(
                 "This statement is valid but cannot run inside a transaction, and selfmigrate runs this"
                 " migration in one. Move it to a migration of its own that runs outside a transaction: a"
