@@ -263,3 +263,111 @@ def test_connect_while_another_process_holds_the_database_exclusively(tmp_path: 
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_the_busy_timeout_never_exceeds_what_the_budget_has_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # begin_locked sets PRAGMA busy_timeout only when the budget fell below the one in
+    # effect (or far above it): a lent connection keeps its timeout while nothing waited.
+    import types
+
+    from selfmigrate.backends.sqlite import backend as backend_module
+
+    # A clock that stands still: only what the test charges counts as waited.
+    monkeypatch.setattr(backend_module, "time", types.SimpleNamespace(monotonic=lambda: 100.0))
+    backend = SQLiteBackend(tmp_path / "app.sqlite", lock_timeout=5.0)
+    conn = backend.connect()
+    try:
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        for charged in (0.0, 0.0, 1.0, 0.0, 0.04, 0.0, 2.5):
+            backend.charge(charged)
+            seen.clear()
+            with backend.locked_transaction(conn):
+                in_effect = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+            assert in_effect <= backend.remaining() * 1000  # what began waited at most this
+            set_now = [s for s in seen if s.startswith("PRAGMA busy_timeout =")]
+            assert bool(set_now) == (charged > 0), (charged, seen)
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1460
+        backend.reset_wait()  # a new budget: far above the one in effect, set again
+        seen.clear()
+        with backend.locked_transaction(conn):
+            pass
+        assert "PRAGMA busy_timeout = 5000" in seen
+    finally:
+        conn.close()
+
+
+def test_a_stale_stored_down_is_replaced_in_one_statement(tmp_path: Path) -> None:
+    # An older release's rollback removed the tracker row and left its stored down.
+    import selfmigrate
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n-- migrate:down\nDROP TABLE a;\n")
+    database = tmp_path / "app.sqlite"
+    selfmigrate.migrate(database, str(folder), backup=False)
+    raw = sqlite3.connect(database)
+    with raw:
+        raw.execute("DELETE FROM schema_migrations")
+        raw.execute("UPDATE schema_migrations_rollback SET down_script = 'stale', checksum = 'old'")
+        raw.execute("DROP TABLE a")
+    raw.close()
+    selfmigrate.migrate(database, str(folder), backup=False)
+    raw = sqlite3.connect(database)
+    try:
+        rows = raw.execute("SELECT version, down_script, checksum = (SELECT checksum FROM schema_migrations)"
+                           " FROM schema_migrations_rollback").fetchall()
+    finally:
+        raw.close()
+    assert rows == [(1, "DROP TABLE a;\n", 1)]
+
+
+def test_the_backend_keeps_the_text_a_path_object_would_show(tmp_path: Path) -> None:
+    # The backend keeps its file as text (no pathlib on a start); what it shows and
+    # where it is must be what Path gave before.
+    import itertools
+    from pathlib import PurePosixPath
+
+    from selfmigrate.backends.sqlite.connection import database_file, path_text
+
+    atoms = ["", "/", "//", "///", ".", "..", "a", "b.db", "./", "a/"]
+    for size in range(1, 5):
+        for parts in itertools.product(atoms, repeat=size):
+            text = "".join(parts)
+            if text:
+                assert path_text(text) == str(PurePosixPath(text)), text
+    for given, base in (("./app.sqlite", None), ("app.sqlite", "inst/"), ("sqlite:///x//y.db", str(tmp_path))):
+        assert database_file(given, base) == str(database_path(given, base))
+    backend = SQLiteBackend(f"{tmp_path}//./app.sqlite")
+    assert backend.describe() == str(tmp_path / "app.sqlite") and backend.path == tmp_path / "app.sqlite"
+    assert not backend.exists() and backend.missing()
+
+
+def test_a_connection_is_watched_only_while_a_migration_runs_on_it(tmp_path: Path) -> None:
+    # selfmigrate's own statements run on a plain connection; the migration's step on a
+    # watched one, which still notes a function set from Python.
+    from selfmigrate.backends.sqlite.connection import OwnConnection, WatchedConnection
+
+    backend = SQLiteBackend(tmp_path / "app.sqlite")
+    conn = backend.connect()
+    seen: list[type] = []
+
+    def plain(c: sqlite3.Connection) -> None:
+        seen.append(type(c))
+        c.execute("CREATE TABLE t (x)")
+
+    def sets_a_function(c: sqlite3.Connection) -> None:
+        c.create_function("f", 0, lambda: 1)
+
+    try:
+        assert type(conn) is OwnConnection
+        for step, reusable in ((plain, True), (sets_a_function, False)):
+            with backend.locked_transaction(conn):
+                backend.run_in_transaction(conn, step, [])
+                assert type(conn) is OwnConnection
+                assert backend.reusable(conn) is reusable
+        assert seen == [WatchedConnection]
+    finally:
+        conn.close()

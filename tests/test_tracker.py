@@ -112,12 +112,12 @@ def test_tracker_with_a_missing_column_is_foreign(db_path: Path, conn: sqlite3.C
         Tracker(SQLiteBackend(db_path)).read(conn)
 
 
-def test_rows_read_are_the_dataclasses_the_constructor_makes(tmp_path: Path) -> None:
-    import dataclasses
+def test_rows_read_are_the_values_the_constructor_makes(tmp_path: Path) -> None:
+    import inspect
 
     from selfmigrate.core.tracker import _FIELDS, AppliedMigration
 
-    assert tuple(f.name for f in dataclasses.fields(AppliedMigration)) == _FIELDS
+    assert tuple(inspect.signature(AppliedMigration).parameters) == _FIELDS == AppliedMigration._fields
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n-- migrate:down\nDROP TABLE a;\n")
@@ -135,5 +135,31 @@ def test_rows_read_are_the_dataclasses_the_constructor_makes(tmp_path: Path) -> 
         assert row == rebuilt and hash(row) == hash(rebuilt) and repr(row) == repr(rebuilt)
     assert [(r.kind, r.compatible, r.down) for r in rows.values()] == [("sql", False, "stored"), ("py", False, "none")]
     for migration in MigrationRegistry(str(folder)).migrations:
-        fields = {f.name: getattr(migration, f.name) for f in dataclasses.fields(migration)}
+        assert tuple(inspect.signature(type(migration)).parameters) == type(migration)._fields
+        fields = {name: getattr(migration, name) for name in type(migration)._fields}
         assert migration == type(migration)(**fields) and hash(migration) == hash(type(migration)(**fields))
+
+
+def test_values_behave_as_the_frozen_dataclasses_they_replace(tmp_path: Path) -> None:
+    # Made without dataclasses (see backends/base.py Value): equality within one class,
+    # hashing, the repr a frozen dataclass shows, and no assignment.
+    from selfmigrate.backends.base import SQLScript, Statement
+    from selfmigrate.core.migration import LoadedMigration, Migration
+    from selfmigrate.core.tracker import AppliedMigration
+
+    row = AppliedMigration(3, "c", "0" * 64, "2026-11-24T21:00:00+00:00", 1.5, "web-1 pid 3")
+    assert repr(row) == (
+        "AppliedMigration(version=3, name='c', checksum='" + "0" * 64 + "', applied_at='2026-11-24T21:00:00+00:00',"
+        " duration_ms=1.5, applied_by='web-1 pid 3', state='applied', kind=None, compatible=None, down_checksum=None)"
+    )
+    assert row.as_dict()["state"] == "applied" and list(row.as_dict())[0] == "version"
+    with pytest.raises(AttributeError):
+        row.version = 4  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del row.name
+    one = Migration(1, "a", "sql", str(tmp_path / "0001_a.sql"), stat=(1, 2, 3))
+    same = Migration(1, "a", "sql", str(tmp_path / "0001_a.sql"), package="p")
+    assert one == same and hash(one) == hash(same)  # resource, package and stat do not count
+    assert repr(one) == f"Migration(version=1, name='a', kind='sql', location={str(tmp_path / '0001_a.sql')!r})"
+    assert Statement("x", 1) != SQLScript("x", 1) and Statement("x", 1) == Statement("x", 1)
+    assert LoadedMigration(one) == LoadedMigration(same) != LoadedMigration(one, compatible=True)

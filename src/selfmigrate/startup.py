@@ -135,8 +135,6 @@ def migrate_with(
                 duration_ms=(time.perf_counter() - started) * 1000.0,
             )
     # Something may be pending, or changed: the full run (discover, compare, lock, apply).
-    import logging
-
     from .core.runner import Runner
     from .errors import AheadError, ConfigError, SelfMigrateError
     from .report import MigrationReport
@@ -160,6 +158,8 @@ def migrate_with(
             or options.on_failure == "raise"
         ):
             raise
+        import logging
+
         logging.getLogger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
         )

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import bisect
 import re
-import typing as t
+
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
 
 #: The characters SQLite's tokenizer takes for white space (``tokenize.c``,
 #: ``complete.c``). Python's :meth:`str.isspace` knows more (``\x0b``, ``\x85``,
@@ -21,15 +24,15 @@ SQL_WHITESPACE = " \t\n\f\r"
 #: end), a ``/* */`` comment (unterminated: to the end; a bare ``/*`` ending the
 #: text is two characters of code, as in SQLite), a quoted string or
 #: identifier (a doubled quote inside is an escaped one; ``[…]`` has no escape;
-#: unterminated: to the end), a semicolon, or anything else.
-_TOKEN = re.compile(
+#: unterminated: to the end), a semicolon, or anything else. Compiled (and cached by
+#: :mod:`re`) on first use: a start reads its files with :data:`_CHUNK` only.
+_TOKEN = (
     r"""(?P<space>[ \t\n\f\r]+)
     |(?P<line>--[^\n]*)
     |(?P<block>/\*.*?\*/|/\*.+)
     |(?P<quoted>'(?:[^']+|'')*'?|"(?:[^"]+|"")*"?|`(?:[^`]+|``)*`?|\[[^\]]*\]?)
     |(?P<semicolon>;)
-    |(?P<other>[^ \t\n\f\r;'"`\[/-]+|.)""",
-    re.DOTALL | re.VERBOSE,
+    |(?P<other>[^ \t\n\f\r;'"`\[/-]+|.)"""
 )
 
 
@@ -40,7 +43,7 @@ def sql_tokens(text: str) -> t.Iterator[tuple[str, int, int]]:
     ``"block"`` (a ``/* */`` comment), ``"quoted"``, ``"semicolon"`` or
     ``"other"``. The tokens cover ``text`` end to end, as SQLite would read it.
     """
-    for match in _TOKEN.finditer(text):
+    for match in re.finditer(_TOKEN, text, re.DOTALL | re.VERBOSE):
         begin, end = match.span()
         # Every alternative is a named group: lastgroup is never None (``or`` satisfies the types).
         yield match.lastgroup or "other", begin, end

@@ -9,11 +9,12 @@ locks or engines; the runner takes the locks and runs the downs.
 
 from __future__ import annotations
 
-import typing as t
-
 from ..errors import AheadError, ChecksumMismatch
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from ..config import AheadPolicy
     from .migration import LoadedMigration
     from .status import Status

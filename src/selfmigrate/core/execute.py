@@ -8,23 +8,26 @@ and fix. Must not know an engine: the backend runs the step and explains its ref
 from __future__ import annotations
 
 import time
-import typing as t
 
 from ..backends.base import COMMITTED_ITSELF, Refused, StatementError
 from ..errors import MigrationError
 from .migration import line_in
 from .plan import version_label
 
-if t.TYPE_CHECKING:
-    from ..backends.base import Backend, Connection, Step
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
+    from ..backends.base import Backend, Connection, MigrationFunction, SQLScript, Step
     from .migration import LoadedMigration, Migration
     from .status import Status
 
 
-def _step(script: object, function: object) -> Step:
-    step = script if script is not None else function
-    assert step is not None
-    return t.cast("Step", step)
+def _step(script: SQLScript | None, function: MigrationFunction | None) -> Step:
+    if script is not None:
+        return script
+    assert function is not None
+    return function
 
 
 def _cause(error: Exception) -> BaseException:

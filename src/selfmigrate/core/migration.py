@@ -7,23 +7,20 @@ only when it is about to run), and the ``.sql`` marker lines. Must not know data
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import hashlib
 import os
 import re
-import traceback
 import types
-import typing as t
-from dataclasses import dataclass, field
 
-from ..backends.base import MigrationFunction as MigrationFunction
 from ..backends.base import SQLScript as SQLScript
+from ..backends.base import Value
 from ..backends.tokens import SQL_WHITESPACE, line_of, sql_chunks
 from ..errors import DiscoveryError
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
     from importlib.resources.abc import Traversable
 
 #: The line that separates the up script from the down script in a ``.sql`` file.
@@ -41,7 +38,10 @@ COMPATIBLE_MARKER = "-- migrate:compatible"
 #: The module attribute that declares a ``.py`` migration compatible when it is ``True``.
 COMPATIBLE_ATTRIBUTE = "compatible"
 
-Kind = t.Literal["sql", "py"]
+if TYPE_CHECKING:
+    from ..backends.base import MigrationFunction as MigrationFunction
+
+    Kind = t.Literal["sql", "py"]
 
 #: The linter's accept directive (``-- migrate:accept SM103 reason``, see ops/lint.py):
 #: a comment line anywhere in a ``.sql`` file, for ``lint``; the marker check lets it
@@ -74,14 +74,16 @@ def decode(data: bytes, location: str) -> str:
         ) from e
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(Value):
     """One migration file, as discovery found it.
 
     Two migrations compare equal when version, name, kind and location are
     equal. The :attr:`checksum` is read from the file on first use, so that a
     start whose files are known to be unchanged reads none of them.
     """
+
+    _fields = ("version", "name", "kind", "location", "resource", "package", "stat")
+    _hidden = frozenset({"resource", "package", "stat"})
 
     #: The decimal version from the file name (``0002_x.sql`` → ``2``).
     version: int
@@ -93,13 +95,27 @@ class Migration:
     location: str
     #: The file, as an :mod:`importlib.resources` traversable, for a file inside a
     #: zip file; ``None`` for a file on disk, which is read from :attr:`location`.
-    resource: Traversable | None = field(default=None, compare=False, repr=False)
+    resource: Traversable | None
     #: The package the file was found in, if it came from a package (used for
     #: relative imports in Python migrations).
-    package: str | None = field(default=None, compare=False, repr=False)
+    package: str | None
     #: ``(size, mtime_ns, ctime_ns)`` of a file on disk when it was listed;
     #: ``None`` inside a zip file. Feeds :meth:`MigrationRegistry.fingerprint`.
-    stat: tuple[int, int, int] | None = field(default=None, compare=False, repr=False)
+    stat: tuple[int, int, int] | None
+
+    def __init__(
+        self,
+        version: int,
+        name: str,
+        kind: Kind,
+        location: str,
+        resource: Traversable | None = None,
+        package: str | None = None,
+        stat: tuple[int, int, int] | None = None,
+    ) -> None:
+        self.__dict__.update(
+            version=version, name=name, kind=kind, location=location, resource=resource, package=package, stat=stat
+        )
 
     @property
     def id(self) -> str:
@@ -141,7 +157,7 @@ class Migration:
         data = self._read_bytes()
         digest = checksum(data)
         # cached_property keeps its value in the instance's __dict__ (a frozen
-        # dataclass does not stop that): the first read fixes the checksum.
+        # value does not stop that): the first read fixes the checksum.
         if self.__dict__.setdefault("checksum", digest) != digest:
             raise DiscoveryError(
                 f"Migration file {self.location} changed while selfmigrate was running."
@@ -176,34 +192,72 @@ class Migration:
         return _load_python(self, text, data)
 
 
-@dataclass(frozen=True)
-class LoadedMigration:
+class LoadedMigration(Value):
     """A migration ready to run: its up and optional down, SQL or Python."""
+
+    _fields = (
+        "migration",
+        "up_sql",
+        "down_sql",
+        "up_function",
+        "down_function",
+        "transactional",
+        "compatible",
+        "down_source",
+        "empty_down",
+        "from_tracker",
+    )
 
     migration: Migration
     #: For ``.sql`` files: the up script.
-    up_sql: SQLScript | None = None
+    up_sql: SQLScript | None
     #: For ``.sql`` files: the down script, if the file has a ``-- migrate:down`` line.
-    down_sql: SQLScript | None = None
+    down_sql: SQLScript | None
     #: For ``.py`` files: the module's ``up``.
-    up_function: MigrationFunction | None = None
+    up_function: MigrationFunction | None
     #: For ``.py`` files: the module's ``down``, if it has one.
-    down_function: MigrationFunction | None = None
+    down_function: MigrationFunction | None
     #: ``False`` for a migration that runs outside a transaction (``VACUUM``,
     #: ``PRAGMA journal_mode``, a table rebuild with ``PRAGMA foreign_keys=OFF``):
     #: a ``-- migrate:no-transaction`` header line, or ``transactional = False``.
-    transactional: bool = True
+    transactional: bool
     #: Code written before this migration still works after it: a
     #: ``-- migrate:compatible`` header line, or ``compatible = True``.
-    compatible: bool = False
+    compatible: bool
     #: What the tracker stores as the down: the SQL after ``-- migrate:down``, or
     #: the whole source of a ``.py`` module that has a ``down``; ``None`` without a down.
-    down_source: str | None = None
+    down_source: str | None
     #: The file has a ``-- migrate:down`` line with no statement after it (dbmate's
     #: template leaves one): no down, so a rollback refuses instead of undoing nothing.
-    empty_down: bool = False
+    empty_down: bool
     #: The down comes from the copy stored in the tracker, not from a file.
-    from_tracker: bool = False
+    from_tracker: bool
+
+    def __init__(
+        self,
+        migration: Migration,
+        up_sql: SQLScript | None = None,
+        down_sql: SQLScript | None = None,
+        up_function: MigrationFunction | None = None,
+        down_function: MigrationFunction | None = None,
+        transactional: bool = True,
+        compatible: bool = False,
+        down_source: str | None = None,
+        empty_down: bool = False,
+        from_tracker: bool = False,
+    ) -> None:
+        self.__dict__.update(
+            migration=migration,
+            up_sql=up_sql,
+            down_sql=down_sql,
+            up_function=up_function,
+            down_function=down_function,
+            transactional=transactional,
+            compatible=compatible,
+            down_source=down_source,
+            empty_down=empty_down,
+            from_tracker=from_tracker,
+        )
 
     @property
     def has_down(self) -> bool:
@@ -267,9 +321,10 @@ def _has_statement(script: SQLScript) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Markers:
+class Markers(Value):
     """Where a ``.sql`` file's marker lines are, as :func:`parse_markers` found them."""
+
+    _fields = ("down", "down_body", "transactional", "compatible")
 
     #: Offset of the start of the ``-- migrate:down`` line, or ``None``.
     down: int | None
@@ -279,7 +334,10 @@ class Markers:
     #: ``-- migrate:up transaction:false``).
     transactional: bool
     #: ``True`` when the header has ``-- migrate:compatible``.
-    compatible: bool = False
+    compatible: bool
+
+    def __init__(self, down: int | None, down_body: int, transactional: bool, compatible: bool = False) -> None:
+        self.__dict__.update(down=down, down_body=down_body, transactional=transactional, compatible=compatible)
 
 
 def looks_like_marker(comment: str) -> bool:
@@ -493,7 +551,11 @@ def _load_python(migration: Migration, text: str, data: bytes | None = None) -> 
             paths=[location],
         )
     for attribute in vars(module):
-        if attribute != COMPATIBLE_ATTRIBUTE and _COMPATIBLE_LIKE.fullmatch(attribute):
+        if (
+            attribute != COMPATIBLE_ATTRIBUTE
+            and "compat" in attribute.lower()  # what the pattern asks first: most names stop here
+            and re.fullmatch(_COMPATIBLE_LIKE, attribute, re.IGNORECASE)
+        ):
             raise DiscoveryError(
                 f"Migration file {location} sets '{attribute}', which selfmigrate does not read; the"
                 f" attribute that declares a migration compatible is '{COMPATIBLE_ATTRIBUTE} = True'."
@@ -573,13 +635,16 @@ def _write_cache(path: str, content: bytes) -> None:
         os.replace(temporary, path)
     except OSError:
         # Only a cache: the next start compiles again (Python's import does the same).
+        import contextlib  # only to write the cache
+
         with contextlib.suppress(OSError):
             os.remove(temporary)
 
 
 #: Module attribute names meant as ``compatible`` but spelt otherwise (``COMPATIBLE``,
-#: ``is_compatible``, ``compatable``): an error, never silently ignored.
-_COMPATIBLE_LIKE = re.compile(r"_*(?:is_?)?compat[ai]b(?:le|el)", re.IGNORECASE)
+#: ``is_compatible``, ``compatable``): an error, never silently ignored. Compiled (and
+#: cached by :mod:`re`) when a name has ``compat`` in it, not at every start.
+_COMPATIBLE_LIKE = r"_*(?:is_?)?compat[ai]b(?:le|el)"
 
 
 def load_stored_down(migration: Migration, source: str) -> LoadedMigration:
@@ -599,7 +664,18 @@ def load_stored_down(migration: Migration, source: str) -> LoadedMigration:
             f"The down stored for {migration.location} defines no down(conn) function.",
             paths=[migration.location],
         )
-    return dataclasses.replace(body, from_tracker=True)
+    return LoadedMigration(
+        body.migration,
+        body.up_sql,
+        body.down_sql,
+        body.up_function,
+        body.down_function,
+        body.transactional,
+        body.compatible,
+        body.down_source,
+        body.empty_down,
+        from_tracker=True,
+    )
 
 
 def _checked(function: MigrationFunction, location: str, name: str) -> MigrationFunction:
@@ -613,17 +689,9 @@ def _checked(function: MigrationFunction, location: str, name: str) -> Migration
     refuses, when called, a result that is a coroutine, generator or other
     awaitable (a decorator can hide an ``async def``).
     """
-    import inspect  # here, not at the top: a start with nothing pending never needs it
-
     line = getattr(getattr(function, "__code__", None), "co_firstlineno", None)
     where = f"{location}, line {line}" if line is not None else location
-    kind = None
-    if inspect.isasyncgenfunction(function):
-        kind = "an async generator (async def with yield)"
-    elif inspect.iscoroutinefunction(function):
-        kind = "an async function (async def)"
-    elif inspect.isgeneratorfunction(function):
-        kind = "a generator (it contains yield)"
+    kind = _not_run_by_a_call(function)
     if kind is not None:
         raise DiscoveryError(
             f"Migration file {where}: {name}() is {kind}. Calling it would only create an object and"
@@ -632,22 +700,29 @@ def _checked(function: MigrationFunction, location: str, name: str) -> Migration
             " asyncio.run(...).",
             paths=[location],
         )
-    try:
-        signature: inspect.Signature | None = None if _takes_the_connection(function) else inspect.signature(function)
-    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
-        signature = None
-    if signature is not None:
+    if not _takes_the_connection(function):
+        import inspect  # not for a plain def: its code object answers
+
         try:
-            signature.bind(None)
-        except TypeError as e:
-            raise DiscoveryError(
-                f"Migration file {where}: {name}{signature} cannot be called with the connection as"
-                f" its one argument ({e}). Define it as 'def {name}(conn):'.",
-                paths=[location],
-            ) from e
+            signature: inspect.Signature | None = inspect.signature(function)
+        except (TypeError, ValueError):  # a builtin without a signature: the call will tell
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None)
+            except TypeError as e:
+                raise DiscoveryError(
+                    f"Migration file {where}: {name}{signature} cannot be called with the connection as"
+                    f" its one argument ({e}). Define it as 'def {name}(conn):'.",
+                    paths=[location],
+                ) from e
 
     def call(conn: t.Any) -> object:
         result = function(conn)
+        if result is None:
+            return None  # what a plain up or down returns
+        import inspect
+
         if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
             close = getattr(result, "close", None)
             if callable(close):
@@ -659,6 +734,35 @@ def _checked(function: MigrationFunction, location: str, name: str) -> Migration
         return result
 
     return functools.update_wrapper(call, function)
+
+
+#: Code flags of what a call only creates an object for (CO_GENERATOR, CO_COROUTINE,
+#: CO_ASYNC_GENERATOR), and how :func:`_checked` names each.
+_NOT_RUN = ((0x200, "an async generator (async def with yield)"), (0x80, "an async function (async def)"),
+            (0x20, "a generator (it contains yield)"))
+
+
+def _not_run_by_a_call(function: object) -> str | None:
+    """What ``function`` is if calling it would run none of its body (async, generator), else ``None``.
+
+    A plain ``def`` answers from its code object's flags; anything else
+    (a partial, a method, a function marked as a coroutine function) is asked of
+    :mod:`inspect`.
+    """
+    if type(function) is types.FunctionType and not hasattr(function, "__wrapped__") and not any(
+        hasattr(function, marker) for marker in ("_is_coroutine_marker", "_is_coroutine")
+    ):
+        flags = function.__code__.co_flags
+        return next((kind for flag, kind in _NOT_RUN if flags & flag), None)
+    import inspect
+
+    if inspect.isasyncgenfunction(function):
+        return _NOT_RUN[0][1]
+    if inspect.iscoroutinefunction(function):
+        return _NOT_RUN[1][1]
+    if inspect.isgeneratorfunction(function):
+        return _NOT_RUN[2][1]
+    return None
 
 
 def _takes_the_connection(function: object) -> bool:
@@ -687,6 +791,8 @@ def line_in(error: BaseException, filename: str) -> int | None:
     if isinstance(error, SyntaxError) and error.filename == filename:
         return error.lineno
     line = None
+    import traceback  # only for a failure's message
+
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename == filename:
             line = frame.lineno

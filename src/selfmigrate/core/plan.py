@@ -7,14 +7,14 @@ Holds :func:`check` (edited, interrupted, out-of-order migrations, the target) a
 
 from __future__ import annotations
 
-import typing as t
-
 from ..errors import ChecksumMismatch, ConfigError, OutOfOrderError, StateError
-from . import ahead as ahead_rules
 from .migration import LoadedMigration
 from .tracker import STARTED
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from .migration import Migration
     from .status import Status
 
@@ -138,6 +138,8 @@ def rollback_range(
             )
         migration = files.get(version)
         if migration is None:
+            from . import ahead as ahead_rules  # a rollback from the tracker's copy only
+
             why = ahead_rules.cannot_undo(row, stored)
             if why is None:
                 # The older image's case: the file is gone, its down is in the tracker.

@@ -7,26 +7,25 @@ no migration module and reads no file (a checksum is read on first use).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import typing as t
 
 from ..errors import DiscoveryError
 from .fingerprint import Files
 from .locations import Location as Location
 from .locations import examine_folder, is_candidate, list_folder
 from .locations import resolve_location as resolve_location
-from .migration import Kind, Migration
+from .migration import Migration
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
     from .locations import LocationSpec as LocationSpec
     from .locations import LocationsSpec as LocationsSpec
     from .locations import Seen, Stat
+    from .migration import Kind
 
-logger = logging.getLogger("selfmigrate.registry")
 
 #: ``NNNN_slug.sql`` or ``NNNN_slug.py``: a decimal version, an underscore, a slug.
 NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kind>sql|py)")
@@ -347,7 +346,9 @@ def _warn_nested(folder: str, everything: list[str], candidates: list[str]) -> N
     shown = ", ".join(nested[:_NESTED_SHOWN]) + (
         f" and {len(nested) - _NESTED_SHOWN} more" if len(nested) > _NESTED_SHOWN else ""
     )
-    logger.warning(
+    import logging  # only for this warning
+
+    logging.getLogger("selfmigrate.registry").warning(
         "%d file(s) in subfolders of migrations folder %s are named like migrations but are not"
         " applied: %s. selfmigrate reads only the top level of a migrations folder. Move them up"
         " into %s, or start the subfolder's name with '_' if they are not migrations.",
@@ -361,7 +362,7 @@ def _warn_nested(folder: str, everything: list[str], candidates: list[str]) -> N
 def _migration(
     entry: Traversable | None, stat: Stat | None, where: str, match: re.Match[str], package: str | None
 ) -> Migration:
-    kind = t.cast(Kind, match["kind"])
+    kind: Kind = "py" if match["kind"] == "py" else "sql"
     version = int(match["version"])
     if version == 0:
         # 0 is the version of a database with nothing applied: 'rollback --to 0' undoes

@@ -8,15 +8,13 @@ Must not name an engine: every engine decision goes through the injected Backend
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 import time
-import typing as t
 
 from ..config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
 from ..report import AppliedResult, MigrationReport
-from . import ahead as ahead_rules
 from .execute import failure, ms_since, run_down, run_outside, run_up
 from .fingerprint import Certified, read_certificate
 from .plan import check, rollback_range, up_to, version_label
@@ -24,15 +22,51 @@ from .registry import MigrationRegistry, versions_of
 from .status import Status, compare
 from .tracker import LAYOUT, STARTED, AppliedMigration, Tracker
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from ..backends.base import Backend, Connection, MigrationLock
     from ..config import AheadPolicy
     from .fingerprint import Files, Key
     from .locations import LocationsSpec
     from .migration import LoadedMigration, Migration
 
+
+
+class _Logger:
+    """The records of logger ``name``, which is looked up when a record can reach a handler.
+
+    A handler exists only if some code imported :mod:`logging`; without one, a
+    record below WARNING is dropped (the last-resort handler takes WARNING and
+    up), so INFO and DEBUG records are skipped without importing the module
+    (several milliseconds of a start that applies something; see
+    :func:`selfmigrate.core.quick.log_info`). WARNING and up always go to
+    :func:`logging.getLogger`. The logger itself is the one ``getLogger(name)``
+    returns, whoever calls it first.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def debug(self, message: str, *args: object) -> None:
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            logging.getLogger(self.name).debug(message, *args, stacklevel=2)
+
+    def info(self, message: str, *args: object) -> None:
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            logging.getLogger(self.name).info(message, *args, stacklevel=2)
+
+    def warning(self, message: str, *args: object) -> None:
+        import logging
+
+        logging.getLogger(self.name).warning(message, *args, stacklevel=2)
+
+
 # The logger keeps the name it had before the package had layers: users configure it.
-logger = logging.getLogger("selfmigrate.runner")
+logger = _Logger("selfmigrate.runner")
 #: Said of a migration rolled back with the down stored in the tracker.
 _FROM_TRACKER = " with the down stored in the tracker (its file is not in the migrations)"
 
@@ -777,6 +811,10 @@ class Runner:
         of them cannot be undone from the tracker) or undoes them; returns
         whether it undid any.
         """
+        if not status.missing:
+            return False  # nothing ahead either (ahead is part of missing)
+        from . import ahead as ahead_rules
+
         database = self.backend.describe()
         for row in status.missing:
             if row not in status.ahead:
@@ -824,6 +862,8 @@ class Runner:
         Re-reads inside the lock: another worker of the same start may have
         undone it already. Returns ``False`` when nothing is left to undo.
         """
+        from . import ahead as ahead_rules
+
         database = self.backend.describe()
         with self.backend.locked_transaction(conn):
             status = compare(self.registry.migrations, self.tracker.read(conn))

@@ -6,18 +6,20 @@ tracker holds in, a value out. Must not know databases, locks or the faces that 
 
 from __future__ import annotations
 
-import typing as t
-from dataclasses import dataclass
-
+from ..backends.base import Value
 from .tracker import STARTED, AppliedMigration
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from .migration import Migration
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(Value):
     """The state of a database against a set of migration files."""
+
+    _fields = ("migrations", "applied", "pending", "missing", "edited", "out_of_order", "interrupted")
 
     #: Every migration file, by version.
     migrations: tuple[Migration, ...]
@@ -33,6 +35,26 @@ class Status:
     out_of_order: tuple[Migration, ...]
     #: Rows of non-transactional migrations that started and never finished.
     interrupted: tuple[AppliedMigration, ...]
+
+    def __init__(
+        self,
+        migrations: tuple[Migration, ...],
+        applied: dict[int, AppliedMigration],
+        pending: tuple[Migration, ...],
+        missing: tuple[AppliedMigration, ...],
+        edited: tuple[tuple[Migration, AppliedMigration], ...],
+        out_of_order: tuple[Migration, ...],
+        interrupted: tuple[AppliedMigration, ...],
+    ) -> None:
+        self.__dict__.update(
+            migrations=migrations,
+            applied=applied,
+            pending=pending,
+            missing=missing,
+            edited=edited,
+            out_of_order=out_of_order,
+            interrupted=interrupted,
+        )
 
     @property
     def current_version(self) -> int | None:

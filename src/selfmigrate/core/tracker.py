@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import os
 import re
-import typing as t
-from dataclasses import dataclass
 
+from ..backends.base import Value
 from ..config import DEFAULT_TABLE, TRACKER_LAYOUT
 from ..errors import ConfigError, TrackerError
 from . import fingerprint
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
     from ..backends.base import Backend, Connection
     from .migration import LoadedMigration, Migration
 
@@ -53,9 +55,15 @@ APPLIED = "applied"
 STARTED = "started"
 
 
-@dataclass(frozen=True)
-class AppliedMigration:
-    """A row of the tracker table."""
+class AppliedMigration(Value):
+    """A row of the tracker table.
+
+    A frozen value (see :class:`~selfmigrate.backends.base.Value`): rows with
+    equal fields are equal; :meth:`as_dict` gives the fields by name.
+    """
+
+    _fields = ("version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "state", "kind",
+               "compatible", "down_checksum")
 
     version: int
     name: str
@@ -66,14 +74,44 @@ class AppliedMigration:
     #: Host and process that applied it (``"web-1 pid 812"``).
     applied_by: str
     #: :data:`APPLIED`, or :data:`STARTED` for an interrupted non-transactional run.
-    state: str = APPLIED
+    state: str
     #: ``"sql"`` or ``"py"``; ``None`` when nothing more than the row was stored (a
     #: migration applied before the tracker's layout 2, or adopted).
-    kind: str | None = None
+    kind: str | None
     #: Whether the migration was declared compatible (``None``: not stored).
-    compatible: bool | None = None
+    compatible: bool | None
     #: SHA-256 of the stored down; ``None`` when there is none stored.
-    down_checksum: str | None = None
+    down_checksum: str | None
+
+    def __init__(
+        self,
+        version: int,
+        name: str,
+        checksum: str,
+        applied_at: str,
+        duration_ms: float,
+        applied_by: str,
+        state: str = APPLIED,
+        kind: str | None = None,
+        compatible: bool | None = None,
+        down_checksum: str | None = None,
+    ) -> None:
+        self.__dict__.update(
+            version=version,
+            name=name,
+            checksum=checksum,
+            applied_at=applied_at,
+            duration_ms=duration_ms,
+            applied_by=applied_by,
+            state=state,
+            kind=kind,
+            compatible=compatible,
+            down_checksum=down_checksum,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """The fields by name, in the order of the constructor's parameters."""
+        return {name: self.__dict__[name] for name in self._fields}
 
     @property
     def id(self) -> str:
@@ -96,9 +134,8 @@ def _row(values: t.Sequence[t.Any]) -> AppliedMigration:
     """The :class:`AppliedMigration` of a row read in the order of :data:`_FIELDS` (or of
     :data:`COLUMNS` alone, the rest ``None``).
 
-    Filled as the dataclass's own ``__init__`` would fill it, without its call per
-    field (a frozen dataclass sets each through ``object.__setattr__``): a tracker of
-    10 000 rows is read at every start that has something to do.
+    Filled as its own ``__init__`` fills it, without the call and its keywords: a
+    tracker of 10 000 rows is read at every start that has something to do.
     """
     row = object.__new__(AppliedMigration)
     fields = row.__dict__
@@ -161,7 +198,7 @@ class Tracker:
         self._schema_marker: t.Callable[[Connection], object] | None = getattr(backend, "schema_marker", None)
         self._rollback_seen: tuple[object, bool] | None = None
         self._who: tuple[int, str] | None = None
-        self._insert_sql: tuple[str, str, str] | None = None  # record()'s statements, made on first use
+        self._insert_sql: tuple[str, str, str, bool] | None = None  # record()'s statements, made on first use
 
     def _sql(self, table: str) -> str:
         """``table`` as the tracker's SQL names it (schema-qualified where the engine has schemas)."""
@@ -393,17 +430,29 @@ class Tracker:
         )
         if self._insert_sql is None:
             p = self.backend.placeholder
+            stored = (
+                f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
+                f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})"
+            )
+            upsert = bool(getattr(self.backend, "upsert", False))  # an optional Backend member
+            if upsert:
+                # A row left by an older release's rollback (which knew no rollback table) is
+                # replaced in the same statement: SQLite 3.24+ and PostgreSQL spell it alike.
+                stored += " ON CONFLICT (version) DO UPDATE SET " + ", ".join(
+                    f"{column} = excluded.{column}" for column in _ROLLBACK_COLUMNS[1:]
+                )
             self._insert_sql = (
                 f"INSERT INTO {self._sql(self.table)} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})",
                 f"DELETE FROM {self._sql(self.rollback_table)} WHERE version = {p}",
-                f"INSERT INTO {self._sql(self.rollback_table)} ({', '.join(_ROLLBACK_COLUMNS)})"
-                f" VALUES ({', '.join([p] * len(_ROLLBACK_COLUMNS))})",
+                stored,
+                upsert,
             )
-        insert, delete_stored, insert_stored = self._insert_sql
+        insert, delete_stored, insert_stored, upsert = self._insert_sql
         conn.execute(insert, values)
         if not self._has_rollback_table(conn):
             return _row(values)  # a layout-1 tracker (written by an older release's own commands)
-        conn.execute(delete_stored, (migration.version,))
+        if body is None or not upsert:
+            conn.execute(delete_stored, (migration.version,))
         if body is None:
             return _row(values)
         from .migration import checksum

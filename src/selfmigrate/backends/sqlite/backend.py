@@ -12,19 +12,33 @@ import os
 import re
 import sqlite3
 import time
-import typing as t
-from pathlib import Path
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ...errors import DatabaseError, LockTimeout, SelfMigrateError
 from ..base import COMMITTED_ITSELF, Refused, SQLScript, StatementError
-from .connection import connect, database_path, is_busy, is_closed, untouched, watch
-from .lock import MigrationLock, lock_for
+from .connection import (
+    connect,
+    database_file,
+    database_path,
+    is_busy,
+    is_closed,
+    limit_busy_timeout,
+    path_text,
+    set_busy_timeout,
+    untouched,
+    unwatch,
+    watch,
+)
 from .sqltext import split_statements
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+    from pathlib import Path
+
     from ..base import Connection, Schema, Snapshot, Step
     from ..base import MigrationLock as AnyLock
+    from .lock import MigrationLock
 
 #: Pragmas that do nothing (or fail) when set inside a transaction; a migration
 #: that sets one must run outside a transaction (``-- migrate:no-transaction``).
@@ -56,9 +70,7 @@ _GUARD_PROBE = "selfmigrate_guard_probe"
 #: transaction", "... may not be changed inside a transaction").
 #: "database other is locked" is how SQLite refuses a DETACH of a database the
 #: transaction has used (ATTACH itself works inside one).
-_NEEDS_NO_TRANSACTION = re.compile(
-    r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
-)
+_NEEDS_NO_TRANSACTION = r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$"
 #: Put first in a migration's ``refused`` list to say why it failed (worded by
 #: :meth:`SQLiteBackend.failure_advice`): it closed its connection, SQLite ignored a
 #: pragma it set, it removed the guard's authorizer.
@@ -93,7 +105,7 @@ def open_backend(database: str | os.PathLike[str], options: Options) -> SQLiteBa
 
     Of ``options`` it reads ``lock_timeout``; the PostgreSQL settings mean nothing here.
     """
-    return SQLiteBackend(database_path(database), lock_timeout=options.lock_timeout)
+    return SQLiteBackend(database_file(database), lock_timeout=options.lock_timeout)
 
 
 def database_location(
@@ -121,9 +133,14 @@ class SQLiteBackend:
     placeholder = "?"
     integer_type = "INTEGER"
     engine_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    #: ``INSERT ... ON CONFLICT (column) DO UPDATE`` works (SQLite 3.24 and later): the
+    #: tracker stores a migration's down in one statement instead of a DELETE and an INSERT.
+    upsert = sqlite3.sqlite_version_info >= (3, 24, 0)
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
-        self.path = Path(path)
+        # Kept as text (what str(Path(path)) is): a start needs no path object (see .connection.database_file).
+        self._file = path_text(os.fspath(path))
+        self._path: Path | None = None
         self.lock_timeout = lock_timeout
         #: Seconds waited so far for locks and busy databases, charged against
         #: :attr:`lock_timeout` (see :meth:`reset_wait`).
@@ -161,27 +178,36 @@ class SQLiteBackend:
             self.charge(time.monotonic() - started)
             raise LockTimeout(
                 f"Timed out after {self.waited:.1f} s waiting for the migration lock {lock.describe()} of"
-                f" database {self.path} ({self._limit()}). Another process is running a migration"
+                f" database {self._file} ({self._limit()}). Another process is running a migration"
                 " outside a transaction; wait for it to finish, or raise the lock timeout"
                 " (SELFMIGRATE_LOCK_TIMEOUT)."
             ) from e
         self.charge(time.monotonic() - started)
 
 
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        if self._path is None:
+            from pathlib import Path
+
+            self._path = Path(self._file)
+        return self._path
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r})"
+        return f"{type(self).__name__}({self._file!r})"
 
     def describe(self) -> str:
         """The database, for messages."""
-        return str(self.path)
+        return self._file
 
     def exists(self) -> bool:
         """Whether the database file exists."""
-        return self.path.is_file()
+        return os.path.isfile(self._file)
 
     def missing(self) -> bool:
         """Whether there is no file (nor folder) at the database's path."""
-        return not self.path.is_file() and not self.path.is_dir()
+        return not os.path.isfile(self._file) and not os.path.isdir(self._file)
 
     def connect(self, *, create: bool = True) -> sqlite3.Connection:
         """Open the database in autocommit mode; transactions are explicit.
@@ -196,7 +222,7 @@ class SQLiteBackend:
         started = time.monotonic()
         try:
             return connect(
-                self.path, lock_timeout=self.remaining(), create=create, waited=self.waited, limit=self._limit
+                self._file, lock_timeout=self.remaining(), create=create, waited=self.waited, limit=self._limit
             )
         finally:
             self.charge(time.monotonic() - started)
@@ -221,16 +247,18 @@ class SQLiteBackend:
         :raises LockTimeout: the lock was not obtained in time.
         """
         started = time.monotonic()
-        conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
+        # Set again only once the budget fell below the timeout in effect (a run's steps
+        # each charge a few microseconds): never a longer wait than the budget allows.
+        limit_busy_timeout(_sqlite(conn), int(self.remaining() * 1000))
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
             if not is_busy(e):
-                raise DatabaseError(f"Cannot lock database {self.path} for writing: {e}.") from e
+                raise DatabaseError(f"Cannot lock database {self._file} for writing: {e}.") from e
             self.charge(time.monotonic() - started)
             raise LockTimeout(
                 f"Timed out after {self.waited:.1f} s waiting for the write lock on database"
-                f" {self.path} ({self._limit()}). Another process is"
+                f" {self._file} ({self._limit()}). Another process is"
                 " migrating or writing to it; if a long migration is running, raise the"
                 " lock timeout (SELFMIGRATE_LOCK_TIMEOUT); otherwise find the process that"
                 " holds the database open."
@@ -245,7 +273,7 @@ class SQLiteBackend:
         gives ``False`` too, as does a ``COMMIT`` that would wait for readers
         (then rolled back): what was tried is skipped, never waited for.
         """
-        conn.execute("PRAGMA busy_timeout = 0")
+        set_busy_timeout(_sqlite(conn), 0)
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -267,7 +295,7 @@ class SQLiteBackend:
                 self.rollback(conn)
         finally:
             if not is_closed(_sqlite(conn)):
-                conn.execute(f"PRAGMA busy_timeout = {int(self.remaining() * 1000)}")
+                set_busy_timeout(_sqlite(conn), int(self.remaining() * 1000))
 
     def change_marker(self, conn: Connection) -> object | None:
         """``PRAGMA data_version``: changes on ``conn`` when another connection commits.
@@ -314,7 +342,7 @@ class SQLiteBackend:
                 raise
             raise LockTimeout(
                 f"Timed out after {time.monotonic() - started:.1f} s committing to database"
-                f" {self.path} (lock timeout {self.lock_timeout:g} s): other connections kept"
+                f" {self._file} (lock timeout {self.lock_timeout:g} s): other connections kept"
                 " reading it, and a commit must wait for readers to finish. Nothing of this"
                 " transaction was committed. Raise the lock timeout (SELFMIGRATE_LOCK_TIMEOUT), or end the"
                 " long read transactions (WAL mode lets readers and a writer overlap)."
@@ -425,6 +453,7 @@ class SQLiteBackend:
                 denied.insert(0, UNGUARDED if conn.in_transaction else COMMITTED_ITSELF)
                 raise sqlite3.DatabaseError("the migration removed or replaced selfmigrate's authorizer")
         finally:
+            unwatch(conn)  # selfmigrate's own statements after the step need no watching
             self.unguard(conn)
             if not is_closed(conn):
                 conn.row_factory, conn.text_factory = factories
@@ -532,7 +561,11 @@ class SQLiteBackend:
                 " waits for it and fails. Run every statement through the connection the migration is"
                 " given (conn). (For an ATTACHed database: another process was writing it.)"
             )
-        elif transactional and isinstance(error, sqlite3.Error) and _NEEDS_NO_TRANSACTION.search(str(error)):
+        elif (
+            transactional
+            and isinstance(error, sqlite3.Error)
+            and re.search(_NEEDS_NO_TRANSACTION, str(error), re.IGNORECASE)
+        ):
             lines.append(
                 "This statement is valid but cannot run inside a transaction, and selfmigrate runs this"
                 " migration in one. Move it to a migration of its own that runs outside a transaction: a"
@@ -703,6 +736,8 @@ class SQLiteBackend:
         :func:`fcntl.flock`: the kernel releases it when its process ends, however
         it ends, so it never goes stale the way a row in a table would.
         """
+        from .lock import lock_for  # fcntl: only for a migration that runs outside a transaction
+
         return lock_for(self.path)
 
     def snapshot_before_change(
@@ -798,7 +833,7 @@ def _check_transaction_kept(conn: sqlite3.Connection, denied: list[str]) -> None
         raise sqlite3.OperationalError("the migration's transaction is gone: SQLite rolled it back")
 
 
-if t.TYPE_CHECKING:
+if TYPE_CHECKING:
     from ..base import Backend
 
     def _is_a_backend(backend: SQLiteBackend) -> Backend:

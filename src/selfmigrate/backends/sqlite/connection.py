@@ -10,10 +10,13 @@ import os
 import re
 import sqlite3
 import time
-import typing as t
-from pathlib import Path
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
+
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+    from pathlib import Path
 
 #: SQLAlchemy's URL syntax (``sqlalchemy.engine.url._parse_url``), for the SQLite drivers;
 #: compiled on first use (an app factory resolving a plain path never needs it).
@@ -49,6 +52,22 @@ def database_path(
         migrated database that vanishes with its connection is never what a
         caller wants), or no file that selfmigrate can resolve.
     """
+    from pathlib import Path
+
+    return Path(database_file(value, base, flask_sqlalchemy=flask_sqlalchemy))
+
+
+def database_file(
+    value: str | os.PathLike[str],
+    base: str | os.PathLike[str] | None = None,
+    *,
+    flask_sqlalchemy: bool = False,
+) -> str:
+    """:func:`database_path` as text (``str(database_path(...))``), without importing :mod:`pathlib`.
+
+    What the backend keeps: a start that applies something needs no path object
+    (:mod:`pathlib` with :mod:`urllib.parse` and :mod:`ipaddress` is about 3 ms).
+    """
     text = os.fspath(value)
     # Every URL form starts with "sqlite" (the regular expressions cost more than a start).
     url = re.fullmatch(_SQLALCHEMY_URL, text, re.DOTALL) if text.startswith("sqlite") else None
@@ -61,12 +80,21 @@ def database_path(
         path = _sqlite_uri_path(text, text) if text.startswith("file:") else _file_name(text, text)
     else:
         path = _url_path(text, url, base, flask_sqlalchemy)
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    return path
+    if base is not None and not path.startswith("/"):
+        path = os.path.join(os.fspath(base), path)
+    return path_text(path)
 
 
-def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None, flask_sqlalchemy: bool) -> Path:
+def path_text(text: str) -> str:
+    """``str(pathlib.PurePosixPath(text))``: empty and ``.`` parts and trailing slashes dropped.
+
+    A leading ``//`` (exactly two) is kept, as POSIX allows and :mod:`pathlib` does.
+    """
+    root = "//" if text.startswith("//") and not text.startswith("///") else "/" if text.startswith("/") else ""
+    return root + "/".join(part for part in text.split("/") if part and part != ".") or "."
+
+
+def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None, flask_sqlalchemy: bool) -> str:
     """The file a SQLAlchemy SQLite URL opens (pysqlite's ``create_connect_args``)."""
     from urllib.parse import parse_qsl, unquote
 
@@ -114,7 +142,7 @@ def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None
     return _file_name(filename, text)  # SQLite takes a name without "file:" literally, even as a URI
 
 
-def _sqlite_uri_path(uri: str, text: str) -> Path:
+def _sqlite_uri_path(uri: str, text: str) -> str:
     """The file of a SQLite ``file:`` URI, decoded as ``sqlite3ParseUri`` does."""
     from urllib.parse import unquote_to_bytes
 
@@ -140,13 +168,13 @@ def _sqlite_uri_path(uri: str, text: str) -> Path:
     path = os.fsdecode(raw)
     if params.get("mode") == "memory" or params.get("vfs") == "memdb" or path in ("", ":memory:"):
         raise _in_memory(text)
-    return Path(path)
+    return path
 
 
-def _file_name(name: str, text: str) -> Path:
+def _file_name(name: str, text: str) -> str:
     if name in ("", ":memory:"):
         raise _in_memory(text)
-    return Path(name)
+    return name
 
 
 def _in_memory(text: str) -> ConfigError:
@@ -193,18 +221,32 @@ _UNCHANGING = frozenset(
     }
 )
 _TOUCHED = "_selfmigrate_touched"
+#: Where a connection the backend opened remembers the busy timeout (ms) selfmigrate set on it.
+_BUSY = "_selfmigrate_busy_timeout"
+#: How much shorter than asked a busy timeout already in effect may be and still be kept (ms).
+BUSY_SLACK_MS = 50
 
 
-class WatchedConnection(sqlite3.Connection):
-    """A :class:`sqlite3.Connection` that notes when Python code may have changed it.
+class OwnConnection(sqlite3.Connection):
+    """The :class:`sqlite3.Connection` the backend opens (the ``factory`` of every one).
+
+    Plain, with a ``__dict__`` for what the backend notes on it. While a
+    migration's step runs on it (from :func:`watch` to :func:`unwatch`) it is a
+    :class:`WatchedConnection`: selfmigrate's own statements before and after the
+    step do not pay the watcher's lookup of every attribute.
+    """
+
+
+class WatchedConnection(OwnConnection):
+    """A connection while a migration's step runs on it: notes when Python code may have changed it.
 
     Looking up any attribute but those of :data:`_UNCHANGING` (``create_function``,
-    ``setlimit``, ``set_trace_callback``, ``enable_load_extension``, ``__dict__`` …)
-    and setting any attribute (a row factory, the isolation level) mark it, from
-    :func:`watch` on, until :func:`untouched` is asked. SQL it runs is not seen
-    here: the guard's authorizer sees that. A migration that calls a method of the
-    class on it directly (``sqlite3.Connection.create_function(conn, …)``) is not
-    seen either; nothing but malice writes that.
+    ``setlimit``, ``set_trace_callback``, ``enable_load_extension``, ``__dict__``,
+    ``__class__`` …) and setting any attribute (a row factory, the isolation level)
+    mark it, from :func:`watch` on, until :func:`untouched` is asked. SQL it runs is
+    not seen here: the guard's authorizer sees that. A migration that calls a method
+    of the class on it directly (``sqlite3.Connection.create_function(conn, …)``) is
+    not seen either; nothing but malice writes that.
     """
 
     def __getattribute__(self, name: str) -> t.Any:
@@ -218,16 +260,56 @@ class WatchedConnection(sqlite3.Connection):
 
 
 def watch(conn: sqlite3.Connection) -> None:
-    """Start noting what Python code asks of ``conn`` (see :class:`WatchedConnection`)."""
-    if isinstance(conn, WatchedConnection):
+    """Start noting what Python code asks of ``conn`` (it becomes a :class:`WatchedConnection`).
+
+    Only a connection the backend opened (an :class:`OwnConnection`) is watched; of
+    any other, :func:`untouched` says ``False``.
+    """
+    if isinstance(conn, OwnConnection):
         sqlite3.Connection.__getattribute__(conn, "__dict__")[_TOUCHED] = False
+        # Same layout (both add only the __dict__ to sqlite3.Connection): the object stays
+        # the one the migration was given; only its class's attribute lookup changes.
+        object.__setattr__(conn, "__class__", WatchedConnection)
+
+
+def unwatch(conn: sqlite3.Connection) -> None:
+    """Stop watching ``conn`` (a plain :class:`OwnConnection` again); what was noted stays."""
+    if type(conn) is WatchedConnection:
+        object.__setattr__(conn, "__class__", OwnConnection)
 
 
 def untouched(conn: sqlite3.Connection) -> bool:
     """Whether Python code asked ``conn`` for nothing but SQL and its state since :func:`watch`."""
-    if not isinstance(conn, WatchedConnection):
+    if not isinstance(conn, OwnConnection):
         return False
     return sqlite3.Connection.__getattribute__(conn, "__dict__").get(_TOUCHED) is False
+
+
+def set_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
+    """``PRAGMA busy_timeout = ms`` on ``conn``, remembered on an :class:`OwnConnection`."""
+    conn.execute(f"PRAGMA busy_timeout = {int(ms)}")
+    if isinstance(conn, OwnConnection):
+        sqlite3.Connection.__getattribute__(conn, "__dict__")[_BUSY] = int(ms)
+
+
+def limit_busy_timeout(conn: sqlite3.Connection, ms: int) -> None:
+    """Make ``conn`` wait at most ``ms`` for a busy database: set only when needed.
+
+    The timeout in effect is kept when it is not longer than ``ms`` and at most
+    :data:`BUSY_SLACK_MS` shorter: within one run the budget only shrinks, so a
+    step's ``PRAGMA busy_timeout`` is needed only once the budget fell below the
+    whole millisecond in effect. Only selfmigrate sets it on a connection it lends
+    to the next step: a migration that runs any pragma gets a new connection.
+    Unknown (not an :class:`OwnConnection`): always set.
+    """
+    ms = int(ms)
+    in_effect = (
+        sqlite3.Connection.__getattribute__(conn, "__dict__").get(_BUSY)
+        if isinstance(conn, OwnConnection)
+        else None
+    )
+    if in_effect is None or not ms - BUSY_SLACK_MS <= in_effect <= ms:
+        set_busy_timeout(conn, ms)
 
 
 def is_busy(error: sqlite3.Error) -> bool:
@@ -246,7 +328,7 @@ def is_closed(conn: sqlite3.Connection) -> bool:
 
 
 def connect(
-    path: Path,
+    path: str | os.PathLike[str],
     *,
     lock_timeout: float,
     create: bool = True,
@@ -266,22 +348,30 @@ def connect(
         directory, the file is missing (``create=False``), or it is not a
         SQLite database.
 
-    The connection is a :class:`WatchedConnection`, so that the backend can tell
-    whether a Python migration left it as it was opened.
+    The connection is an :class:`OwnConnection`, watched while a migration runs on
+    it (:func:`watch`), so that the backend can tell whether a Python migration left
+    it as it was opened.
     """
-    if path.is_dir():
+    path = os.fspath(path)
+    if os.path.isdir(path):
         raise DatabaseError(f"Database path {path} is a directory. Give the path of a database file.")
-    if not path.parent.is_dir():
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
         raise DatabaseError(
-            f"Cannot open database {path}: the folder {path.parent} does not exist."
+            f"Cannot open database {path}: the folder {folder} does not exist."
             " Create it, or fix the database setting."
         )
-    if not create and not path.exists():
+    if not create and not os.path.exists(path):
         raise DatabaseError(
             f"Database {path} does not exist. Check the path; selfmigrate does not create"
             " a database for a command that only reads."
         )
-    target = str(path) if create else f"{path.resolve().as_uri()}?mode=rw"
+    if create:
+        target = path
+    else:
+        from pathlib import Path  # a read-only open, by URI: not a start's
+
+        target = f"{Path(path).resolve().as_uri()}?mode=rw"
     started = time.monotonic()
     try:
         # No statement cache: every statement is prepared, so every one passes the
@@ -294,10 +384,12 @@ def connect(
             uri=not create,
             check_same_thread=False,
             cached_statements=0,
-            factory=WatchedConnection,
+            factory=OwnConnection,
         )
     except sqlite3.Error as e:
         raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
+    # What sqlite3.connect set from the timeout (sqlite3_busy_timeout of int(timeout * 1000)).
+    sqlite3.Connection.__getattribute__(conn, "__dict__")[_BUSY] = int(lock_timeout * 1000)
     try:
         conn.execute("PRAGMA schema_version").fetchone()
     except sqlite3.DatabaseError as e:
@@ -318,14 +410,16 @@ def connect(
     return conn
 
 
-def check_idle(conn: sqlite3.Connection, path: Path, *, wait: float, lock_timeout: float) -> None:
+def check_idle(
+    conn: sqlite3.Connection, path: str | os.PathLike[str], *, wait: float, lock_timeout: float
+) -> None:
     """Raise :class:`LockTimeout` if another process is reading or writing the database.
 
     Takes ``BEGIN EXCLUSIVE`` on ``conn`` for a moment (waiting at most
     ``wait`` seconds) and releases it. A process that merely keeps the file
     open without a transaction is not seen; stop the app before restoring.
     """
-    conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+    set_busy_timeout(conn, int(wait * 1000))
     try:
         conn.execute("BEGIN EXCLUSIVE")
     except sqlite3.OperationalError as e:
@@ -334,5 +428,5 @@ def check_idle(conn: sqlite3.Connection, path: Path, *, wait: float, lock_timeou
             " worker and container using it) and try again."
         ) from e
     finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+        set_busy_timeout(conn, int(lock_timeout * 1000))
     conn.execute("ROLLBACK")

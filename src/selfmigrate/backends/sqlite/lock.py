@@ -9,9 +9,12 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from pathlib import Path
 
 from ...errors import DatabaseError, LockTimeout
+
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Appended to the database's file name to name its migration lock file.
 LOCK_SUFFIX = "-selfmigrate.lock"
@@ -23,6 +26,8 @@ def lock_for(database: Path) -> MigrationLock:
     Held with :func:`fcntl.flock`, the kernel releases it when its process ends,
     however it ends, so it never goes stale the way a row in a table would.
     """
+    from pathlib import Path  # a lock is taken only for a non-transactional migration
+
     return MigrationLock(Path(str(database) + LOCK_SUFFIX), database)
 
 

@@ -7,12 +7,13 @@ trigger bodies. Must not know connections, transactions or migrations.
 from __future__ import annotations
 
 import sqlite3
-import typing as t
 
 from ..base import Statement
 from ..tokens import SQL_WHITESPACE, line_finder, sql_chunks
 
-if t.TYPE_CHECKING:
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+
     from ..base import SQLScript
 
 

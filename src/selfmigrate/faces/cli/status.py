@@ -6,7 +6,6 @@ Must not write to the database, nor know an engine.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import typing as t
 
@@ -244,7 +243,7 @@ def history(settings: Settings, as_json: bool) -> None:
     runner = Runner.from_options(settings.require_database(), list(settings.migrations) or ".", settings.options)
     rows = runner.history()
     if as_json:
-        click.echo(json.dumps([{**dataclasses.asdict(row), "down": row.down} for row in rows], indent=2))
+        click.echo(json.dumps([{**row.as_dict(), "down": row.down} for row in rows], indent=2))
         return
     if not rows:
         click.echo(f"Database {runner.backend.describe()} is at version {NO_VERSION}.")
