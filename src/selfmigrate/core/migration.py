@@ -168,7 +168,8 @@ class Migration:
         if not text.strip():
             raise DiscoveryError(
                 f"Migration file {self.location} is empty. Write the change it should make,"
-                " or delete the file if it was created by mistake.",
+                " or delete the file if it was created by mistake; for a migration that"
+                " deliberately does nothing here, write 'SELECT 1;' (.sql).",
                 paths=[self.location],
             )
         if self.kind == "sql":
@@ -240,7 +241,9 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
         raise DiscoveryError(
             f"Migration file {migration.location} has no SQL statement to apply (only comments"
             " or blank lines before any '-- migrate:down'). Write the change it should make,"
-            " or delete the file if it was created by mistake.",
+            " or delete the file if it was created by mistake; for a migration that deliberately"
+            " does nothing here (kept so that versions match another engine's folder), write"
+            " 'SELECT 1;'.",
             paths=[migration.location],
         )
     return LoadedMigration(

@@ -866,9 +866,10 @@ def _known(
 
 def _listed(todo: t.Sequence[Migration]) -> str:
     """The pending migrations for the log: all of a few, the count and the ends of many."""
-    from .execute import not_attempted
+    from .execute import LISTED_LATER, not_attempted
 
-    return not_attempted(todo)
+    # The count is in the line already: "54 migration(s) pending: 0001_a … 0055_b".
+    return not_attempted(todo) if len(todo) <= LISTED_LATER else f"{todo[0].id} … {todo[-1].id}"
 
 
 class _Progress:

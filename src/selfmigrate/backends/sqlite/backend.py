@@ -56,9 +56,7 @@ _GUARD_PROBE = "selfmigrate_guard_probe"
 #: transaction", "... may not be changed inside a transaction").
 #: "database other is locked" is how SQLite refuses a DETACH of a database the
 #: transaction has used (ATTACH itself works inside one).
-_NEEDS_NO_TRANSACTION = re.compile(
-    r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
-)
+_NEEDS_NO_TRANSACTION = re.compile(r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE)
 #: Put first in a migration's ``refused`` list to say why it failed (worded by
 #: :meth:`SQLiteBackend.failure_advice`): it closed its connection, SQLite ignored a
 #: pragma it set, it removed the guard's authorizer.
@@ -166,7 +164,6 @@ class SQLiteBackend:
                 " (SELFMIGRATE_LOCK_TIMEOUT)."
             ) from e
         self.charge(time.monotonic() - started)
-
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -511,6 +508,15 @@ class SQLiteBackend:
                 " it; a database that must not be UTF-8 (SQLite's default) has to be created with its"
                 " encoding before the first start."
             )
+        elif first == "PRAGMA foreign_keys" and transactional:
+            lines.append(
+                "PRAGMA foreign_keys has no effect inside a transaction, and selfmigrate runs this migration"
+                " in one, on a connection of its own that does not enforce foreign keys (SQLite's default)"
+                " and is closed after it. Delete the line: a table rebuild here already runs with foreign keys"
+                " off, and PRAGMA foreign_keys=ON would never reach the app's connections (enforce them where"
+                " the app opens them). Delete a BEGIN/COMMIT around the file too; 'python -m selfmigrate"
+                " lint' lists these lines in every file (SM110)."
+            )
         elif first is not None and first.startswith("PRAGMA "):
             lines.append(
                 f"{first} has no effect inside a transaction, and selfmigrate runs this migration in"
@@ -522,6 +528,7 @@ class SQLiteBackend:
                 f"The migration tried to {first or 'end'} the transaction selfmigrate runs it in."
                 " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), 'with conn:', conn.executescript())"
                 " from it: selfmigrate commits each migration together with its tracker row."
+                " 'python -m selfmigrate lint' lists these lines in every file (SM110)."
             )
         elif isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorname", "") == "SQLITE_BUSY":
             # The migration's own connection holds the write lock: a busy error comes from
@@ -543,6 +550,15 @@ class SQLiteBackend:
                     if str(error).startswith("database ")
                     else ""
                 )
+            )
+        if isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such function: "):
+            # Apps register their own SQL functions on their connections (a Go driver's
+            # ConnectHook, create_function); the migration's connection is selfmigrate's.
+            name = str(error).removeprefix("no such function: ")
+            lines.append(
+                f"SQLite has no function {name}. If the app registers it on its own connections, the"
+                " migration's connection (selfmigrate's) does not have it: write this migration as a .py"
+                f" file whose up(conn) calls conn.create_function({name!r}, ...) before running the SQL."
             )
         if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
             lines.append(

@@ -1,6 +1,6 @@
 """The SQLite side of the migration linter: SQLite's pitfalls, found by replaying the migrations.
 
-Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM109) and :class:`Linter`, which
+Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM110) and :class:`Linter`, which
 replays migrations in version order into an in-memory scratch database and checks each
 statement against the schema it meets. Must not know the registry, accept directives or
 reports (``ops/lint.py``): it gets each migration's scripts and functions, and returns
@@ -44,7 +44,7 @@ RULES: dict[str, tuple[str, str, str]] = {
             "SM002",
             "warning",
             "an accept directive names an unknown code",
-            "name a code from docs/lint.rst (SM101 … SM109)",
+            "name a code from docs/lint.rst (SM101 … SM110)",
         ),
         (
             "SM101",
@@ -109,6 +109,15 @@ RULES: dict[str, tuple[str, str, str]] = {
             "remove the compatible marker (an older image then refuses or rolls back, as"
             " SELFMIGRATE_AHEAD says), or split the change: expand now (new tables, nullable"
             " columns, indexes), contract in a later migration not marked compatible",
+        ),
+        (
+            "SM110",
+            "error",
+            "a hand-run script's BEGIN/COMMIT or PRAGMA foreign_keys in a migration that runs in a transaction",
+            "delete the line: selfmigrate runs the migration in a transaction of its own, commits it with"
+            " its tracker row, and its connection does not enforce foreign keys (SQLite's default), so a"
+            " table rebuild there already runs with them off; enforce them where the app opens its"
+            " connections",
         ),
     )
 }
@@ -328,10 +337,14 @@ def _check_statement(ctx: _Context, statement: Statement) -> None:
     head = toks[0].upper
     if head == "PRAGMA":
         _check_pragma(ctx, statement, toks)
-    elif head == "BEGIN":
-        ctx.explicit_transaction = True
-    elif head in ("COMMIT", "END") or (head == "ROLLBACK" and not any(tok.upper == "TO" for tok in toks)):
-        ctx.explicit_transaction = False
+    elif head in ("BEGIN", "COMMIT", "END") or (head == "ROLLBACK" and not any(tok.upper == "TO" for tok in toks)):
+        if ctx.body.transactional:
+            ctx.add(
+                "SM110",
+                statement.line,
+                f"{head} in a migration that runs in a transaction; selfmigrate refuses it when the migration runs",
+            )
+        ctx.explicit_transaction = head == "BEGIN"
     elif _words(toks, "ALTER", "TABLE"):
         _check_alter(ctx, statement, toks)
     elif _words(toks, "DROP", "TABLE"):
@@ -352,6 +365,16 @@ def _check_pragma(ctx: _Context, statement: Statement, toks: list[_Token]) -> No
     value = "".join(tok.text for tok in toks[i + 1 :] if tok.text not in ("(", ")", ";")).strip("'\"").lower()
     in_transaction = ctx.body.transactional or ctx.explicit_transaction
     if not in_transaction or name not in PRAGMAS_OUTSIDE_TRANSACTION:
+        return
+    if name == "foreign_keys" and ctx.body.transactional:
+        # The envelope of a script written to be run by hand (sqlite3 .dump, Uptime Kuma's
+        # patches, Go tools' rebuilds): SM110's fix (delete it) is the right one, not SM101's.
+        ctx.add(
+            "SM110",
+            statement.line,
+            "PRAGMA foreign_keys in a migration that runs in a transaction, where SQLite ignores it;"
+            " selfmigrate refuses it when the migration runs",
+        )
         return
     if name == "foreign_keys" and value in ("off", "0", "false", "no"):
         ctx.foreign_keys_off.append(statement.line)

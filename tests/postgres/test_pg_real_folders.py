@@ -1,0 +1,49 @@
+"""Real projects' PostgreSQL migration files (tests/data/real/README.md), used as a new user would."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from pghelpers import dump
+
+import selfmigrate
+
+REAL = Path(__file__).parent.parent / "data" / "real"
+
+
+def test_atuins_server_migrations_apply_renamed(tmp_path: Path, pg_url: str) -> None:
+    """sqlx files with plpgsql trigger functions (``$$`` bodies with ``;`` inside), hyphens renamed."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for path in sorted((REAL / "atuin" / "server-postgres").glob("*.sql")):
+        shutil.copyfile(path, folder / path.name.replace("-", "_"))
+    report = selfmigrate.migrate(pg_url, str(folder), backup=False)
+    assert len(report.applied) == 5
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO users (username, email, password) VALUES ('ana', 'a@example.org', 'x')")
+        conn.execute(
+            "INSERT INTO history (client_id, user_id, hostname, timestamp, data) VALUES ('c1', 1, 'h', now(), 'ls')"
+        )
+        # The trigger of 20220419082412 counts what was inserted.
+        assert conn.execute("SELECT total FROM total_history_count_user WHERE user_id = 1").fetchone() == (1,)
+
+
+def test_a_no_op_pair_is_told_to_say_select_1(tmp_path: Path, pg_url: str) -> None:
+    """pocket-id's ``-- No-op in Postgres`` pair, merged: refused before anything, naming ``SELECT 1;``."""
+    pair = REAL / "pocket-id" / "postgres" / "20251217141000_v2_export_normalization"
+    up, down = Path(f"{pair}.up.sql"), Path(f"{pair}.down.sql")
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_first.sql").write_text("CREATE TABLE t (id integer PRIMARY KEY);\n")
+    selfmigrate.migrate(pg_url, str(folder), backup=False)
+    merged = up.read_bytes() + b"\n-- migrate:down\n" + down.read_bytes()
+    (folder / "20251217141000_v2_export_normalization.sql").write_bytes(merged)
+    before = dump(pg_url)
+    with pytest.raises(selfmigrate.DiscoveryError, match="write 'SELECT 1;'"):
+        selfmigrate.migrate(pg_url, str(folder), backup=False)
+    assert dump(pg_url) == before
+    (folder / "20251217141000_v2_export_normalization.sql").write_bytes(b"SELECT 1;\n" + merged)
+    assert len(selfmigrate.migrate(pg_url, str(folder), backup=False).applied) == 1

@@ -1,0 +1,356 @@
+"""Real projects' migration files, used as a new user would (tests/data/real/README.md).
+
+Each test copies real files byte for byte, renames (or merges) them as docs/migrations.rst
+says, and runs them; where selfmigrate refuses, the message must name the file, the line and
+the fix, and the data must be as it was (:func:`helpers.dump` before and after).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import dump
+
+import selfmigrate
+from selfmigrate.ops.lint import lint
+
+REAL = Path(__file__).parent / "data" / "real"
+
+#: The lines of a script written to be run by hand that wrap it in a transaction.
+ENVELOPE = re.compile(r"^\s*(PRAGMA\s+foreign_keys\s*=|BEGIN\b|COMMIT\b)", re.IGNORECASE)
+
+
+def _folder(tmp_path: Path, name: str, files: dict[str, Path | bytes]) -> Path:
+    """A migrations folder holding ``files``: a real file copied byte for byte, or bytes."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for filename, source in files.items():
+        if isinstance(source, Path):
+            shutil.copyfile(source, folder / filename)
+        else:
+            (folder / filename).write_bytes(source)
+    return folder
+
+
+def _merged(up: Path, down: Path) -> bytes:
+    """A golang-migrate pair as one file, as the naming error says: the up, the marker, the down."""
+    return up.read_bytes().rstrip(b"\n") + b"\n\n-- migrate:down\n" + down.read_bytes()
+
+
+def _envelope_lines(path: Path) -> list[int]:
+    return [n for n, line in enumerate(path.read_text().splitlines(), 1) if ENVELOPE.match(line)]
+
+
+def _delete_lines(path: Path, lines: set[int]) -> None:
+    kept = [line for n, line in enumerate(path.read_text().splitlines(keepends=True), 1) if n not in lines]
+    path.write_text("".join(kept))
+
+
+def _rows(db: Path, table: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        columns = ("id", "name", "user_id", "url") if table == "monitor" else ("*",)
+        return conn.execute(f"SELECT {', '.join(columns)} FROM [{table}] ORDER BY 1").fetchall()
+    finally:
+        conn.close()
+
+
+def _kuma(tmp_path: Path) -> tuple[Path, Path]:
+    """Uptime Kuma: its db/kuma.db schema as 0001, then four of its patches, with rows in the database."""
+    kuma = REAL / "uptime-kuma"
+    base = _folder(tmp_path, "base", {"0001_kuma_db_schema.sql": kuma / "kuma-db-schema.sql"})
+    db = tmp_path / "kuma.db"
+    selfmigrate.migrate(db, str(base), backup=False)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executescript(
+            """
+            INSERT INTO user (id, username, password) VALUES (1, 'admin', 'x');
+            INSERT INTO monitor (id, name, user_id, url, type) VALUES (1, 'site', 1, 'https://example.org', 'http');
+            INSERT INTO monitor (id, name, user_id, type) VALUES (2, 'db', 1, 'port');
+            INSERT INTO heartbeat (monitor_id, status, msg, time) VALUES (1, 1, 'ok', '2024-01-01 00:00:00');
+            INSERT INTO heartbeat (monitor_id, status, msg, time) VALUES (2, 0, 'down; -- not a comment', '2024-01-01');
+            """
+        )
+    conn.close()
+    folder = _folder(
+        tmp_path,
+        "migrations",
+        {
+            "0001_kuma_db_schema.sql": kuma / "kuma-db-schema.sql",
+            "0002_patch1.sql": kuma / "patch1.sql",
+            "0003_patch2.sql": kuma / "patch2.sql",
+            "0004_group_table.sql": kuma / "patch-group-table.sql",
+            "0005_monitor_tls_info_add_fk.sql": kuma / "patch-monitor-tls-info-add-fk.sql",
+        },
+    )
+    return folder, db
+
+
+def test_a_hand_run_envelope_names_the_line_and_says_to_delete_it(tmp_path: Path) -> None:
+    """Uptime Kuma's patches wrap themselves in PRAGMA foreign_keys=off; BEGIN; … COMMIT;.
+
+    The advice used to be to move the pragma into a non-transactional migration of its own,
+    where it does nothing (each migration has a connection of its own): the fix is to delete it.
+    """
+    folder, db = _kuma(tmp_path)
+    before = dump(db)
+    with pytest.raises(selfmigrate.MigrationError) as caught:
+        selfmigrate.migrate(db, str(folder), backup=False)
+    message = str(caught.value)
+    assert "0002_patch1.sql, line 4" in message
+    assert "PRAGMA foreign_keys=off;" in message
+    assert "Delete the line" in message and "does not enforce foreign keys" in message
+    assert "-- migrate:no-transaction" not in message
+    assert "'python -m selfmigrate lint' lists these lines in every file (SM110)" in message
+    assert dump(db) == before
+
+
+def test_lint_lists_every_envelope_line_of_every_file_and_deleting_them_applies(tmp_path: Path) -> None:
+    """One lint run names every line a start would refuse, one start per file; deleting
+    exactly those lines makes the real patches apply, and every row survives the rebuild."""
+    folder, db = _kuma(tmp_path)
+    patches = sorted(folder.glob("000[2-5]_*.sql"))
+    findings = [f for f in lint(str(folder)).findings if f.code == "SM110"]
+    found = {(Path(f.path).name, f.line) for f in findings}
+    expected = {(p.name, n) for p in patches for n in _envelope_lines(p)}
+    assert found == expected
+    assert len({name for name, _ in found}) == 4  # every file, in one run
+    assert all(f.level == "error" and "delete the line" in f.fix for f in findings)
+
+    rows = {t: _rows(db, t) for t in ("user", "monitor", "heartbeat")}
+    for patch in patches:
+        _delete_lines(patch, {line for name, line in found if name == patch.name and line is not None})
+    report = selfmigrate.migrate(db, str(folder), backup=False)
+    assert [r.version for r in report.applied] == [2, 3, 4, 5]
+    assert {t: _rows(db, t) for t in rows} == rows
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        # patch-monitor-tls-info-add-fk edits sqlite_master under PRAGMA writable_schema: it took.
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'monitor_tls_info'").fetchone()
+        assert "REFERENCES [monitor] ([id]) ON DELETE CASCADE" in sql
+    finally:
+        conn.close()
+    assert [f for f in lint(str(folder)).findings if f.code == "SM110"] == []
+
+
+def test_a_sqlite3_dump_as_the_first_migration(tmp_path: Path) -> None:
+    """headscale's test data is ``sqlite3 .dump`` output: the same envelope, the same fix."""
+    dumped = REAL / "headscale" / "headscale_0.26.1_dump.sql"
+    folder = _folder(tmp_path, "migrations", {"0001_initial.sql": dumped})
+    db = tmp_path / "app.db"
+    with pytest.raises(selfmigrate.MigrationError) as caught:
+        selfmigrate.migrate(db, str(folder), backup=False)
+    assert "0001_initial.sql, line 1" in str(caught.value) and "Delete the line" in str(caught.value)
+    lines = {f.line for f in lint(str(folder)).findings if f.code == "SM110"}
+    assert lines == set(_envelope_lines(dumped)) == {1, 2, 32}
+    _delete_lines(folder / "0001_initial.sql", {line for line in lines if line is not None})
+    selfmigrate.migrate(db, str(folder), backup=False)
+    conn = sqlite3.connect(db)
+    try:
+        inserts = dumped.read_text().count("INSERT INTO migrations VALUES")
+        assert conn.execute("SELECT count(*) FROM migrations").fetchone() == (inserts,)
+    finally:
+        conn.close()
+
+
+def test_a_function_the_app_registers_is_named_with_the_fix(tmp_path: Path) -> None:
+    """pocket-id's migrations call normalize(), which its Go driver registers on every connection."""
+    pocket = REAL / "pocket-id"
+    init = _folder(tmp_path, "init", {"20240731203656_init.sql": pocket / "20240731203656_init.up.sql"})
+    _delete_lines(init / "20240731203656_init.sql", set(_envelope_lines(init / "20240731203656_init.sql")))
+    tables = (
+        b"CREATE TABLE api_keys (name TEXT, description TEXT);\n"
+        b"CREATE TABLE app_config_variables (key TEXT, value TEXT);\n"
+        b"CREATE TABLE custom_claims (key TEXT, value TEXT);\n"
+        b"CREATE TABLE user_groups (friendly_name TEXT, name TEXT);\n"
+        b"INSERT INTO users (id, username, email) VALUES ('u1', 'Ame\xcc\x81lie', 'a@example.org');\n"
+    )
+    normalize = pocket / "20250705000000_normalize.up.sql"
+    folder = _folder(
+        tmp_path,
+        "migrations",
+        {
+            "20240731203656_init.sql": (init / "20240731203656_init.sql").read_bytes(),
+            "20250101000000_tables.sql": tables,
+        },
+    )
+    db = tmp_path / "app.db"
+    selfmigrate.migrate(db, str(folder), backup=False)
+    shutil.copyfile(normalize, folder / "20250705000000_normalize.sql")
+    _delete_lines(folder / "20250705000000_normalize.sql", set(_envelope_lines(normalize)))
+    before = dump(db)
+    with pytest.raises(selfmigrate.MigrationError) as caught:
+        selfmigrate.migrate(db, str(folder), backup=False)
+    message = str(caught.value)
+    assert "20250705000000_normalize.sql, line 2" in message
+    assert "no such function: normalize" in message
+    assert "conn.create_function('normalize', ...)" in message
+    assert dump(db) == before
+    # The fix the message gives: a .py migration that registers the function, then runs the SQL.
+    sql = (folder / "20250705000000_normalize.sql").read_text()
+    (folder / "20250705000000_normalize.sql").unlink()
+    (folder / "20250705000000_normalize.py").write_text(
+        "import unicodedata\n\n"
+        f"SQL = {sql!r}\n\n"
+        "def up(conn):\n"
+        "    conn.create_function('normalize', 2, lambda s, form: None if s is None"
+        " else unicodedata.normalize(form.upper(), s))\n"
+        "    for statement in SQL.split(';'):\n"
+        "        conn.execute(statement)\n"
+    )
+    selfmigrate.migrate(db, str(folder), backup=False)
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT username FROM users WHERE id = 'u1'").fetchone() == ("Am\u00e9lie",)
+    finally:
+        conn.close()
+
+
+def test_a_golang_migrate_pair_merged_rolls_back_and_forward(tmp_path: Path) -> None:
+    """pocket-id's ``passkey_backup_flags..up.sql`` (sic) / ``.down.sql`` pair, merged as the error says."""
+    pocket = REAL / "pocket-id"
+    pair = (
+        pocket / "20240813211251_passkey_backup_flags..up.sql",
+        pocket / "20240813211251_passkey_backup_flags.down.sql",
+    )
+    raw = _folder(tmp_path, "raw", {p.name: p for p in (pocket / "20240731203656_init.up.sql", *pair)})
+    db = tmp_path / "app.db"
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(db, str(raw), backup=False)
+    assert "NNNN_slug.sql with the up, then a line '-- migrate:down' and the down" in str(caught.value)
+    assert not db.exists()
+    folder = _folder(
+        tmp_path,
+        "migrations",
+        {
+            "20240731203656_init.sql": pocket / "20240731203656_init.up.sql",
+            "20240813211251_passkey_backup_flags.sql": _merged(*pair),
+        },
+    )
+    for path in folder.iterdir():
+        _delete_lines(path, set(_envelope_lines(path)))
+    selfmigrate.migrate(db, str(folder), target=20240731203656, backup=False)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO users (id, username, email, is_admin) VALUES ('u1', 'ana', 'a@example.org', 1)")
+        conn.execute(
+            "INSERT INTO webauthn_credentials (id, name, credential_id, public_key, user_id, attestation_type,"
+            " transport) VALUES ('c1', 'key', 'cid', x'00', 'u1', 'none', '[]')"
+        )
+    conn.close()
+    at_init = dump(db)
+    selfmigrate.migrate(db, str(folder), backup=False)
+    applied = dump(db)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfmigrate",
+            "-d",
+            str(db),
+            "-m",
+            str(folder),
+            "rollback",
+            "--to",
+            "20240731203656",
+            "--yes",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line for line in dump(db) if "schema_migrations" not in line] == [
+        line for line in at_init if "schema_migrations" not in line
+    ]
+    selfmigrate.migrate(db, str(folder), backup=False)
+    assert [line for line in dump(db) if "schema_migrations" not in line] == [
+        line for line in applied if "schema_migrations" not in line
+    ]
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        # authelia's MySQL-only V0021: both files empty in its SQLite and PostgreSQL folders.
+        ("authelia", "V0021.MySQLCachedValueType"),
+        # pocket-id's "-- No-op in Postgres" pair.
+        ("pocket-id/postgres", "20251217141000_v2_export_normalization"),
+    ],
+)
+def test_a_deliberate_no_op_migration_is_told_to_say_select_1(tmp_path: Path, files: tuple[str, str]) -> None:
+    project, stem = files
+    up, down = (REAL / project / f"{stem}.up.sql", REAL / project / f"{stem}.down.sql")
+    version = re.match(r"V?0*(\d+)", stem)
+    assert version is not None
+    name = f"{int(version.group(1)):04d}_no_op.sql"
+    folder = _folder(tmp_path, "migrations", {"0001_first.sql": b"CREATE TABLE t (id INTEGER PRIMARY KEY);\n"})
+    db = tmp_path / "app.db"
+    selfmigrate.migrate(db, str(folder), backup=False)
+    (folder / name).write_bytes(_merged(up, down))
+    before = dump(db)
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(db, str(folder), backup=False)
+    assert name in str(caught.value) and "write 'SELECT 1;'" in str(caught.value)
+    assert dump(db) == before
+    (folder / name).write_bytes(b"SELECT 1;\n" + _merged(up, down))
+    report = selfmigrate.migrate(db, str(folder), backup=False)
+    assert [r.name for r in report.applied] == ["no_op"]
+
+
+def test_the_start_line_of_many_pending_names_the_ends_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``54 migration(s) pending: 54 later migrations (…)`` said "later" of the first pending one."""
+    files: dict[str, Path | bytes] = {f"{n:04d}_step.sql": f"CREATE TABLE t{n} (id);\n".encode() for n in range(1, 8)}
+    folder = _folder(tmp_path, "migrations", files)
+    db = tmp_path / "app.db"
+    sqlite3.connect(db).close()
+    with caplog.at_level(logging.INFO, logger="selfmigrate.runner"):
+        selfmigrate.migrate(db, str(folder), backup=False)
+    (line,) = [r.getMessage() for r in caplog.records if "pending" in r.getMessage()]
+    assert line.endswith("7 migration(s) pending: 0001_step … 0007_step.")
+    assert "later" not in line
+
+
+def test_real_files_that_apply_as_they_are_once_renamed(tmp_path: Path) -> None:
+    """atuin's sqlx files (a hyphen in a name) and goose's files (its markers), converted as told."""
+    atuin = REAL / "atuin"
+    raw = _folder(tmp_path, "raw", {p.name: p for p in sorted(atuin.glob("*.sql"))})
+    db = tmp_path / "app.db"
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(db, str(raw), backup=False)
+    assert "20220505083406_create-events.sql" in str(caught.value)
+    folder = _folder(
+        tmp_path,
+        "migrations",
+        {
+            "20210422143411_create_history.sql": atuin / "20210422143411_create_history.sql",
+            "20220505083406_create_events.sql": atuin / "20220505083406_create-events.sql",
+        },
+    )
+    report = selfmigrate.migrate(db, str(folder), backup=False)
+    assert len(report.applied) == 2
+
+    goose = REAL / "goose"
+    folder = _folder(tmp_path, "goose", {f"{p.name}": p for p in sorted(goose.glob("*.sql"))})
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(tmp_path / "goose.db", str(folder), backup=False)
+    assert "line 1: '-- +goose Up'" in str(caught.value) and "'-- migrate:up'" in str(caught.value)
+    spelling = {b"-- +goose Up": b"-- migrate:up", b"-- +goose Down": b"-- migrate:down"}
+    spelling[b"-- +goose NO TRANSACTION"] = b"-- migrate:no-transaction"
+    for path in folder.iterdir():
+        text = path.read_bytes()
+        for old, new in spelling.items():
+            text = text.replace(old, new)
+        path.write_bytes(text)
+    report = selfmigrate.migrate(tmp_path / "goose.db", str(folder), backup=False)
+    assert [r.version for r in report.applied] == [1, 3]
