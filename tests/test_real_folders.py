@@ -354,3 +354,128 @@ def test_real_files_that_apply_as_they_are_once_renamed(tmp_path: Path) -> None:
         path.write_bytes(text)
     report = selfmigrate.migrate(tmp_path / "goose.db", str(folder), backup=False)
     assert [r.version for r in report.applied] == [1, 3]
+
+
+# A Prisma migration folder, in the shape ``prisma migrate dev`` writes for SQLite (written
+# here, not copied): one folder per migration holding migration.sql, the rebuild between
+# PRAGMA foreign_keys=OFF and ON, under a /* Warnings */ block.
+PRISMA_INIT = b"""-- CreateTable
+CREATE TABLE "User" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "name" TEXT
+);
+
+-- CreateTable
+CREATE TABLE "Post" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "authorId" TEXT NOT NULL,
+    CONSTRAINT "Post_authorId_fkey" FOREIGN KEY ("authorId") REFERENCES "User" ("id")
+        ON DELETE CASCADE ON UPDATE CASCADE
+);
+"""
+PRISMA_REBUILD = b"""/*
+  Warnings:
+
+  - Made the column `name` on table `User` required. This step will fail if there are existing
+    NULL values in that column.
+
+*/
+-- RedefineTables
+PRAGMA defer_foreign_keys=ON;
+PRAGMA foreign_keys=OFF;
+CREATE TABLE "new_User" (
+    "id" TEXT NOT NULL PRIMARY KEY,
+    "name" TEXT NOT NULL
+);
+INSERT INTO "new_User" ("id", "name") SELECT "id", coalesce("name", '') FROM "User";
+DROP TABLE "User";
+ALTER TABLE "new_User" RENAME TO "User";
+PRAGMA foreign_keys=ON;
+PRAGMA defer_foreign_keys=OFF;
+"""
+
+
+def test_one_folder_per_migration_is_refused_with_each_files_new_name(tmp_path: Path) -> None:
+    """Prisma's (and drizzle's, Diesel's) layout held no migration file: every start said
+    "nothing to apply" and created an empty database while none of the migrations ran."""
+    folder = tmp_path / "migrations"
+    for name, text in (("20231013145653_init", PRISMA_INIT), ("20231014100000_name_required", PRISMA_REBUILD)):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "migration.sql").write_bytes(text)
+    (folder / "migration_lock.toml").write_text('provider = "sqlite"\n')
+    diesel = tmp_path / "diesel"
+    (diesel / "2024-01-01-000000_create_users").mkdir(parents=True)
+    (diesel / "2024-01-01-000000_create_users" / "up.sql").write_text("CREATE TABLE users (id INTEGER);\n")
+    (diesel / "2024-01-01-000000_create_users" / "down.sql").write_text("DROP TABLE users;\n")
+    db = tmp_path / "app.db"
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(db, str(folder), backup=False)
+    message = str(caught.value)
+    assert "one folder each" in message
+    assert "20231013145653_init/migration.sql  (as: 20231013145653_init.sql)" in message
+    assert "20231014100000_name_required/migration.sql  (as: 20231014100000_name_required.sql)" in message
+    assert not db.exists()
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(db, str(diesel), backup=False)
+    assert "2024-01-01-000000_create_users/up.sql  (as: 20240101000000_create_users.sql)" in str(caught.value)
+    assert "then a line '-- migrate:down', then down.sql" in str(caught.value)
+
+    # Done as told: each migration.sql a file; then the rebuild's pragmas, as lint says.
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        shutil.copyfile(sub / "migration.sql", flat / f"{sub.name}.sql")
+    selfmigrate.migrate(db, str(flat), target=20231013145653, backup=False)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("""INSERT INTO "User" VALUES ('u1', NULL), ('u2', 'ana')""")
+        conn.execute("""INSERT INTO "Post" VALUES ('p1', 'u1'), ('p2', 'u2')""")
+    conn.close()
+    before = dump(db)
+    with pytest.raises(selfmigrate.MigrationError, match="Delete the line"):
+        selfmigrate.migrate(db, str(flat), backup=False)
+    assert dump(db) == before
+    rebuild = flat / "20231014100000_name_required.sql"
+    lines = {f.line for f in lint(str(flat)).findings if f.code == "SM110"}
+    assert lines == {10, 18}
+    _delete_lines(rebuild, {line for line in lines if line is not None})
+    selfmigrate.migrate(db, str(flat), backup=False)
+    conn = sqlite3.connect(db)
+    try:
+        # DROP TABLE "User" did not cascade into "Post": selfmigrate's connection has foreign keys off.
+        assert conn.execute('SELECT * FROM "Post" ORDER BY 1').fetchall() == [("p1", "u1"), ("p2", "u2")]
+        assert conn.execute('SELECT * FROM "User" ORDER BY 1').fetchall() == [("u1", ""), ("u2", "ana")]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("20220505083406_create-events.sql", "(rename: 20220505083406_create_events.sql)"),  # sqlx (atuin)
+        ("V1__init.sql", "(rename: 0001_init.sql)"),  # Flyway
+        ("V0001.Initial_Schema.up.sql", "(merge into: 0001_Initial_Schema.sql)"),  # authelia
+        ("20240813211251_passkey_backup_flags..up.sql", "(merge into: 20240813211251_passkey_backup_flags.sql)"),
+        ("V1_1__fix.sql", None),  # Flyway's 1.1: no number keeps its order
+        ("patch1.sql", None),  # Uptime Kuma: no version to keep
+    ],
+)
+def test_a_name_of_another_tool_gets_its_new_name(tmp_path: Path, name: str, hint: str | None) -> None:
+    folder = _folder(tmp_path, "migrations", {name: b"CREATE TABLE t (id);\n"})
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.migrate(tmp_path / "app.db", str(folder), backup=False)
+    line = next(line for line in str(caught.value).splitlines() if name in line)
+    if hint is None:
+        assert line.strip() == str(folder / name)
+    else:
+        assert line.endswith(hint)
+
+
+def test_a_folder_named_like_a_module_elsewhere_is_that_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--migrations dbm`` in a project with a ``dbm`` folder read the standard library's
+    ``dbm`` package instead (and refused its ``dumb.py`` as a misnamed migration)."""
+    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, "dbm", {"20151129054053_test_migration.sql": b"-- migrate:up\nCREATE TABLE users (id);\n"})
+    _folder(tmp_path, "test", {"0001_a.sql": b"CREATE TABLE a (id);\n"})
+    assert len(selfmigrate.migrate(tmp_path / "app.db", "dbm", backup=False).applied) == 1
+    assert len(selfmigrate.migrate(tmp_path / "other.db", "test", backup=False).applied) == 1
