@@ -479,3 +479,31 @@ def test_a_folder_named_like_a_module_elsewhere_is_that_folder(tmp_path: Path, m
     _folder(tmp_path, "test", {"0001_a.sql": b"CREATE TABLE a (id);\n"})
     assert len(selfmigrate.migrate(tmp_path / "app.db", "dbm", backup=False).applied) == 1
     assert len(selfmigrate.migrate(tmp_path / "other.db", "test", backup=False).applied) == 1
+
+
+def test_a_down_that_fails_says_to_fix_it_and_roll_back_again(tmp_path: Path) -> None:
+    """atuin's scripts migrations: a down in MySQL's syntax (``alter table … drop index``)."""
+    scripts = REAL / "atuin" / "scripts"
+    folder = _folder(
+        tmp_path,
+        "migrations",
+        {
+            f"{stem}.sql": _merged(scripts / f"{stem}.up.sql", scripts / f"{stem}.down.sql")
+            for stem in ("20250326160051_create_scripts", "20250402170430_unique_names")
+        },
+    )
+    db = tmp_path / "app.db"
+    selfmigrate.migrate(db, str(folder), backup=False)
+    before = dump(db)
+    done = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", "-d", str(db), "-m", str(folder), "rollback", "--yes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 5
+    assert "20250402170430_unique_names.sql, line 6" in done.stderr
+    assert "alter table scripts drop index name_uniq_idx;" in done.stderr
+    assert "Fix the down (after '-- migrate:down', or down(conn)) and run the rollback again" in done.stderr
+    assert "start again" not in done.stderr
+    assert dump(db) == before

@@ -74,7 +74,14 @@ def run_down(backend: Backend, conn: Connection, body: LoadedMigration, status: 
             status,
             what=f"Rolling back migration {migration.id} (its down)",
             outcome="and was rolled back; the database is as it was before the rollback",
+            advice=ROLLBACK_ADVICE,
         ) from _cause(e)
+
+
+#: What to do after a down failed: a start does not run downs, the rollback does.
+ROLLBACK_ADVICE = (
+    "Fix the down (after '-- migrate:down', or down(conn)) and run the rollback again; nothing needs undoing by hand."
+)
 
 
 def run_outside(
