@@ -34,8 +34,11 @@ NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kin
 #: Another tool's name for a migration file: Flyway's ``V1__init.sql``, sqlx's and
 #: golang-migrate's ``20220505083406_create-events.up.sql``, ``0001.initial.sql``.
 _OTHER_NAME = re.compile(
-    r"[Vv]?(?P<version>[0-9](?:[0-9_.-]*[0-9])?)(?:__|[_.-])(?P<slug>.*?)(?:\.(?:up|down))?\.(?P<kind>sql|py)"
+    r"[Vv]?(?P<version>[0-9](?:[0-9_.-]*[0-9])?)(?:__|[_.-])(?P<slug>.*?)(?:\.(?:up|down|rollback))?\.(?P<kind>sql|py)"
 )
+
+#: The ends of one direction's file of a pair: golang-migrate's and sqlx's, yoyo's rollback.
+_PAIR_ENDINGS = (".up.sql", ".down.sql", ".rollback.sql")
 
 #: What a tool that keeps one folder per migration puts in it: Prisma's and drizzle's
 #: ``migration.sql``, Diesel's ``up.sql`` (and ``down.sql``).
@@ -140,10 +143,10 @@ class MigrationRegistry:
         if bad_names:
             listed = "\n  ".join(_with_new_name(where) for where in sorted(bad_names))
             pairs = ""
-            if any(name.endswith((".up.sql", ".down.sql")) for name in bad_names):
-                # golang-migrate's (and sqlx's) layout: one file per direction.
+            if any(name.endswith(_PAIR_ENDINGS) for name in bad_names):
+                # golang-migrate's (and sqlx's, yoyo's) layout: one file per direction.
                 pairs = (
-                    " A NNNN_slug.up.sql / NNNN_slug.down.sql pair is one file here:"
+                    " A NNNN_slug.up.sql / NNNN_slug.down.sql (or .rollback.sql) pair is one file here:"
                     " NNNN_slug.sql with the up, then a line '-- migrate:down' and the down."
                 )
             raise DiscoveryError(
@@ -201,7 +204,7 @@ def _with_new_name(where: str) -> str:
     new = suggested_name(name)
     if new is None:
         return where
-    return f"{where}  ({'merge into' if name.endswith(('.up.sql', '.down.sql')) else 'rename'}: {new})"
+    return f"{where}  ({'merge into' if name.endswith(_PAIR_ENDINGS) else 'rename'}: {new})"
 
 
 def _folder_layout(folder: str, subfolders: list[str]) -> None:
