@@ -509,3 +509,51 @@ def test_a_down_that_fails_says_to_fix_it_and_roll_back_again(tmp_path: Path) ->
     assert "Fix the down (after '-- migrate:down', or down(conn)) and run the rollback again" in done.stderr
     assert "start again" not in done.stderr
     assert dump(db) == before
+
+
+def _init_db(tmp_path: Path, schema: Path) -> Path:
+    """The Flask tutorial's database, as ``flask init-db`` leaves it, with a user and a post."""
+    db = tmp_path / "flaskr.sqlite"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executescript(schema.read_text())
+        conn.execute("INSERT INTO user (username, password) VALUES ('ana', 'x')")
+        conn.execute("INSERT INTO post (author_id, title, body) VALUES (1, 'hi', 'first')")
+    conn.close()
+    return db
+
+
+def test_an_init_db_schema_as_the_first_migration(tmp_path: Path) -> None:
+    """The Flask tutorial's schema.sql as 0001 on the database its init-db built.
+
+    Without its DROPs, 0001 fails on ``table user already exists``: the message used to say
+    to fix the migration; the database predates it, and baseline is the fix. With them, lint
+    warns (SM111): on that database they drop the tables with their rows.
+    """
+    schema = REAL / "flask" / "schema.sql"
+    db = _init_db(tmp_path, schema)
+    kept = [line for line in schema.read_text().splitlines(keepends=True) if not line.startswith("DROP TABLE")]
+    folder = _folder(tmp_path, "migrations", {"0001_schema.sql": "".join(kept).encode()})
+    before = dump(db)
+    with pytest.raises(selfmigrate.MigrationError) as caught:
+        selfmigrate.migrate(db, str(folder), backup=False)
+    message = str(caught.value)
+    assert "0001_schema.sql, line 5" in message and "table user already exists" in message
+    assert "'python -m selfmigrate baseline --version N'" in message
+    assert message.endswith(
+        "Baseline the database, or fix the migration, and start again; nothing needs undoing by hand."
+    )
+    assert dump(db) == before
+    # The fix it names: the database is recorded at 1, its rows untouched.
+    done = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", "-d", str(db), "-m", str(folder), "baseline", "--version", "1", "--yes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [line for line in dump(db) if "schema_migrations" not in line] == before
+
+    with_drops = _folder(tmp_path, "with_drops", {"0001_schema.sql": schema})
+    warned = [(f.code, f.line, f.level) for f in lint(str(with_drops)).findings]
+    assert warned == [("SM111", 4, "warning"), ("SM111", 5, "warning")]

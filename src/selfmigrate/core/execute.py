@@ -78,6 +78,9 @@ def run_down(backend: Backend, conn: Connection, body: LoadedMigration, status: 
         ) from _cause(e)
 
 
+#: What to do after a migration failed and was rolled back.
+_FIX_AND_START = "Fix the migration and start again; nothing needs undoing by hand."
+
 #: What to do after a down failed: a start does not run downs, the rollback does.
 ROLLBACK_ADVICE = (
     "Fix the down (after '-- migrate:down', or down(conn)) and run the rollback again; nothing needs undoing by hand."
@@ -120,7 +123,7 @@ def failure(
     *,
     what: str | None = None,
     outcome: str = "and was rolled back; the database is as it was before it",
-    advice: str = "Fix the migration and start again; nothing needs undoing by hand.",
+    advice: str = _FIX_AND_START,
     transactional: bool = True,
 ) -> MigrationError:
     """The :class:`MigrationError` for ``error`` raised by ``migration``: file, line,
@@ -158,6 +161,16 @@ def failure(
         lines.append(f"  statement: {_shorten(statement)}")
     lines.append(f"  error: {type(cause).__name__}: {cause}")
     lines.extend(f"  {line}" for line in backend.failure_advice(cause, refused, transactional=transactional))
+    if not status.applied and what is None and "already exists" in str(cause) and advice == _FIX_AND_START:
+        # The first migration meets what it creates: the database was built before selfmigrate
+        # (an init-db script, create_all(), another tool). The migration is not what is wrong.
+        lines.append(
+            "  The database has no migration recorded, yet already holds what this one creates: it was"
+            " built before these migrations (an init-db script, create_all(), another tool). If it has"
+            " what the migrations up to N create, record them as applied with 'python -m selfmigrate"
+            " baseline --version N' (docs/adopting.rst) instead of changing the migration."
+        )
+        advice = "Baseline the database, or fix the migration, and start again; nothing needs undoing by hand."
     if later:
         lines.append(f"  Not attempted: {not_attempted(later)}.")
     lines.append(advice)

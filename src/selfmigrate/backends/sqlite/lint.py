@@ -1,6 +1,6 @@
 """The SQLite side of the migration linter: SQLite's pitfalls, found by replaying the migrations.
 
-Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM110) and :class:`Linter`, which
+Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM111) and :class:`Linter`, which
 replays migrations in version order into an in-memory scratch database and checks each
 statement against the schema it meets. Must not know the registry, accept directives or
 reports (``ops/lint.py``): it gets each migration's scripts and functions, and returns
@@ -44,7 +44,7 @@ RULES: dict[str, tuple[str, str, str]] = {
             "SM002",
             "warning",
             "an accept directive names an unknown code",
-            "name a code from docs/lint.rst (SM101 … SM110)",
+            "name a code from docs/lint.rst (SM101 … SM111)",
         ),
         (
             "SM101",
@@ -109,6 +109,14 @@ RULES: dict[str, tuple[str, str, str]] = {
             "remove the compatible marker (an older image then refuses or rolls back, as"
             " SELFMIGRATE_AHEAD says), or split the change: expand now (new tables, nullable"
             " columns, indexes), contract in a later migration not marked compatible",
+        ),
+        (
+            "SM111",
+            "warning",
+            "DROP TABLE IF EXISTS of a table no earlier migration creates",
+            "remove the DROP: a migration runs once, on a database that does not have the table yet;"
+            " a database that predates the migrations is baselined or adopted (docs/adopting.rst),"
+            " not re-created",
         ),
         (
             "SM110",
@@ -349,10 +357,19 @@ def _check_statement(ctx: _Context, statement: Statement) -> None:
         _check_alter(ctx, statement, toks)
     elif _words(toks, "DROP", "TABLE"):
         ctx.drops_table = True
-        i = 4 if _words(toks[2:], "IF", "EXISTS") else 2
-        table, _ = _qualified_name(toks, i)
+        if_exists = _words(toks[2:], "IF", "EXISTS")
+        table, _ = _qualified_name(toks, 4 if if_exists else 2)
         if ctx.schema is not None and table:
             _check_drop_table(ctx, ctx.schema, statement, table)
+            if if_exists and not _exists(ctx.schema, table):
+                # An init-db script's "drop and re-create": a no-op on the migrations' own
+                # database, the loss of the table's rows on one that predates them.
+                ctx.add(
+                    "SM111",
+                    statement.line,
+                    f"DROP TABLE IF EXISTS {table}: no earlier migration creates {table}, so this drops"
+                    " it, with its rows, only on a database that predates the migrations",
+                )
     elif head == "CREATE":
         _note_create(ctx, statement, toks)
 
@@ -489,6 +506,11 @@ def _constant(expr: list[_Token]) -> bool:
 def _is_null(expr: list[_Token]) -> bool:
     inner = [tok for tok in expr if tok.text not in ("(", ")")]
     return len(inner) == 1 and inner[0].upper == "NULL"
+
+
+def _exists(conn: sqlite3.Connection, table: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,))
+    return found.fetchone() is not None
 
 
 def _check_drop_table(ctx: _Context, conn: sqlite3.Connection, statement: Statement, table: str) -> None:
