@@ -557,3 +557,19 @@ def test_an_init_db_schema_as_the_first_migration(tmp_path: Path) -> None:
     with_drops = _folder(tmp_path, "with_drops", {"0001_schema.sql": schema})
     warned = [(f.code, f.line, f.level) for f in lint(str(with_drops)).findings]
     assert warned == [("SM111", 4, "warning"), ("SM111", 5, "warning")]
+
+
+@pytest.mark.parametrize("value", ["$$it's$$", "$body$it's$body$", "E'it\\'s'"])
+def test_postgresqls_quoted_text_keeps_the_down_marker_a_marker(tmp_path: Path, value: str) -> None:
+    """The marker lines are found with PostgreSQL's quoted text known too (the file may run there)."""
+    folder = _folder(
+        tmp_path,
+        "migrations",
+        {
+            "0001_posts.sql": f"CREATE TABLE posts (name text);\nINSERT INTO posts VALUES ({value});\n\n"
+            "-- migrate:down\nDROP TABLE posts;\n".encode()
+        },
+    )
+    (body,) = [m.load() for m in selfmigrate.MigrationRegistry(str(folder)).migrations]
+    assert body.up_sql is not None and "DROP TABLE" not in body.up_sql.text
+    assert body.down_sql is not None and body.down_sql.text.strip() == "DROP TABLE posts;"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -47,3 +49,42 @@ def test_a_no_op_pair_is_told_to_say_select_1(tmp_path: Path, pg_url: str) -> No
     assert dump(pg_url) == before
     (folder / "20251217141000_v2_export_normalization.sql").write_bytes(b"SELECT 1;\n" + merged)
     assert len(selfmigrate.migrate(pg_url, str(folder), backup=False).applied) == 1
+
+
+#: dbmate's testdata/db/migrations/20200227231541_test_posts.sql, with what PostgreSQL files
+#: hold in a string: an apostrophe inside dollar quotes, an escaped quote in an E'' string.
+POSTS = """-- migrate:up
+create table posts (
+  id integer,
+  name varchar(255)
+);
+insert into posts values (1, $$it's; -- not a comment$$);
+insert into posts values (2, E'it\\'s');
+
+-- migrate:down
+drop table posts;
+"""
+
+
+def test_a_quote_in_postgresqls_quoted_text_does_not_hide_the_down_marker(tmp_path: Path, pg_url: str) -> None:
+    """Read with SQLite's quoting, the apostrophe in ``$$it's$$`` opened a string that hid the
+    ``-- migrate:down`` line: the down ran on the way up, and ``posts`` was recorded as applied
+    and did not exist."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20200227231541_test_posts.sql").write_text(POSTS)
+    selfmigrate.migrate(pg_url, str(folder), backup=False)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT id, name FROM posts ORDER BY id").fetchall() == [
+            (1, "it's; -- not a comment"),
+            (2, "it's"),
+        ]
+    done = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", "-d", pg_url, "-m", str(folder), "rollback", "--yes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('posts')").fetchone() == (None,)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import MigrationFunction as MigrationFunction
 from ..backends.base import SQLScript as SQLScript
-from ..backends.tokens import SQL_WHITESPACE, line_of, sql_chunks
+from ..backends.tokens import SQL_WHITESPACE, line_of, marker_chunks, sql_chunks
 from ..errors import DiscoveryError
 
 if t.TYPE_CHECKING:
@@ -344,7 +344,7 @@ def parse_markers(text: str, location: str) -> Markers:
     in_header = True  # no statement seen yet
     line_start = 0  # offset where the current line starts
     code_on_line = False
-    for kind, begin, end in sql_chunks(text):
+    for kind, begin, end in marker_chunks(text):
         if kind == "code":
             # Space and code run together: the line it ends on, and whether code is on that line.
             piece = text[begin:end]
@@ -491,8 +491,7 @@ def _load_python(migration: Migration, text: str, data: bytes | None = None) -> 
     compatible = getattr(module, COMPATIBLE_ATTRIBUTE, False)
     if not isinstance(compatible, bool):
         raise DiscoveryError(
-            f"Migration file {location} sets '{COMPATIBLE_ATTRIBUTE} = {compatible!r}'; it must be"
-            " True or False.",
+            f"Migration file {location} sets '{COMPATIBLE_ATTRIBUTE} = {compatible!r}'; it must be True or False.",
             paths=[location],
         )
     for attribute in vars(module):
@@ -694,4 +693,3 @@ def line_in(error: BaseException, filename: str) -> int | None:
         if frame.filename == filename:
             line = frame.lineno
     return line
-
