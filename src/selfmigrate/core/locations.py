@@ -334,7 +334,7 @@ def resolve_location(spec: LocationSpec) -> Location:
         return _directory(name)
     raise DiscoveryError(
         f"Migrations location {spec!r} is neither an importable package nor a directory."
-        ' Give a package name ("myapp.migrations") or a directory path that exists.',
+        " Give a package name (\"myapp.migrations\") or a directory path that exists.",
         paths=[name],
     )
 

@@ -491,7 +491,8 @@ def _load_python(migration: Migration, text: str, data: bytes | None = None) -> 
     compatible = getattr(module, COMPATIBLE_ATTRIBUTE, False)
     if not isinstance(compatible, bool):
         raise DiscoveryError(
-            f"Migration file {location} sets '{COMPATIBLE_ATTRIBUTE} = {compatible!r}'; it must be True or False.",
+            f"Migration file {location} sets '{COMPATIBLE_ATTRIBUTE} = {compatible!r}'; it must be"
+            " True or False.",
             paths=[location],
         )
     for attribute in vars(module):

@@ -56,7 +56,9 @@ _GUARD_PROBE = "selfmigrate_guard_probe"
 #: transaction", "... may not be changed inside a transaction").
 #: "database other is locked" is how SQLite refuses a DETACH of a database the
 #: transaction has used (ATTACH itself works inside one).
-_NEEDS_NO_TRANSACTION = re.compile(r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE)
+_NEEDS_NO_TRANSACTION = re.compile(
+    r"\b(?:within|inside) (?:a )?transaction\b|^database \S+ is locked$", re.IGNORECASE
+)
 #: Put first in a migration's ``refused`` list to say why it failed (worded by
 #: :meth:`SQLiteBackend.failure_advice`): it closed its connection, SQLite ignored a
 #: pragma it set, it removed the guard's authorizer.
@@ -164,6 +166,7 @@ class SQLiteBackend:
                 " (SELFMIGRATE_LOCK_TIMEOUT)."
             ) from e
         self.charge(time.monotonic() - started)
+
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
