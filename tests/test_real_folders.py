@@ -573,3 +573,28 @@ def test_postgresqls_quoted_text_keeps_the_down_marker_a_marker(tmp_path: Path, 
     (body,) = [m.load() for m in selfmigrate.MigrationRegistry(str(folder)).migrations]
     assert body.up_sql is not None and "DROP TABLE" not in body.up_sql.text
     assert body.down_sql is not None and body.down_sql.text.strip() == "DROP TABLE posts;"
+
+
+def test_a_flask_migrate_folder_at_the_default_location_names_the_move(tmp_path: Path) -> None:
+    """An app that used Flask-Migrate has its Alembic folder where selfmigrate looks by default
+    (``<root_path>/migrations``); the naming error listed ``env.py`` and said to rename it."""
+    from flask import Flask
+
+    root = tmp_path / "approot"
+    folder = root / "migrations"
+    (folder / "versions").mkdir(parents=True)
+    # The shape ``flask db init`` writes (written here, not copied), and one revision.
+    (folder / "alembic.ini").write_text("# A generic, single database configuration.\n\n[alembic]\n")
+    (folder / "env.py").write_text("import logging\n\nfrom alembic import context\nfrom flask import current_app\n")
+    (folder / "script.py.mako").write_text('"""${message}\n\nRevision ID: ${up_revision}\n"""\n')
+    (folder / "README").write_text("Single-database configuration for Flask.\n")
+    (folder / "versions" / "1f2e3d4c5b6a_initial.py").write_text('revision = "1f2e3d4c5b6a"\ndown_revision = None\n')
+    app = Flask("no_such_flask_app_qa3", root_path=str(root), instance_path=str(tmp_path / "instance"))
+    app.config.update(DATABASE="app.sqlite")
+    with pytest.raises(selfmigrate.DiscoveryError) as caught:
+        selfmigrate.apply(app)
+    message = str(caught.value)
+    assert f"Migrations folder {folder} is an Alembic (Flask-Migrate) folder" in message
+    assert "docs/moving.rst, 'From Flask-Migrate (Alembic)'" in message
+    assert "Rename them" not in message
+    assert not (tmp_path / "instance" / "app.sqlite").exists()

@@ -141,6 +141,7 @@ class MigrationRegistry:
             if location.path is not None:
                 _warn_nested(str(location.path))
         if bad_names:
+            _alembic(bad_names)
             listed = "\n  ".join(_with_new_name(where) for where in sorted(bad_names))
             pairs = ""
             if any(name.endswith(_PAIR_ENDINGS) for name in bad_names):
@@ -205,6 +206,26 @@ def _with_new_name(where: str) -> str:
     if new is None:
         return where
     return f"{where}  ({'merge into' if name.endswith(_PAIR_ENDINGS) else 'rename'}: {new})"
+
+
+def _alembic(bad_names: list[str]) -> None:
+    """Refuse an Alembic (Flask-Migrate) folder by its name: renaming its env.py would not help."""
+    from ..errors import DiscoveryError
+
+    for where in bad_names:
+        if os.path.basename(where) != "env.py":
+            continue
+        folder = os.path.dirname(where)
+        if not any(os.path.exists(os.path.join(folder, name)) for name in ("alembic.ini", "script.py.mako")):
+            continue
+        raise DiscoveryError(
+            f"Migrations folder {folder or '.'} is an Alembic (Flask-Migrate) folder: env.py, script.py.mako"
+            " and revisions in versions/. selfmigrate does not run Alembic revisions, and nothing in that"
+            " folder is renamed into a migration. Point the migrations setting at a folder (or package)"
+            " of its own, and write the schema the revisions built as its first migration: the steps"
+            " are in docs/moving.rst, 'From Flask-Migrate (Alembic)'.",
+            paths=[where],
+        )
 
 
 def _folder_layout(folder: str, subfolders: list[str]) -> None:
