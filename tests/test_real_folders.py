@@ -598,3 +598,24 @@ def test_a_flask_migrate_folder_at_the_default_location_names_the_move(tmp_path:
     assert "docs/moving.rst, 'From Flask-Migrate (Alembic)'" in message
     assert "Rename them" not in message
     assert not (tmp_path / "instance" / "app.sqlite").exists()
+
+
+def test_a_down_that_cannot_run_in_a_transaction_gets_a_downs_advice(tmp_path: Path) -> None:
+    """SQLite's VACUUM in a down: the advice was an up's (a migration of its own marked no-transaction)."""
+    folder = _folder(
+        tmp_path, "migrations", {"0001_t.sql": b"CREATE TABLE t (x);\n-- migrate:down\nDROP TABLE t;\nVACUUM;\n"}
+    )
+    db = tmp_path / "app.db"
+    selfmigrate.migrate(db, str(folder), backup=False)
+    before = dump(db)
+    done = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", "-d", str(db), "-m", str(folder), "rollback", "--yes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 5
+    assert "0001_t.sql, line 4" in done.stderr and "cannot VACUUM from within a transaction" in done.stderr
+    assert "A down always runs in a transaction" in done.stderr
+    assert "Move it to a migration of its own" not in done.stderr
+    assert dump(db) == before

@@ -88,3 +88,39 @@ def test_a_quote_in_postgresqls_quoted_text_does_not_hide_the_down_marker(tmp_pa
     assert done.returncode == 0, done.stderr
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('posts')").fetchone() == (None,)
+
+
+def test_a_concurrent_index_down_says_a_down_runs_in_a_transaction(tmp_path: Path, pg_url: str) -> None:
+    """dbmate's ``-- migrate:up transaction:false`` for CREATE INDEX CONCURRENTLY, and its down's
+    DROP INDEX CONCURRENTLY: the advice was the up's (a migration of its own marked
+    no-transaction), which a down cannot take, and it listed the migration the rollback had
+    already undone as "not attempted"."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20200227231541_test_posts.sql").write_text(POSTS)
+    (folder / "20200301000000_posts_name.sql").write_text(
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY posts_name ON posts (name);\n\n"
+        "-- migrate:down\nDROP INDEX CONCURRENTLY posts_name;\n"
+    )
+    (folder / "20200302000000_note.sql").write_text(
+        "-- migrate:up\nCOMMENT ON TABLE posts IS $$the blog's posts$$;\n\n"
+        "-- migrate:down\nCOMMENT ON TABLE posts IS NULL;\n"
+    )
+    selfmigrate.migrate(pg_url, str(folder), backup=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "selfmigrate", "-d", pg_url, "-m", str(folder), "rollback", "--to", "0", "--yes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 5
+    error = done.stderr[done.stderr.index("Error:") :]
+    assert "Rolling back migration 20200301000000_posts_name (its down) failed" in error
+    assert "as it was before this down (version 20200301000000)" in error
+    assert "SQLSTATE 25001: this statement cannot run inside a transaction." in error
+    assert "A down always runs in a transaction" in error and "DROP INDEX without CONCURRENTLY" in error
+    assert "Put it in a migration of its own" not in error
+    assert "Not attempted" not in error
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('posts_name') IS NOT NULL").fetchone() == (True,)
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (20200301000000,)
