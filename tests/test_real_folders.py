@@ -458,6 +458,7 @@ def test_one_folder_per_migration_is_refused_with_each_files_new_name(tmp_path: 
         ("20240813211251_passkey_backup_flags..up.sql", "(merge into: 20240813211251_passkey_backup_flags.sql)"),
         # yoyo: its rollback is the down of the same migration, not a migration of its own.
         ("20211113_01_xevv9-customers-table.rollback.sql", "(merge into: 2021111301_xevv9_customers_table.sql)"),
+        ("0003_add_index.SQL", "(rename: 0003_add_index.sql)"),  # saved by a tool on Windows
         ("V1_1__fix.sql", None),  # Flyway's 1.1: no number keeps its order
         ("patch1.sql", None),  # Uptime Kuma: no version to keep
     ],

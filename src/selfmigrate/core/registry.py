@@ -34,7 +34,8 @@ NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kin
 #: Another tool's name for a migration file: Flyway's ``V1__init.sql``, sqlx's and
 #: golang-migrate's ``20220505083406_create-events.up.sql``, ``0001.initial.sql``.
 _OTHER_NAME = re.compile(
-    r"[Vv]?(?P<version>[0-9](?:[0-9_.-]*[0-9])?)(?:__|[_.-])(?P<slug>.*?)(?:\.(?:up|down|rollback))?\.(?P<kind>sql|py)"
+    r"[Vv]?(?P<version>[0-9](?:[0-9_.-]*[0-9])?)(?:__|[_.-])(?P<slug>.*?)(?:\.(?:up|down|rollback))?\.(?P<kind>sql|py)",
+    re.IGNORECASE,
 )
 
 #: The ends of one direction's file of a pair: golang-migrate's and sqlx's, yoyo's rollback.
@@ -186,7 +187,7 @@ def suggested_name(filename: str) -> str | None:
     """The name that follows the naming rule for another tool's migration file, or ``None``.
 
     ``V1__init.sql`` → ``0001_init.sql``; ``20220505083406_create-events.sql`` →
-    ``20220505083406_create_events.sql``; a ``.up.sql``/``.down.sql`` pair → the one
+    ``20220505083406_create_events.sql``; ``0003_x.SQL`` → ``0003_x.sql``; a ``.up.sql``/``.down.sql`` pair → the one
     ``.sql`` file they merge into. ``None`` for a name without a leading version.
     """
     match = _OTHER_NAME.fullmatch(filename)
@@ -196,7 +197,7 @@ def suggested_name(filename: str) -> str | None:
     if digits != match["version"] and len(digits) < 8:
         return None  # Flyway's V1_1 / V1.1 is 1.1, not 11: no number keeps its order
     slug = re.sub(r"[^A-Za-z0-9_]+", "_", match["slug"]).strip("_") or "migration"
-    name = f"{digits.zfill(4)}_{slug}.{match['kind']}"
+    name = f"{digits.zfill(4)}_{slug}.{match['kind'].lower()}"
     return name if NAME_PATTERN.fullmatch(name) and name != filename and int(digits) > 0 else None
 
 
