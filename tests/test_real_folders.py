@@ -620,3 +620,22 @@ def test_a_down_that_cannot_run_in_a_transaction_gets_a_downs_advice(tmp_path: P
     assert "A down always runs in a transaction" in done.stderr
     assert "Move it to a migration of its own" not in done.stderr
     assert dump(db) == before
+
+
+def test_a_package_without_its_sql_files_is_not_silently_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wheel built by setuptools without package-data has the migrations package but none of
+    its .sql files: every start said "up to date at version none", and the app met no tables."""
+    site = tmp_path / "site"
+    (site / "qa3_wheel_app" / "migrations").mkdir(parents=True)
+    (site / "qa3_wheel_app" / "__init__.py").write_text("")
+    (site / "qa3_wheel_app" / "migrations" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    db = tmp_path / "app.db"
+    with caplog.at_level(logging.INFO, logger="selfmigrate.runner"):
+        report = selfmigrate.migrate(db, "qa3_wheel_app.migrations")
+    assert report.applied == [] and report.current_version is None
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "No migration file in qa3_wheel_app.migrations" in warning.getMessage()
+    assert "package-data" in warning.getMessage()

@@ -433,6 +433,15 @@ class Runner:
                 report.current_version = status.current_version
                 report.duration_ms = ms_since(started)
                 logger.info("Database %s is up to date at version %s.", database, version_label(status.current_version))
+                if not migrations and not applied:
+                    # Silent otherwise: a wheel built without its .sql files starts "up to date".
+                    logger.warning(
+                        "No migration file in %s, so database %s stays empty. If the app has migrations,"
+                        " they are not there: point the migrations setting at them, or include the .sql"
+                        " files in the package (setuptools needs them in package-data).",
+                        ", ".join(location.name for location in self.registry.locations),
+                        database,
+                    )
                 return report
             if todo:
                 logger.info(
