@@ -302,6 +302,17 @@ def test_pragma_that_does_nothing_in_a_transaction(make_migrations: MigrationsFa
         selfmigrate.MigrationError,
         "0002_fk.sql, line 2",
         "PRAGMA foreign_keys has no effect inside a transaction",
+        # Not "move it into a non-transactional migration": there it would do nothing either
+        # (each migration has a connection of its own, which does not enforce foreign keys).
+        "Delete the line",
+    )
+    location = make_migrations({**GOOD, "0002_wal.sql": "DELETE FROM note;\nPRAGMA journal_mode = WAL;\n"})
+    fails(
+        database,
+        location,
+        selfmigrate.MigrationError,
+        "0002_wal.sql, line 2",
+        "PRAGMA journal_mode has no effect inside a transaction",
         "-- migrate:no-transaction",
     )
 

@@ -1,7 +1,8 @@
 """SQL text cut into tokens (space, comments, quoted text, semicolons) and file lines.
 
 Holds :func:`sql_tokens`, :func:`line_of` and :func:`line_finder`, as SQLite's tokenizer reads SQL: shared by
-the marker lines of a ``.sql`` migration (core) and SQLite's statement splitter. Must not
+the marker lines of a ``.sql`` migration (core, with :func:`marker_chunks`, which also knows
+PostgreSQL's quoted text) and SQLite's statement splitter. Must not
 know connections or engines' other rules (PostgreSQL's splitter has its own lexer).
 """
 
@@ -72,6 +73,62 @@ def sql_chunks(text: str) -> t.Iterator[tuple[str, int, int]]:
     for match in _CHUNK.finditer(text):
         begin, end = match.span()
         yield match.lastgroup or "code", begin, end
+
+
+#: :data:`_CHUNK` for finding marker lines in a file that may run on either engine: also
+#: PostgreSQL's quoted text, which SQLite's tokenizer reads as code. A dollar-quoted
+#: string (``$$…$$``, ``$tag$…$tag$``, starting where a word can) and an escape string
+#: (``E'…'``, ``\\'`` escaping a quote) are ``"quoted"``: read with SQLite's rules, an
+#: apostrophe inside ``$$it's$$`` opened a string that hid the ``-- migrate:down`` line,
+#: and the down ran on the way up. Neither is valid SQLite outside a string or comment
+#: (``$tag`` is a parameter there, which a migration cannot bind; ``e'x'`` is a column
+#: with an alias, a backslash in it the only difference), so no SQLite file that can run
+#: reads differently.
+_MARKER_CHUNK = re.compile(
+    r"""(?P<line>--[^\n]*)
+    |(?P<block>/\*.*?\*/|/\*.+)
+    |(?P<dollar>(?<![\w$])\$(?P<tag>(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?)\$(?:.*?\$(?P=tag)\$|.*))
+    |(?P<escape>(?<![\w$])[Ee]'(?:[^'\\]+|\\.|'')*'?)
+    |(?P<quoted>'(?:[^']+|'')*'?|"(?:[^"]+|"")*"?|`(?:[^`]+|``)*`?|\[[^\]]*\]?)
+    |(?P<semicolon>;)
+    |(?P<code>(?:[^;'"`\[/$Ee-]+|[Ee](?!')|(?<=[\w$])[Ee])+|.)""",
+    re.DOTALL | re.VERBOSE,
+)
+
+
+def _may_hold_postgres_quote(text: str) -> bool:
+    """Whether a dollar-quoted or ``E''`` string could start anywhere in ``text`` (where a word can).
+
+    A few :meth:`str.find` calls: most files have no ``$`` and no ``E'`` after a word's
+    end (a literal such as ``'table'`` has ``e'`` inside a word), and take :func:`sql_chunks`.
+    """
+    for needle in ("$", "e'", "E'"):
+        i = text.find(needle)
+        while i != -1:
+            before = text[i - 1] if i else " "
+            if not (before.isalnum() or before in "_$" or ord(before) >= 0x80):
+                return True
+            i = text.find(needle, i + 1)
+    return False
+
+
+def marker_chunks(text: str) -> t.Iterator[tuple[str, int, int]]:
+    """:func:`sql_chunks` that also knows PostgreSQL's dollar-quoted and ``E''`` strings (as ``"quoted"``).
+
+    For the marker lines of a ``.sql`` migration, which either engine may run: a
+    marker inside such a string is text, and a quote inside one opens nothing.
+    """
+    if not _may_hold_postgres_quote(text):
+        # Neither kind of string can start anywhere: the same chunks as sql_chunks, faster.
+        return sql_chunks(text)
+    return _marker_chunks(text)
+
+
+def _marker_chunks(text: str) -> t.Iterator[tuple[str, int, int]]:
+    for match in _MARKER_CHUNK.finditer(text):
+        begin, end = match.span()
+        kind = match.lastgroup or "code"
+        yield ("quoted" if kind in ("dollar", "escape", "tag") else kind), begin, end
 
 
 def line_of(text: str, offset: int) -> int:

@@ -11,7 +11,7 @@ import time
 
 from ..backends.base import COMMITTED_ITSELF, Refused, StatementError
 from ..errors import MigrationError
-from .migration import line_in
+from .migration import NO_TRANSACTION_MARKER, line_in
 from .plan import version_label
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
@@ -76,8 +76,19 @@ def run_down(backend: Backend, conn: Connection, body: LoadedMigration, status: 
             refused,
             status,
             what=f"Rolling back migration {migration.id} (its down)",
-            outcome="and was rolled back; the database is as it was before the rollback",
+            outcome="and was rolled back; the database is as it was before this down",
+            advice=ROLLBACK_ADVICE,
+            down=True,
         ) from _cause(e)
+
+
+#: What to do after a migration failed and was rolled back.
+_FIX_AND_START = "Fix the migration and start again; nothing needs undoing by hand."
+
+#: What to do after a down failed: a start does not run downs, the rollback does.
+ROLLBACK_ADVICE = (
+    "Fix the down (after '-- migrate:down', or down(conn)) and run the rollback again; nothing needs undoing by hand."
+)
 
 
 def run_outside(
@@ -116,8 +127,9 @@ def failure(
     *,
     what: str | None = None,
     outcome: str = "and was rolled back; the database is as it was before it",
-    advice: str = "Fix the migration and start again; nothing needs undoing by hand.",
+    advice: str = _FIX_AND_START,
     transactional: bool = True,
+    down: bool = False,
 ) -> MigrationError:
     """The :class:`MigrationError` for ``error`` raised by ``migration``: file, line,
     statement, database error, what the engine says of it, what was not
@@ -144,7 +156,8 @@ def failure(
     else:
         line = line_in(error, migration.location)
     where = migration.location + (f", line {line}" if line is not None else "")
-    later = [m for m in status.pending if m.version > migration.version]
+    # A down's later pending migrations are those the rollback already undid, not ones it skipped.
+    later = [] if down else [m for m in status.pending if m.version > migration.version]
     lines = [
         f"{what or f'Migration {migration.id}'} failed on database {backend.describe()} {outcome}"
         f" (version {version_label(status.current_version)}).",
@@ -153,7 +166,32 @@ def failure(
     if statement is not None:
         lines.append(f"  statement: {_shorten(statement)}")
     lines.append(f"  error: {type(cause).__name__}: {cause}")
-    lines.extend(f"  {line}" for line in backend.failure_advice(cause, refused, transactional=transactional))
+    advice_lines = backend.failure_advice(cause, refused, transactional=transactional)
+    if down and any(NO_TRANSACTION_MARKER in line for line in advice_lines):
+        # "A migration of its own marked no-transaction" is a fix for an up: a down always runs
+        # in a transaction, whatever its up's marker.
+        advice_lines = [
+            kept
+            for line in advice_lines
+            if (kept := " ".join(s for s in line.split(". ") if NO_TRANSACTION_MARKER not in s))
+        ]
+        advice_lines = [line if line.endswith(".") else line + "." for line in advice_lines]
+        advice_lines.append(
+            "A down always runs in a transaction, even that of a migration marked"
+            f" '{NO_TRANSACTION_MARKER}': write the down with statements that can (DROP INDEX without"
+            " CONCURRENTLY, no VACUUM), or undo the change in a new migration instead of rolling back."
+        )
+    lines.extend(f"  {line}" for line in advice_lines)
+    if not status.applied and what is None and "already exists" in str(cause) and advice == _FIX_AND_START:
+        # The first migration meets what it creates: the database was built before selfmigrate
+        # (an init-db script, create_all(), another tool). The migration is not what is wrong.
+        lines.append(
+            "  The database has no migration recorded, yet already holds what this one creates: it was"
+            " built before these migrations (an init-db script, create_all(), another tool). If it has"
+            " what the migrations up to N create, record them as applied with 'python -m selfmigrate"
+            " baseline --version N' (docs/adopting.rst) instead of changing the migration."
+        )
+        advice = "Baseline the database, or fix the migration, and start again; nothing needs undoing by hand."
     if later:
         lines.append(f"  Not attempted: {not_attempted(later)}.")
     lines.append(advice)

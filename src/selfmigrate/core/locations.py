@@ -65,7 +65,8 @@ def classify(spec: str | os.PathLike[str]) -> tuple[str, str]:
     dotted name that imports as one, a directory if it contains a path separator
     or names an existing folder; a folder in the working directory is read as
     that folder even where it also imports as a namespace package (which would
-    merge every same-named folder on :data:`sys.path`).
+    merge every same-named folder on :data:`sys.path`) or as a module elsewhere
+    (a folder ``dbm`` is not the standard library's :mod:`dbm`).
     """
     if isinstance(spec, os.PathLike):
         return "directory", os.fspath(spec)
@@ -76,11 +77,20 @@ def classify(spec: str | os.PathLike[str]) -> tuple[str, str]:
         except (ImportError, ValueError):
             found = None
         namespace_in_cwd = found is not None and found.origin is None and os.path.isdir(spec)
-        if found is not None and not namespace_in_cwd:
+        # A folder here named like a module found elsewhere (the standard library's dbm or
+        # test, an installed package) is that folder: the module is not the user's migrations.
+        elsewhere = found is not None and os.path.isdir(spec) and not _holds(found, spec)
+        if found is not None and not namespace_in_cwd and not elsewhere:
             return "package", spec
     if path_like or (spec and os.path.isdir(spec)):
         return "directory", spec
     return "unknown", spec
+
+
+def _holds(found: ModuleSpec, folder: str) -> bool:
+    """Whether the package ``found`` is the folder ``folder`` (one of its search locations)."""
+    here = os.path.realpath(folder)
+    return any(os.path.realpath(path) == here for path in found.submodule_search_locations or ())
 
 
 def find_spec(name: str) -> ModuleSpec | None:

@@ -15,7 +15,7 @@ import types
 
 from ..backends.base import SQLScript as SQLScript
 from ..backends.base import Value
-from ..backends.tokens import SQL_WHITESPACE, line_of, sql_chunks
+from ..backends.tokens import SQL_WHITESPACE, line_of, marker_chunks, sql_chunks
 from ..errors import DiscoveryError
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
@@ -184,7 +184,8 @@ class Migration(Value):
         if not text.strip():
             raise DiscoveryError(
                 f"Migration file {self.location} is empty. Write the change it should make,"
-                " or delete the file if it was created by mistake.",
+                " or delete the file if it was created by mistake; for a migration that"
+                " deliberately does nothing here, write 'SELECT 1;' (.sql).",
                 paths=[self.location],
             )
         if self.kind == "sql":
@@ -294,7 +295,9 @@ def _load_sql(migration: Migration, text: str) -> LoadedMigration:
         raise DiscoveryError(
             f"Migration file {migration.location} has no SQL statement to apply (only comments"
             " or blank lines before any '-- migrate:down'). Write the change it should make,"
-            " or delete the file if it was created by mistake.",
+            " or delete the file if it was created by mistake; for a migration that deliberately"
+            " does nothing here (kept so that versions match another engine's folder), write"
+            " 'SELECT 1;'.",
             paths=[migration.location],
         )
     return LoadedMigration(
@@ -399,7 +402,7 @@ def parse_markers(text: str, location: str) -> Markers:
     in_header = True  # no statement seen yet
     line_start = 0  # offset where the current line starts
     code_on_line = False
-    for kind, begin, end in sql_chunks(text):
+    for kind, begin, end in marker_chunks(text):
         if kind == "code":
             # Space and code run together: the line it ends on, and whether code is on that line.
             piece = text[begin:end]
@@ -797,4 +800,3 @@ def line_in(error: BaseException, filename: str) -> int | None:
         if frame.filename == filename:
             line = frame.lineno
     return line
-

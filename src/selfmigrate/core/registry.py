@@ -33,6 +33,20 @@ NAME_PATTERN = re.compile(r"(?P<version>[0-9]+)_(?P<name>[A-Za-z0-9_]+)\.(?P<kin
 #: The naming rule for a listing's names joined by newlines, one match per line (see :func:`_fast`).
 _NAME_LINES = re.compile(r"^([0-9]+)_([A-Za-z0-9_]+)\.(sql|py)$", re.MULTILINE)
 
+#: Another tool's name for a migration file: Flyway's ``V1__init.sql``, sqlx's and
+#: golang-migrate's ``20220505083406_create-events.up.sql``, ``0001.initial.sql``.
+_OTHER_NAME = re.compile(
+    r"[Vv]?(?P<version>[0-9](?:[0-9_.-]*[0-9])?)(?:__|[_.-])(?P<slug>.*?)(?:\.(?:up|down|rollback))?\.(?P<kind>sql|py)",
+    re.IGNORECASE,
+)
+
+#: The ends of one direction's file of a pair: golang-migrate's and sqlx's, yoyo's rollback.
+_PAIR_ENDINGS = (".up.sql", ".down.sql", ".rollback.sql")
+
+#: What a tool that keeps one folder per migration puts in it: Prisma's and drizzle's
+#: ``migration.sql``, Diesel's ``up.sql`` (and ``down.sql``).
+_FOLDER_LAYOUT = ("migration.sql", "up.sql")
+
 #: The largest version the tracker can store (a signed 64-bit database integer).
 MAX_VERSION = 2**63 - 1
 
@@ -274,12 +288,13 @@ def _refuse_bad_names(bad_names: list[str]) -> None:
     """Raise the error naming the files of a location that break the naming rule, if any."""
     if not bad_names:
         return
-    listed = "\n  ".join(sorted(bad_names))
+    _alembic(bad_names)
+    listed = "\n  ".join(_with_new_name(where) for where in sorted(bad_names))
     pairs = ""
-    if any(name.endswith((".up.sql", ".down.sql")) for name in bad_names):
-        # golang-migrate's (and sqlx's) layout: one file per direction.
+    if any(name.endswith(_PAIR_ENDINGS) for name in bad_names):
+        # golang-migrate's (and sqlx's, yoyo's) layout: one file per direction.
         pairs = (
-            " A NNNN_slug.up.sql / NNNN_slug.down.sql pair is one file here:"
+            " A NNNN_slug.up.sql / NNNN_slug.down.sql (or .rollback.sql) pair is one file here:"
             " NNNN_slug.sql with the up, then a line '-- migrate:down' and the down."
         )
     raise DiscoveryError(
@@ -316,6 +331,81 @@ def _refuse_duplicates(found: list[Migration]) -> None:
 _NESTED_SHOWN = 5
 
 
+def suggested_name(filename: str) -> str | None:
+    """The name that follows the naming rule for another tool's migration file, or ``None``.
+
+    ``V1__init.sql`` → ``0001_init.sql``; ``20220505083406_create-events.sql`` →
+    ``20220505083406_create_events.sql``; ``0003_x.SQL`` → ``0003_x.sql``; a ``.up.sql``/``.down.sql`` pair → the one
+    ``.sql`` file they merge into. ``None`` for a name without a leading version.
+    """
+    match = _OTHER_NAME.fullmatch(filename)
+    if match is None:
+        return None
+    digits = re.sub(r"[^0-9]", "", match["version"])
+    if digits != match["version"] and len(digits) < 8:
+        return None  # Flyway's V1_1 / V1.1 is 1.1, not 11: no number keeps its order
+    slug = re.sub(r"[^A-Za-z0-9_]+", "_", match["slug"]).strip("_") or "migration"
+    name = f"{digits.zfill(4)}_{slug}.{match['kind'].lower()}"
+    return name if NAME_PATTERN.fullmatch(name) and name != filename and int(digits) > 0 else None
+
+
+def _with_new_name(where: str) -> str:
+    name = os.path.basename(where)
+    new = suggested_name(name)
+    if new is None:
+        return where
+    return f"{where}  ({'merge into' if name.endswith(_PAIR_ENDINGS) else 'rename'}: {new})"
+
+
+def _alembic(bad_names: list[str]) -> None:
+    """Refuse an Alembic (Flask-Migrate) folder by its name: renaming its env.py would not help."""
+    for where in bad_names:
+        if os.path.basename(where) != "env.py":
+            continue
+        folder = os.path.dirname(where)
+        if not any(os.path.exists(os.path.join(folder, name)) for name in ("alembic.ini", "script.py.mako")):
+            continue
+        raise DiscoveryError(
+            f"Migrations folder {folder or '.'} is an Alembic (Flask-Migrate) folder: env.py, script.py.mako"
+            " and revisions in versions/. selfmigrate does not run Alembic revisions, and nothing in that"
+            " folder is renamed into a migration. Point the migrations setting at a folder (or package)"
+            " of its own, and write the schema the revisions built as its first migration: the steps"
+            " are in docs/moving.rst, 'From Flask-Migrate (Alembic)'.",
+            paths=[where],
+        )
+
+
+def _folder_layout(folder: str, subfolders: list[str]) -> None:
+    """Refuse migrations kept one folder each (Prisma, drizzle, Diesel): read as they are, none is found.
+
+    The folder would hold no migration file, so every start would say "nothing to
+    apply" while none of them ever ran.
+    """
+    found = []
+    for subfolder in subfolders:
+        for name in _FOLDER_LAYOUT:
+            if os.path.isfile(os.path.join(subfolder, name)):
+                found.append((subfolder, name))
+                break
+    if not found:
+        return
+    lines = []
+    for subfolder, name in found[:_NESTED_SHOWN]:
+        as_file = os.path.basename(subfolder) + ".sql"
+        new = as_file if NAME_PATTERN.fullmatch(as_file) else suggested_name(as_file)
+        lines.append(f"{os.path.join(subfolder, name)}  (as: {new or 'NNNN_slug.sql'})")
+    more = f"\n  and {len(found) - _NESTED_SHOWN} more" if len(found) > _NESTED_SHOWN else ""
+    raise DiscoveryError(
+        f"Migrations folder {folder} keeps its migrations one folder each (as Prisma, drizzle or"
+        " Diesel do); selfmigrate reads one file per migration, at the top level of the folder, so it"
+        " would find none of these:\n  " + "\n  ".join(lines) + more + "\n"
+        "Make each one a file in that folder, named as shown: migration.sql as it is; up.sql, then"
+        " a line '-- migrate:down', then down.sql. (A subfolder whose name starts with '_' is not"
+        " looked into.)",
+        paths=[path for path, _ in found],
+    )
+
+
 def _warn_nested(folder: str, everything: list[str], candidates: list[str]) -> None:
     """Warn about files named like migrations in ``folder``'s subfolders, which are not migrations.
 
@@ -334,6 +424,7 @@ def _warn_nested(folder: str, everything: list[str], candidates: list[str]) -> N
         for path in (os.path.join(folder, name) for name in others if not name.startswith(("_", ".")))
         if os.path.isdir(path)
     )
+    _folder_layout(folder, subfolders)
     nested: list[str] = []
     for subfolder in subfolders:
         try:

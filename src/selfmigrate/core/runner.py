@@ -470,6 +470,15 @@ class Runner:
                 report.current_version = status.current_version
                 report.duration_ms = ms_since(started)
                 logger.info("Database %s is up to date at version %s.", database, version_label(status.current_version))
+                if not migrations and not applied:
+                    # Silent otherwise: a wheel built without its .sql files starts "up to date".
+                    logger.warning(
+                        "No migration file in %s, so database %s stays empty. If the app has migrations,"
+                        " they are not there: point the migrations setting at them, or include the .sql"
+                        " files in the package (setuptools needs them in package-data).",
+                        ", ".join(location.name for location in self.registry.locations),
+                        database,
+                    )
                 return report
             if todo:
                 logger.info(
@@ -917,9 +926,10 @@ def _known(
 
 def _listed(todo: t.Sequence[Migration]) -> str:
     """The pending migrations for the log: all of a few, the count and the ends of many."""
-    from .execute import not_attempted
+    from .execute import LISTED_LATER, not_attempted
 
-    return not_attempted(todo)
+    # The count is in the line already: "54 migration(s) pending: 0001_a … 0055_b".
+    return not_attempted(todo) if len(todo) <= LISTED_LATER else f"{todo[0].id} … {todo[-1].id}"
 
 
 class _Progress:

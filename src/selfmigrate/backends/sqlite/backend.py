@@ -540,6 +540,15 @@ class SQLiteBackend:
                 " it; a database that must not be UTF-8 (SQLite's default) has to be created with its"
                 " encoding before the first start."
             )
+        elif first == "PRAGMA foreign_keys" and transactional:
+            lines.append(
+                "PRAGMA foreign_keys has no effect inside a transaction, and selfmigrate runs this migration"
+                " in one, on a connection of its own that does not enforce foreign keys (SQLite's default)"
+                " and is closed after it. Delete the line: a table rebuild here already runs with foreign keys"
+                " off, and PRAGMA foreign_keys=ON would never reach the app's connections (enforce them where"
+                " the app opens them). Delete a BEGIN/COMMIT around the file too; 'python -m selfmigrate"
+                " lint' lists these lines in every file (SM110)."
+            )
         elif first is not None and first.startswith("PRAGMA "):
             lines.append(
                 f"{first} has no effect inside a transaction, and selfmigrate runs this migration in"
@@ -551,6 +560,7 @@ class SQLiteBackend:
                 f"The migration tried to {first or 'end'} the transaction selfmigrate runs it in."
                 " Remove BEGIN/COMMIT/ROLLBACK (and conn.commit(), 'with conn:', conn.executescript())"
                 " from it: selfmigrate commits each migration together with its tracker row."
+                " 'python -m selfmigrate lint' lists these lines in every file (SM110)."
             )
         elif isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorname", "") == "SQLITE_BUSY":
             # The migration's own connection holds the write lock: a busy error comes from
@@ -576,6 +586,15 @@ class SQLiteBackend:
                     if str(error).startswith("database ")
                     else ""
                 )
+            )
+        if isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such function: "):
+            # Apps register their own SQL functions on their connections (a Go driver's
+            # ConnectHook, create_function); the migration's connection is selfmigrate's.
+            name = str(error).removeprefix("no such function: ")
+            lines.append(
+                f"SQLite has no function {name}. If the app registers it on its own connections, the"
+                " migration's connection (selfmigrate's) does not have it: write this migration as a .py"
+                f" file whose up(conn) calls conn.create_function({name!r}, ...) before running the SQL."
             )
         if isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorname", "") == "SQLITE_FULL":
             lines.append(

@@ -1,6 +1,6 @@
 """The SQLite side of the migration linter: SQLite's pitfalls, found by replaying the migrations.
 
-Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM109) and :class:`Linter`, which
+Holds the SQLite rules (:data:`RULES`: SM001, SM101–SM111) and :class:`Linter`, which
 replays migrations in version order into an in-memory scratch database and checks each
 statement against the schema it meets. Must not know the registry, accept directives or
 reports (``ops/lint.py``): it gets each migration's scripts and functions, and returns
@@ -44,7 +44,7 @@ RULES: dict[str, tuple[str, str, str]] = {
             "SM002",
             "warning",
             "an accept directive names an unknown code",
-            "name a code from docs/lint.rst (SM101 … SM109)",
+            "name a code from docs/lint.rst (SM101 … SM111)",
         ),
         (
             "SM101",
@@ -109,6 +109,23 @@ RULES: dict[str, tuple[str, str, str]] = {
             "remove the compatible marker (an older image then refuses or rolls back, as"
             " SELFMIGRATE_AHEAD says), or split the change: expand now (new tables, nullable"
             " columns, indexes), contract in a later migration not marked compatible",
+        ),
+        (
+            "SM111",
+            "warning",
+            "DROP TABLE IF EXISTS of a table no earlier migration creates",
+            "remove the DROP: a migration runs once, on a database that does not have the table yet;"
+            " a database that predates the migrations is baselined or adopted (docs/adopting.rst),"
+            " not re-created",
+        ),
+        (
+            "SM110",
+            "error",
+            "a hand-run script's BEGIN/COMMIT or PRAGMA foreign_keys in a migration that runs in a transaction",
+            "delete the line: selfmigrate runs the migration in a transaction of its own, commits it with"
+            " its tracker row, and its connection does not enforce foreign keys (SQLite's default), so a"
+            " table rebuild there already runs with them off; enforce them where the app opens its"
+            " connections",
         ),
     )
 }
@@ -328,18 +345,31 @@ def _check_statement(ctx: _Context, statement: Statement) -> None:
     head = toks[0].upper
     if head == "PRAGMA":
         _check_pragma(ctx, statement, toks)
-    elif head == "BEGIN":
-        ctx.explicit_transaction = True
-    elif head in ("COMMIT", "END") or (head == "ROLLBACK" and not any(tok.upper == "TO" for tok in toks)):
-        ctx.explicit_transaction = False
+    elif head in ("BEGIN", "COMMIT", "END") or (head == "ROLLBACK" and not any(tok.upper == "TO" for tok in toks)):
+        if ctx.body.transactional:
+            ctx.add(
+                "SM110",
+                statement.line,
+                f"{head} in a migration that runs in a transaction; selfmigrate refuses it when the migration runs",
+            )
+        ctx.explicit_transaction = head == "BEGIN"
     elif _words(toks, "ALTER", "TABLE"):
         _check_alter(ctx, statement, toks)
     elif _words(toks, "DROP", "TABLE"):
         ctx.drops_table = True
-        i = 4 if _words(toks[2:], "IF", "EXISTS") else 2
-        table, _ = _qualified_name(toks, i)
+        if_exists = _words(toks[2:], "IF", "EXISTS")
+        table, _ = _qualified_name(toks, 4 if if_exists else 2)
         if ctx.schema is not None and table:
             _check_drop_table(ctx, ctx.schema, statement, table)
+            if if_exists and not _exists(ctx.schema, table):
+                # An init-db script's "drop and re-create": a no-op on the migrations' own
+                # database, the loss of the table's rows on one that predates them.
+                ctx.add(
+                    "SM111",
+                    statement.line,
+                    f"DROP TABLE IF EXISTS {table}: no earlier migration creates {table}, so this drops"
+                    " it, with its rows, only on a database that predates the migrations",
+                )
     elif head == "CREATE":
         _note_create(ctx, statement, toks)
 
@@ -352,6 +382,16 @@ def _check_pragma(ctx: _Context, statement: Statement, toks: list[_Token]) -> No
     value = "".join(tok.text for tok in toks[i + 1 :] if tok.text not in ("(", ")", ";")).strip("'\"").lower()
     in_transaction = ctx.body.transactional or ctx.explicit_transaction
     if not in_transaction or name not in PRAGMAS_OUTSIDE_TRANSACTION:
+        return
+    if name == "foreign_keys" and ctx.body.transactional:
+        # The envelope of a script written to be run by hand (sqlite3 .dump, Uptime Kuma's
+        # patches, Go tools' rebuilds): SM110's fix (delete it) is the right one, not SM101's.
+        ctx.add(
+            "SM110",
+            statement.line,
+            "PRAGMA foreign_keys in a migration that runs in a transaction, where SQLite ignores it;"
+            " selfmigrate refuses it when the migration runs",
+        )
         return
     if name == "foreign_keys" and value in ("off", "0", "false", "no"):
         ctx.foreign_keys_off.append(statement.line)
@@ -466,6 +506,11 @@ def _constant(expr: list[_Token]) -> bool:
 def _is_null(expr: list[_Token]) -> bool:
     inner = [tok for tok in expr if tok.text not in ("(", ")")]
     return len(inner) == 1 and inner[0].upper == "NULL"
+
+
+def _exists(conn: sqlite3.Connection, table: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (table,))
+    return found.fetchone() is not None
 
 
 def _check_drop_table(ctx: _Context, conn: sqlite3.Connection, statement: Statement, table: str) -> None:
