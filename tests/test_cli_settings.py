@@ -19,9 +19,9 @@ from click.testing import CliRunner, Result
 from helpers import dump
 
 import selfmigrate
+from selfmigrate.core.migration import PY_TEMPLATE_MARK
 from selfmigrate.faces.cli.main import cli
 from selfmigrate.faces.project_settings import SETTINGS
-from selfmigrate.ops.create import PY_TEMPLATE_MARK
 
 #: No SELFMIGRATE_* variable of the test process leaks into the commands.
 CLEAN_ENV: dict[str, str | None] = {s.env: None for s in SETTINGS}

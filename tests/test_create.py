@@ -112,6 +112,41 @@ def test_an_unedited_template_fails_loudly_and_is_not_recorded(tmp_path: Path, s
 
 
 @pytest.mark.parametrize("sql", [False, True], ids=["py", "sql"])
+def test_an_unedited_template_is_refused_before_the_migrations_pending_before_it(tmp_path: Path, sql: bool) -> None:
+    from helpers import dump
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_items.sql").write_text("CREATE TABLE items (id INTEGER PRIMARY KEY);\n")
+    database = tmp_path / "app.sqlite"
+    selfmigrate.migrate(database, folder)
+    with sqlite3.connect(database) as conn:
+        conn.execute("INSERT INTO items VALUES (7)")
+    conn.close()
+    (folder / "0002_tags.sql").write_text("CREATE TABLE tags (id INTEGER PRIMARY KEY);\n")
+    created = selfmigrate.create(folder, "forgot to write this", sql=sql)
+    before = dump(database)
+    with pytest.raises(DiscoveryError) as info:
+        selfmigrate.migrate(database, folder)
+    assert str(created) in str(info.value)
+    assert dump(database) == before  # 0002 was not applied either
+
+
+def test_a_py_migration_keeping_the_template_line_behind_a_condition_applies(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    path = selfmigrate.create(folder, "guarded")
+    text = path.read_text()
+    placeholder = 'raise NotImplementedError("write this migration\'s up()")'
+    text = text.replace(
+        placeholder, f"if conn.in_transaction is None:\n        {placeholder}\n    conn.execute('CREATE TABLE t (x)')"
+    )
+    path.write_text(text)
+    database = tmp_path / "app.sqlite"
+    report = selfmigrate.migrate(database, folder)
+    assert [r.version for r in report.applied] == [1]
+
+
+@pytest.mark.parametrize("sql", [False, True], ids=["py", "sql"])
 def test_a_filled_in_template_applies(tmp_path: Path, sql: bool) -> None:
     folder = tmp_path / "migrations"
     path = selfmigrate.create(folder, 'add "notes" table, see C:\\New\\Notes', sql=sql)

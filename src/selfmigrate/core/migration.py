@@ -38,6 +38,10 @@ COMPATIBLE_MARKER = "-- migrate:compatible"
 #: The module attribute that declares a ``.py`` migration compatible when it is ``True``.
 COMPATIBLE_ATTRIBUTE = "compatible"
 
+#: The line of the ``.py`` template's ``up()`` (``python -m selfmigrate create``): a file
+#: whose ``up()`` still does nothing but this is unedited.
+PY_TEMPLATE_MARK = 'raise NotImplementedError("write this migration\'s up()")'
+
 if TYPE_CHECKING:
     from ..backends.base import MigrationFunction as MigrationFunction
 
@@ -532,6 +536,15 @@ def _load_python(migration: Migration, text: str, data: bytes | None = None) -> 
             " 'def up(conn):' with the change to make (see 'python -m selfmigrate create').",
             paths=[location],
         )
+    if PY_TEMPLATE_MARK in text and _only_raises(up):
+        # Refused here, before the run's first change, as an unedited .sql template is:
+        # run, it would fail after the migrations before it were applied.
+        raise DiscoveryError(
+            f"Migration file {location} is the unedited template: its up() only raises"
+            " NotImplementedError. Write the change it should make, or delete the file if it"
+            " was created by mistake.",
+            paths=[location],
+        )
     down = getattr(module, "down", None)
     if down is not None and not callable(down):
         raise DiscoveryError(
@@ -574,6 +587,13 @@ def _load_python(migration: Migration, text: str, data: bytes | None = None) -> 
         compatible=compatible,
         down_source=None if down is None else text,
     )
+
+
+def _only_raises(function: t.Any) -> bool:
+    """Whether ``function`` names nothing but ``NotImplementedError`` (the template's ``up()``:
+    it cannot touch the connection, so all it can do is raise)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and code.co_names == ("NotImplementedError",)
 
 
 #: Names selfmigrate's bytecode files apart from Python's own (``__pycache__/x.cpython-311.opt-selfmigrate.pyc``):

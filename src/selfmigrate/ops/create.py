@@ -26,8 +26,6 @@ logger = logging.getLogger("selfmigrate.create")
 
 #: The longest slug :func:`create` writes.
 MAX_SLUG_LENGTH = 60
-#: The line of the ``.py`` template's ``up()``: a file that still has it is unedited.
-PY_TEMPLATE_MARK = 'raise NotImplementedError("write this migration\'s up()")'
 
 
 def slugify(message: str) -> str:

@@ -67,24 +67,14 @@ def load_problems(result: Status) -> dict[int, str]:
     """Why each pending migration that would fail before it runs cannot: version → reason.
 
     Each pending file is loaded as ``apply`` would load it (a syntax error, an
-    unedited ``.sql`` template, a missing ``up``); an unedited ``.py`` template
-    loads, but its ``up()`` only raises. Applied files are not loaded.
+    unedited template, a missing ``up``). Applied files are not loaded.
     """
-    from ...ops.create import PY_TEMPLATE_MARK
-
     problems: dict[int, str] = {}
     for migration in result.pending:
         try:
-            text = migration.read_text()
             migration.load()
         except SelfMigrateError as e:
             problems[migration.version] = str(e).splitlines()[0]
-            continue
-        if migration.filename.endswith(".py") and PY_TEMPLATE_MARK in text:
-            problems[migration.version] = (
-                f"Migration file {migration.location} is the unedited template: its up() only raises"
-                " NotImplementedError. Write the change it should make."
-            )
     return problems
 
 
