@@ -83,16 +83,16 @@ def sql_chunks(text: str) -> t.Iterator[tuple[str, int, int]]:
 #: and the down ran on the way up. Neither is valid SQLite outside a string or comment
 #: (``$tag`` is a parameter there, which a migration cannot bind; ``e'x'`` is a column
 #: with an alias, a backslash in it the only difference), so no SQLite file that can run
-#: reads differently.
-_MARKER_CHUNK = re.compile(
+#: reads differently. Compiled (and cached by :mod:`re`) on first use, as :data:`_TOKEN`:
+#: its character ranges take milliseconds to compile, and few files need it.
+_MARKER_CHUNK = (
     r"""(?P<line>--[^\n]*)
     |(?P<block>/\*.*?\*/|/\*.+)
     |(?P<dollar>(?<![\w$])\$(?P<tag>(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?)\$(?:.*?\$(?P=tag)\$|.*))
     |(?P<escape>(?<![\w$])[Ee]'(?:[^'\\]+|\\.|'')*'?)
     |(?P<quoted>'(?:[^']+|'')*'?|"(?:[^"]+|"")*"?|`(?:[^`]+|``)*`?|\[[^\]]*\]?)
     |(?P<semicolon>;)
-    |(?P<code>(?:[^;'"`\[/$Ee-]+|[Ee](?!')|(?<=[\w$])[Ee])+|.)""",
-    re.DOTALL | re.VERBOSE,
+    |(?P<code>(?:[^;'"`\[/$Ee-]+|[Ee](?!')|(?<=[\w$])[Ee])+|.)"""
 )
 
 
@@ -125,7 +125,7 @@ def marker_chunks(text: str) -> t.Iterator[tuple[str, int, int]]:
 
 
 def _marker_chunks(text: str) -> t.Iterator[tuple[str, int, int]]:
-    for match in _MARKER_CHUNK.finditer(text):
+    for match in re.finditer(_MARKER_CHUNK, text, re.DOTALL | re.VERBOSE):
         begin, end = match.span()
         kind = match.lastgroup or "code"
         yield ("quoted" if kind in ("dollar", "escape", "tag") else kind), begin, end
