@@ -8,6 +8,7 @@ Must not know databases or the faces; it is on the no-op start, so it imports on
 from __future__ import annotations
 
 import os
+import sys
 from stat import S_ISDIR, S_ISREG
 
 TYPE_CHECKING = False
@@ -340,31 +341,60 @@ def default_location(package: str, folder: str | os.PathLike[str]) -> LocationSp
 class Location:
     """One place migrations are read from: a package or a directory."""
 
-    __slots__ = ("kind", "name", "root")
+    __slots__ = ("kind", "name", "folder", "_root")
 
     #: ``"package"`` or ``"directory"``.
     kind: t.Literal["package", "directory"]
     #: The package name, or the directory's path.
     name: str
-    #: The package's or directory's contents.
-    root: Traversable
+    #: The folder on disk as text, or ``None`` (a package inside a zip file, a namespace package).
+    folder: str | None
+    #: :attr:`root`, once given or made (a :class:`~pathlib.Path` is made only when asked for).
+    _root: Traversable | None
 
-    def __init__(self, kind: t.Literal["package", "directory"], name: str, root: Traversable) -> None:
+    def __init__(
+        self,
+        kind: t.Literal["package", "directory"],
+        name: str,
+        root: Traversable | None = None,
+        *,
+        folder: str | None = None,
+    ) -> None:
+        if root is None and folder is None:
+            raise TypeError("A Location needs its root or its folder.")
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "root", root)
+        if folder is None and _is_path(root):
+            folder = str(root)
+        object.__setattr__(self, "folder", folder)
+        object.__setattr__(self, "_root", root)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Location is immutable: cannot set {name!r}")
+
+    @property
+    def root(self) -> Traversable:
+        """The package's or directory's contents (a :class:`~pathlib.Path` for a folder on disk)."""
+        if self._root is not None:
+            return self._root
+        from pathlib import Path
+
+        assert self.folder is not None  # __init__ has one of the two
+        made = Path(self.folder)
+        object.__setattr__(self, "_root", made)
+        return made
+
+    def _key(self) -> tuple[str, str, object]:
+        return (self.kind, self.name, self.folder if self.folder is not None else self._root)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
         assert isinstance(other, Location)
-        return (self.kind, self.name, self.root) == (other.kind, other.name, other.root)
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.name, self.root))
+        return hash(self._key())
 
     def __repr__(self) -> str:
         return f"Location(kind={self.kind!r}, name={self.name!r}, root={self.root!r})"
@@ -375,9 +405,32 @@ class Location:
     @property
     def path(self) -> Path | None:
         """The location's folder on disk, or ``None`` (a package inside a zip file)."""
+        if self.folder is None:
+            return None
         from pathlib import Path
 
-        return self.root if isinstance(self.root, Path) else None
+        root = self.root
+        return root if isinstance(root, Path) else Path(self.folder)
+
+
+def _is_path(root: object) -> bool:
+    """Whether ``root`` is a :class:`~pathlib.Path` (without importing :mod:`pathlib` to ask)."""
+    pathlib = sys.modules.get("pathlib")
+    return pathlib is not None and isinstance(root, pathlib.Path)
+
+
+def _path_text(path: str) -> str:
+    """``str(pathlib.Path(path))``, without importing :mod:`pathlib` where paths are POSIX ones.
+
+    Empty and ``.`` parts and trailing slashes dropped; a leading ``//`` (exactly two)
+    kept, as POSIX allows and :mod:`pathlib` does. Elsewhere (Windows), :mod:`pathlib` itself.
+    """
+    if os.sep != "/" or os.altsep is not None:
+        from pathlib import Path
+
+        return str(Path(path))
+    root = "//" if path.startswith("//") and not path.startswith("///") else "/" if path.startswith("/") else ""
+    return root + "/".join(part for part in path.split("/") if part and part != ".") or "."
 
 
 def resolve_location(spec: LocationSpec) -> Location:
@@ -405,29 +458,25 @@ def resolve_location(spec: LocationSpec) -> Location:
 
 
 def _directory(path: str) -> Location:
-    from pathlib import Path
-
     from ..errors import DiscoveryError
 
-    root = Path(path)
-    if not root.is_dir():
-        what = "is not a directory" if root.exists() else "does not exist"
+    if not os.path.isdir(path):
+        what = "is not a directory" if os.path.exists(path) else "does not exist"
         raise DiscoveryError(
             f"Migrations directory {path} {what}. Create it (python -m selfmigrate create"
             " does) or point the migrations setting at the right place.",
             paths=[path],
         )
-    return Location("directory", str(root), root)
+    folder = _path_text(path)
+    return Location("directory", folder, folder=folder)
 
 
 def _package(name: str) -> Location:
-    from pathlib import Path
-
     from ..errors import DiscoveryError
 
     folder = package_folder(name)
     if folder is not None:
-        return Location("package", name, Path(folder))
+        return Location("package", name, folder=_path_text(folder))
     if not is_package(name):
         # Said here: from Python 3.12, importlib.resources.files() of a plain module
         # is the folder it sits in, which would list every file beside it.
@@ -456,25 +505,6 @@ def _package(name: str) -> Location:
             paths=[name],
         )
     return Location("package", name, root)
-
-
-def candidates(root: Traversable) -> t.Iterator[tuple[str, str, Traversable | None, Stat | None]]:
-    """The files of a location meant to be migrations (see :func:`is_candidate`).
-
-    Yields ``(name, location, resource, stat)``. On disk, ``location`` is the
-    file's path, ``resource`` is ``None`` (no object per file) and ``stat`` comes
-    from :func:`list_folder`; inside a zip file, ``resource`` is the file and
-    ``stat`` is ``None``.
-    """
-    from pathlib import Path
-
-    if isinstance(root, Path):
-        for name, path, stat in list_folder(str(root)):
-            yield name, path, None, stat
-        return
-    for entry in root.iterdir():
-        if is_candidate(entry.name) and entry.is_file():
-            yield entry.name, str(entry), entry, None
 
 
 def folder_to_write(location: LocationSpec) -> Path:
@@ -513,9 +543,9 @@ def watched_files(locations: t.Sequence[Location]) -> tuple[list[str], list[str]
     files: list[str] = []
     for location in locations:
         root = location.root
-        if isinstance(root, Path):
-            folders.append(str(root))
-            with os.scandir(root) as entries:
+        if location.folder is not None:
+            folders.append(location.folder)
+            with os.scandir(location.folder) as entries:
                 files.extend(entry.path for entry in entries if is_candidate(entry.name))
         else:  # a namespace package's folders, or a zip file
             items = [item for item in root.iterdir() if isinstance(item, Path)]

@@ -155,7 +155,7 @@ class MigrationRegistry:
         if seen is not None and (
             len(seen) != len(self.locations)
             or any(
-                location.path is None or os.path.abspath(str(location.path)) != folder
+                location.folder is None or os.path.abspath(location.folder) != folder
                 for location, (folder, _) in zip(self.locations, seen, strict=False)
             )
         ):
@@ -166,13 +166,13 @@ class MigrationRegistry:
         folders: list[tuple[str, list[str], list[int]]] | None = []
         for index, location in enumerate(self.locations):
             package = location.name if location.kind == "package" else None
-            if location.path is None:
+            if location.folder is None:
                 # Inside a zip file (or a namespace package): read through importlib.resources;
                 # no modification times, so no fingerprint.
                 folders = None
                 found.extend(_from_resources(location.root, package, bad_names))
                 continue
-            folder = str(location.path)
+            folder = location.folder
             examined = seen[index][1] if seen is not None else examine_folder(folder)
             if examined is None:
                 # Something examine_folder refuses: list_folder says what (or, if it was
