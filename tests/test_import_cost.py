@@ -81,11 +81,12 @@ except selfmigrate.ConfigError:
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
 
 
-def test_a_fresh_apply_imports_neither_logging_nor_dataclasses_nor_typing(tmp_path: Path) -> None:
+def test_a_fresh_apply_imports_neither_logging_nor_dataclasses_nor_typing_nor_pathlib(tmp_path: Path) -> None:
     # An INFO record with no logging imported has no handler to reach (see core/runner.py
     # _Logger); the values of the core and the boundary are not dataclasses; a plain
     # ``def up(conn)`` is checked from its code object; typing is for the type checker;
-    # the migration lock (fcntl) and the ahead rules only when a start needs them.
+    # the migration lock (fcntl) and the ahead rules only when a start needs them; a
+    # location keeps its folder as text (pathlib, with urllib.parse, only when asked for).
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0001_first.sql").write_text("CREATE TABLE t (id INTEGER);\n-- migrate:down\nDROP TABLE t;\n")
@@ -94,5 +95,15 @@ def test_a_fresh_apply_imports_neither_logging_nor_dataclasses_nor_typing(tmp_pa
     code = f"import selfmigrate; selfmigrate.migrate({str(database)!r}, {str(folder)!r})"
     loaded = _modules_after(code, tmp_path)
     assert "selfmigrate.core.runner" in loaded  # the full run did run
-    for module in ("logging", "dataclasses", "inspect", "traceback", "typing", "fcntl", "selfmigrate.core.ahead"):
-        assert module not in loaded
+    for module in (
+        "logging",
+        "dataclasses",
+        "inspect",
+        "traceback",
+        "typing",
+        "fcntl",
+        "selfmigrate.core.ahead",
+        "pathlib",
+        "urllib.parse",
+    ):
+        assert module not in loaded, module

@@ -190,6 +190,34 @@ def test_location_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert resolve_location("migrations").root == Path("migrations")
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "migrations",
+        "migrations/",
+        "./migrations",
+        "migrations//",
+        "./migrations/./",
+        "sub/../migrations",
+        "{abs}",
+        "{abs}/",
+        "/{abs}",
+    ],
+)
+def test_a_directory_location_is_named_as_pathlib_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    # Its folder is kept as text (no pathlib import on a start): the same text as str(Path(...)).
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spec = spelling.format(abs=tmp_path / "migrations")
+    location = resolve_location(spec)
+    assert location.kind == "directory"
+    assert location.name == location.folder == str(Path(spec))
+    assert location.root == location.path == Path(spec)
+
+
 def test_discovery_imports_no_migration_module(make_migrations: MigrationsFactory, tmp_path: Path) -> None:
     marker = tmp_path / "imported"
     location = make_migrations(
