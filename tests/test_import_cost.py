@@ -83,7 +83,7 @@ except selfmigrate.ConfigError:
 
 def test_a_fresh_apply_imports_neither_logging_nor_dataclasses_nor_typing_nor_pathlib(tmp_path: Path) -> None:
     # An INFO record with no logging imported has no handler to reach (see core/runner.py
-    # _Logger); the values of the core and the boundary are not dataclasses; a plain
+    # selfmigrate.logs.Logger); the values of the core and the boundary are not dataclasses; a plain
     # ``def up(conn)`` is checked from its code object; typing is for the type checker;
     # the migration lock (fcntl) and the ahead rules only when a start needs them; a
     # location keeps its folder as text (pathlib, with urllib.parse, only when asked for).
@@ -106,4 +106,22 @@ def test_a_fresh_apply_imports_neither_logging_nor_dataclasses_nor_typing_nor_pa
         "pathlib",
         "urllib.parse",
     ):
+        assert module not in loaded, module
+
+
+def test_a_start_that_snapshots_before_a_pending_migration_imports_neither_logging_nor_typing(
+    tmp_path: Path,
+) -> None:
+    # The snapshot's records go through selfmigrate.logs.Logger, as the runner's do.
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_first.sql").write_text("CREATE TABLE t (id INTEGER);\nINSERT INTO t VALUES (1);\n")
+    database = tmp_path / "app.sqlite"
+    code = f"import selfmigrate; selfmigrate.migrate({str(database)!r}, {str(folder)!r})"
+    _modules_after(code, tmp_path)
+    (folder / "0002_second.sql").write_text("INSERT INTO t VALUES (2);\n")
+    loaded = _modules_after(code, tmp_path)
+    assert "selfmigrate.backends.sqlite.snapshots" in loaded  # a snapshot was taken
+    assert [p.name for p in tmp_path.glob("app.sqlite.*.bak")] != []
+    for module in ("logging", "typing", "dataclasses", "inspect"):
         assert module not in loaded, module

@@ -12,7 +12,8 @@ import os
 import time
 
 from .config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
-from .core.quick import log_info, look
+from .core.quick import look
+from .logs import Logger
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def migrate_with(
             from .backends.select import shown
 
             where = shown(database)
-            log_info("selfmigrate.runner", "Database %s is up to date at version %s.", where, version)
+            Logger("selfmigrate.runner").info("Database %s is up to date at version %s.", where, version)
             from .report import MigrationReport
 
             return MigrationReport(
@@ -158,9 +159,7 @@ def migrate_with(
             or options.on_failure == "raise"
         ):
             raise
-        import logging
-
-        logging.getLogger("selfmigrate.runner").error(
+        Logger("selfmigrate.runner").error(
             "Migrating database %s failed; the app starts without it.\n%s", runner.backend.describe(), e
         )
         report = getattr(e, "report", None) or MigrationReport(database=runner.backend.describe())

@@ -8,7 +8,6 @@ Must not import the runner, the registry, :mod:`logging` or any engine (see docs
 from __future__ import annotations
 
 import os
-import sys
 
 from ..backends.select import quick_read_rows
 from .fingerprint import examine_all, seen_digest
@@ -73,15 +72,3 @@ def look(
         # full run raises the DiscoveryError, where on_failure applies.
         return None, seen
     return newest, seen
-
-
-def log_info(name: str, message: str, *args: object) -> None:
-    """Log at INFO on logger ``name``, without importing :mod:`logging` for nothing.
-
-    If no code in the process has imported :mod:`logging`, nothing has
-    configured a handler, and an INFO record would be dropped; importing the
-    module just to drop it would be most of a no-op start's cost.
-    """
-    logging = sys.modules.get("logging")
-    if logging is not None:
-        logging.getLogger(name).info(message, *args)

@@ -9,11 +9,11 @@ Must not name an engine: every engine decision goes through the injected Backend
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from ..config import DEFAULT_AHEAD, DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE, Options
 from ..errors import ConfigError, DatabaseError, LockTimeout, MigrationError, StateError
+from ..logs import Logger
 from ..report import AppliedResult, MigrationReport
 from .execute import failure, ms_since, run_down, run_outside, run_up
 from .fingerprint import Certified, read_certificate
@@ -34,39 +34,8 @@ if TYPE_CHECKING:
 
 
 
-class _Logger:
-    """The records of logger ``name``, which is looked up when a record can reach a handler.
-
-    A handler exists only if some code imported :mod:`logging`; without one, a
-    record below WARNING is dropped (the last-resort handler takes WARNING and
-    up), so INFO and DEBUG records are skipped without importing the module
-    (several milliseconds of a start that applies something; see
-    :func:`selfmigrate.core.quick.log_info`). WARNING and up always go to
-    :func:`logging.getLogger`. The logger itself is the one ``getLogger(name)``
-    returns, whoever calls it first.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def debug(self, message: str, *args: object) -> None:
-        logging = sys.modules.get("logging")
-        if logging is not None:
-            logging.getLogger(self.name).debug(message, *args, stacklevel=2)
-
-    def info(self, message: str, *args: object) -> None:
-        logging = sys.modules.get("logging")
-        if logging is not None:
-            logging.getLogger(self.name).info(message, *args, stacklevel=2)
-
-    def warning(self, message: str, *args: object) -> None:
-        import logging
-
-        logging.getLogger(self.name).warning(message, *args, stacklevel=2)
-
-
 # The logger keeps the name it had before the package had layers: users configure it.
-logger = _Logger("selfmigrate.runner")
+logger = Logger("selfmigrate.runner")
 #: Said of a migration rolled back with the down stored in the tracker.
 _FROM_TRACKER = " with the down stored in the tracker (its file is not in the migrations)"
 

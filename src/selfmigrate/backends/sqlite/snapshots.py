@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import re
 import sqlite3
-import typing as t
 from pathlib import Path
 
 from ...config import DEFAULT_BACKUP_KEEP, DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...errors import BackupError, ConfigError, DatabaseError, LockTimeout
+from ...logs import Logger
 from ..base import Snapshot
 from .connection import check_idle, connect, database_path
 from .lock import lock_for
 
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+
+    PathArg = str | os.PathLike[str]
+
 # The logger keeps the name it had before the package had layers: users configure it.
-logger = logging.getLogger("selfmigrate.backup")
+logger = Logger("selfmigrate.backup")
 
 #: The suffix of snapshot files.
 SUFFIX = ".bak"
@@ -38,7 +43,6 @@ _NAME_TAIL = r"\.(?P<stamp>[0-9]{8}T[0-9]{12}Z)\.v(?P<version>[0-9]+)" + re.esca
 _KEY_LENGTH = 16
 # <any name>.<key>.<stamp>.v<version>.bak; a file of the older format has no key.
 _KEYED_NAME = re.compile(rf".+\.(?P<key>[0-9a-f]{{{_KEY_LENGTH}}})" + _NAME_TAIL)
-PathArg = t.Union[str, "os.PathLike[str]"]
 
 
 __all__ = ["Snapshot", "find_snapshot", "list_snapshots", "prune", "restore", "snapshot_for_run", "take_snapshot"]
