@@ -183,3 +183,21 @@ def test_status_takes_the_full_command_when_the_files_are_not_certified(pg_url: 
     write(folder, {"0004_four.sql": "INSERT INTO ran VALUES (4);\n"})
     output, code, click = status_command(pg_url, folder, tmp_path)
     assert (code, click) == (1, True) and "0004_four" in output and "pending" in output
+
+
+def test_a_stale_stored_down_is_replaced_in_the_steps_pipeline(pg_url: str, tmp_path: Path) -> None:
+    # An older release's rollback removed the tracker row and left its stored down: the
+    # upsert replaces it (PostgresBackend.upsert), as the DELETE and INSERT did.
+    folder = write(tmp_path / "m", {"0001_a.sql": "CREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"})
+    selfmigrate.migrate(pg_url, str(folder))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations")
+        conn.execute("UPDATE schema_migrations_rollback SET down_script = 'stale', checksum = 'old'")
+        conn.execute("DROP TABLE a")
+    selfmigrate.migrate(pg_url, str(folder))
+    assert rows(
+        pg_url,
+        "SELECT version, down_script, checksum = (SELECT checksum FROM schema_migrations)"
+        " FROM schema_migrations_rollback",
+    ) == [(1, "DROP TABLE a;\n", True)]
+    assert PostgresBackend.upsert

@@ -289,6 +289,9 @@ class PostgresBackend:
     placeholder = "%s"
     integer_type = "BIGINT"
     engine_errors: tuple[type[Exception], ...] = (psycopg.Error,)
+    #: ``INSERT ... ON CONFLICT (version) DO UPDATE`` (PostgreSQL 9.5 and later): the tracker
+    #: stores a migration's down in one statement of the step's pipeline, not a DELETE and an INSERT.
+    upsert = True
 
     def __init__(
         self,
