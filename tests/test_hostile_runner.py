@@ -527,6 +527,8 @@ def test_disk_full_at_commit_is_that_migrations_error(make_migrations: Migration
         selfmigrate.migrate(database, location, backup=False)
     message = str(info.value)
     assert "0002_big" in message and "at its commit" in message and "disk is full" in message, message
+    # The statements ran: the migration is not what to fix.
+    assert message.endswith("Once the cause above is fixed, start again; nothing needs undoing by hand."), message
     assert info.value.version == 2 and info.value.statement is None
     assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     assert dump(database) == before
@@ -764,3 +766,42 @@ def test_a_process_wide_pragma_is_refused_and_never_reaches_the_app(
         assert rows(db_path, "SELECT version, state FROM schema_migrations") == [(1, "applied"), (2, "started")]
     else:
         assert dump(db_path) == before
+
+
+BIG_DOWN = """
+CREATE TABLE big (data BLOB);
+-- migrate:down
+-- About 700 kB of rows put back: they fit in the page cache, and fill the disk at COMMIT.
+INSERT INTO note SELECT randomblob(1000) FROM (
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 700) SELECT i FROM n
+);
+DROP TABLE big;
+"""
+
+
+def test_disk_full_at_a_downs_commit_says_to_run_the_rollback_again(
+    make_migrations: MigrationsFactory, small_disk: Path
+) -> None:
+    database = small_disk / "app.sqlite"
+    location = make_migrations(
+        {
+            "0001_init.sql": "CREATE TABLE note (body TEXT);\nINSERT INTO note VALUES ('kept');\n",
+            "0002_big.sql": BIG_DOWN,
+        }
+    )
+    selfmigrate.migrate(database, location, backup=False)
+    filler = small_disk / "filler"
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler.write_bytes(b"\0" * (free - 300 * 1024))  # enough for the journal, not the rows
+    before = dump(database)
+    with pytest.raises(selfmigrate.MigrationError) as info:
+        selfmigrate.Runner(database, location, backup=False).rollback(target=1)
+    message = str(info.value)
+    assert "Rolling back migration 0002_big" in message and "at its commit" in message, message
+    assert "disk is full" in message, message
+    assert message.endswith("Once the cause above is fixed, run the rollback again; nothing needs undoing by hand.")
+    assert "start again" not in message and "Not attempted" not in message, message
+    assert dump(database) == before
+    filler.unlink()
+    selfmigrate.Runner(database, location, backup=False).rollback(target=1)
+    assert versions(database) == [1]

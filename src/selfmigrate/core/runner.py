@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 # The logger keeps the name it had before the package had layers: users configure it.
 logger = Logger("selfmigrate.runner")
+#: What to do after a step's COMMIT failed (a full disk, an I/O error): the statements ran, so
+#: the migration (or its down) is not what to fix.
+_COMMIT_FAILED = "Once the cause above is fixed, start again; nothing needs undoing by hand."
+_COMMIT_FAILED_ROLLBACK = "Once the cause above is fixed, run the rollback again; nothing needs undoing by hand."
 #: Said of a migration rolled back with the down stored in the tracker.
 _FROM_TRACKER = " with the down stored in the tracker (its file is not in the migrations)"
 
@@ -309,6 +313,8 @@ class Runner:
                 status,
                 what=f"Rolling back migration {migration.id} (its down)",
                 outcome="at its commit, and was rolled back; the database is as it was before the rollback",
+                advice=_COMMIT_FAILED_ROLLBACK,
+                down=True,
             ) from e
         return duration
 
@@ -661,6 +667,7 @@ class Runner:
                 [],
                 run.status_now(),
                 outcome="at its commit, and was rolled back; the database is as it was before it",
+                advice=_COMMIT_FAILED,
             ) from e
         except LockTimeout as e:
             run.keep(None)
