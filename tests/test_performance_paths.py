@@ -7,6 +7,7 @@ not take it did. Speed itself is measured in benchmarks/scale.py, never here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -463,3 +464,52 @@ def test_apply_registers_the_flask_group_without_loading_the_command_line(app: A
     result = json.loads(done.stdout)
     assert result["loaded"] == []  # registering cost no import of the CLI
     assert result["exit"] == 0 and "Up to date." in result["output"]  # and the group still works
+
+
+@pytest.mark.parametrize("commit_between", [False, True], ids=["nobody-commits", "another-process-commits"])
+def test_recertification_reads_the_tracker_again_only_if_someone_committed_since(
+    app: App, monkeypatch: pytest.MonkeyPatch, commit_between: bool
+) -> None:
+    # The first start after a deploy verifies the files against the rows it read, then
+    # stores their key inside the write lock: the rows are read again there only if the
+    # change marker moved (another process committed), and then nothing is stored when
+    # they changed. The commit is made by a real second connection, at the moment
+    # between the start's read of the tracker and its write lock.
+    from selfmigrate.core.tracker import Tracker
+
+    app.start()
+    app.deploy()
+
+    def stored() -> object:
+        with contextlib.closing(sqlite3.connect(app.db)) as conn:
+            return conn.execute("SELECT fingerprint FROM schema_migrations_fingerprint").fetchall()
+
+    before = stored()
+    reads: list[int] = []
+    layout, read = Tracker.layout, Tracker.read
+
+    def layout_then_commit(self: Tracker, conn: t.Any) -> int:
+        if commit_between and not reads[1:]:
+            with contextlib.closing(sqlite3.connect(app.db)) as other, other:
+                # A newer image's worker recording migration 4 (a rolling update).
+                other.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at, duration_ms,"
+                    " applied_by, state) VALUES (4, 'newer', 'x', '2026-01-01T00:00:00Z', 1, 'other', 'applied')"
+                )
+        return layout(self, conn)
+
+    def counted_read(self: Tracker, conn: t.Any) -> t.Any:
+        reads.append(1)
+        return read(self, conn)
+
+    monkeypatch.setattr(Tracker, "layout", layout_then_commit)
+    monkeypatch.setattr(Tracker, "read", counted_read)
+    monkeypatch.syspath_prepend(str(app.root))
+    report = selfmigrate.migrate(app.db, app.location)
+    assert report.applied == [] and report.current_version == 3  # as this start read the tracker
+    if commit_between:
+        assert len(reads) == 2  # read again inside the lock: the rows changed,
+        assert stored() == before  # so the files were not certified against them
+    else:
+        assert len(reads) == 1  # the marker held: no second read,
+        assert stored() != before  # and the files are certified

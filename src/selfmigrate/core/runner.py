@@ -424,12 +424,15 @@ class Runner:
                     certificate = Certified(found, files, versions_of)
             known = _known(certificate, migrations, applied, key)
             status = compare(migrations, applied, verified=verified or known)
+            # What the first read saw, for _certify: None once the tracker is read again.
+            seen = None if marker is None or key is None else (marker, key)
             if status.interrupted:
                 # A non-transactional migration is running, or its process died: wait for
                 # the lock that dies with its process, then look again.
                 lock = self.backend.migration_lock()
                 self.backend.acquire(lock)
                 status = compare(migrations, self.tracker.read(conn))
+                seen = None
                 self._explain_interrupted(conn, status)
             rolled_back = self._handle_ahead(conn, status, report, started)
             if rolled_back:
@@ -441,7 +444,7 @@ class Runner:
             upgrade = 0 < self.tracker.layout(conn) < LAYOUT
             if not todo and not upgrade and not rolled_back:
                 if not verified and files is not None:
-                    self._certify(conn, files, status)
+                    self._certify(conn, files, status, seen=seen)
                 report.current_version = status.current_version
                 report.duration_ms = ms_since(started)
                 logger.info("Database %s is up to date at version %s.", database, version_label(status.current_version))
@@ -543,15 +546,22 @@ class Runner:
         finally:
             conn.close()
 
-    def _certify(self, conn: Connection, files: Files, status: Status) -> bool:
+    def _certify(
+        self, conn: Connection, files: Files, status: Status, *, seen: tuple[object, Key] | None = None
+    ) -> bool:
         """Store the key of ``files`` verified against ``status.applied`` if the lock is free at once.
 
         Only in the state the quick check answers "up to date" for, and only if
         the tracker still holds the rows it was made of (read again inside the lock).
+
+        :param seen: the change marker read on ``conn`` before ``status.applied`` was
+            read, with the key made of those rows: the same marker inside the lock
+            means nobody committed since, and the rows are not read again (10 000 of
+            them are a tenth of the first start after a deploy).
         """
         if not status.up_to_date or status.missing or status.out_of_order:
             return False
-        key = self.tracker.key(files, status.applied)
+        marker, key = seen if seen is not None else (None, self.tracker.key(files, status.applied))
         try:
             with self.backend.try_locked_transaction(conn) as locked:
                 if not locked:
@@ -560,7 +570,11 @@ class Runner:
                         self.backend.describe(),
                     )
                     return False
-                if self.tracker.key(files, self.tracker.read(conn)) != key:
+                again: t.Callable[[Connection], object | None] = getattr(
+                    self.backend, "change_marker_again", self.backend.change_marker
+                )
+                unchanged = marker is not None and again(conn) == marker
+                if not unchanged and self.tracker.key(files, self.tracker.read(conn)) != key:
                     return False  # another process changed the tracker since: the next start looks
                 self.tracker.store_fingerprint(conn, key)
                 return True
