@@ -1,0 +1,94 @@
+"""selfmigrate in the shapes it is deployed in, driven as an operator drives it (QA round 4).
+
+Each test runs the real command line in a child process, in a fresh folder, with its
+settings in ``SELFMIGRATE_*`` variables as a container sets them, and compares a dump
+of the database before and after (:func:`helpers.dump`): the exit code is the one
+docs/cli.rst gives, the message names the database and the migration and says what
+to do, and the data is intact.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import dump
+
+#: Runs ``python -m selfmigrate`` with every file it writes limited to ``argv[1]`` bytes
+#: (RLIMIT_FSIZE; a write past it fails as on a full disk), then the rest of argv.
+_LIMITED = """
+import resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv.pop(1))
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.argv[0] = "selfmigrate"
+runpy.run_module("selfmigrate", run_name="__main__", alter_sys=True)
+"""
+
+
+def _env(database: Path, migrations: Path, **more: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SELFMIGRATE_")}
+    env.update(SELFMIGRATE_DATABASE=str(database), SELFMIGRATE_MIGRATIONS=str(migrations))
+    env.update({f"SELFMIGRATE_{key.upper()}": value for key, value in more.items()})
+    return env
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "selfmigrate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A folder with ``migrations/`` holding 0001 (a table with one large row)."""
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_big.sql").write_text(
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, data TEXT);\nINSERT INTO big (data) VALUES (hex(randomblob(50000)));\n"
+    )
+    return tmp_path
+
+
+class TestAFullDisk:
+    def test_a_migration_that_fails_at_its_commit_names_the_version_the_database_is_at(self, project: Path) -> None:
+        """The pages of a migration that fits SQLite's page cache are written at COMMIT; on a
+        full disk the commit fails and the transaction is rolled back. The message said
+        "the database is as it was before it (version 2)" for a database at version 1:
+        the runner counted the migration as applied before its commit."""
+        db = project / "app.sqlite"
+        env = _env(db, project / "migrations", backup="false")
+        assert _cli("apply", cwd=project, env=env).returncode == 0
+        (project / "migrations" / "0002_fill.sql").write_text(
+            "INSERT INTO big (data) SELECT hex(randomblob(50000)) FROM big;\n" * 3
+        )
+        before = dump(db)
+        limit = db.stat().st_size + 100_000  # the journal fits, the grown database does not
+        result = subprocess.run(
+            [sys.executable, "-c", _LIMITED, str(limit), "apply"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 5, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "Migration 0002_fill failed on database" in result.stderr
+        assert "at its commit, and was rolled back; the database is as it was before it (version 1)." in (
+            result.stderr
+        )
+        assert dump(db) == before
+        status = _cli("status", cwd=project, env=env)
+        assert status.returncode == 1
+        assert "Current version: 1;" in status.stdout
