@@ -92,3 +92,36 @@ class TestAFullDisk:
         status = _cli("status", cwd=project, env=env)
         assert status.returncode == 1
         assert "Current version: 1;" in status.stdout
+
+
+class TestTheHealthCheck:
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [("AHEAD", "refuze"), ("BACKUP_KEEP", "0"), ("ALLOW_OUT_OF_ORDER", "maybe"), ("LOCK_RETRIES", "x")],
+    )
+    def test_a_bad_setting_in_the_environment_is_exit_2_also_when_up_to_date(
+        self, project: Path, variable: str, value: str
+    ) -> None:
+        """``status`` of an up-to-date database is answered without the full command (for
+        speed); that answer took no notice of the variables it does not read, so the
+        health check said 0 for a typo the same command called exit 2 as soon as a
+        migration was pending."""
+        db = project / "app.sqlite"
+        env = _env(db, project / "migrations")
+        assert _cli("apply", cwd=project, env=env).returncode == 0
+        before = dump(db)
+        result = _cli("status", cwd=project, env={**env, f"SELFMIGRATE_{variable}": value})
+        assert result.returncode == 2, result.stdout
+        assert result.stderr.startswith("Error: ") and f"SELFMIGRATE_{variable}" in result.stderr
+        assert "Traceback" not in result.stderr
+        (project / "migrations" / "0002_more.sql").write_text("CREATE TABLE more (id INTEGER);\n")
+        pending = _cli("status", cwd=project, env={**env, f"SELFMIGRATE_{variable}": value})
+        assert (pending.returncode, pending.stderr) == (2, result.stderr)
+        assert dump(db) == before
+
+    def test_a_good_setting_in_the_environment_keeps_the_answer(self, project: Path) -> None:
+        db = project / "app.sqlite"
+        env = _env(db, project / "migrations", ahead="refuse", backup_keep="all")
+        assert _cli("apply", cwd=project, env=env).returncode == 0
+        result = _cli("status", cwd=project, env=env)
+        assert result.returncode == 0 and result.stdout.endswith("Up to date.\n")
