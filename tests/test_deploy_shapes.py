@@ -125,3 +125,56 @@ class TestTheHealthCheck:
         assert _cli("apply", cwd=project, env=env).returncode == 0
         result = _cli("status", cwd=project, env=env)
         assert result.returncode == 0 and result.stdout.endswith("Up to date.\n")
+
+
+@pytest.fixture
+def releases(tmp_path: Path) -> tuple[Path, Path]:
+    """Two releases' migrations: v1 has 0001; v2 adds 0002 (compatible, with a down)."""
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    for folder in (v1, v2):
+        folder.mkdir()
+        (folder / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER PRIMARY KEY);\n")
+    (v2 / "0002_b.sql").write_text("-- migrate:compatible\nCREATE TABLE b (id INTEGER);\n-- migrate:down\nDROP TABLE b;\n")
+    return v1, v2
+
+
+class TestARollingUpdate:
+    def test_status_of_old_code_names_what_the_rollback_it_suggests_undoes(
+        self, tmp_path: Path, releases: tuple[Path, Path]
+    ) -> None:
+        """v2 applied a compatible 0002 and an incompatible 0003; the old code's status named
+        both ("Undo them") though 'rollback --to 2' undoes 0003 only. Following it works."""
+        v1, v2 = releases
+        (v2 / "0003_c.sql").write_text("ALTER TABLE a ADD COLUMN x TEXT;\n-- migrate:down\nALTER TABLE a DROP COLUMN x;\n")
+        db = tmp_path / "app.sqlite"
+        assert _cli("apply", cwd=tmp_path, env=_env(db, v2)).returncode == 0
+        old = _env(db, v1)
+        status = _cli("status", cwd=tmp_path, env=old)
+        assert status.returncode == 7
+        assert "Undo 0003_c with 'python -m selfmigrate rollback --to 2'" in status.stdout
+        rollback = _cli("rollback", "--to", "2", "--yes", cwd=tmp_path, env=old)
+        assert rollback.returncode == 0, rollback.stderr
+        assert _cli("status", cwd=tmp_path, env=old).returncode == 0
+
+    def test_status_of_old_code_does_not_suggest_a_rollback_that_cannot_run(
+        self, tmp_path: Path, releases: tuple[Path, Path]
+    ) -> None:
+        """An incompatible migration ahead without a down: status said "Undo them with
+        'rollback --to 2'", and that command exits 2 ("it has no down"). It now says what
+        the refusal at start says: only a snapshot (or the newer release) goes back."""
+        v1, v2 = releases
+        (v2 / "0003_c.sql").write_text("ALTER TABLE a ADD COLUMN x TEXT;\n")
+        db = tmp_path / "app.sqlite"
+        assert _cli("apply", cwd=tmp_path, env=_env(db, v2)).returncode == 0
+        before = dump(db)
+        old = _env(db, v1)
+        status = _cli("status", cwd=tmp_path, env=old)
+        assert status.returncode == 7
+        assert "rollback --to" not in status.stdout
+        assert "0003_c has no down" in status.stdout
+        assert "'python -m selfmigrate restore NAME'" in status.stdout
+        assert "its files can roll them back" not in status.stdout
+        refused = _cli("apply", cwd=tmp_path, env={**old, "SELFMIGRATE_AHEAD": "refuse"})
+        assert refused.returncode == 7
+        assert "0003_c has no down" in refused.stderr and "its files can roll them back" not in refused.stderr
+        assert dump(db) == before
