@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import dump
+from helpers import NOBODY, as_other_user, connected, dump, shared_folder
 
 #: Runs ``python -m selfmigrate`` with every file it writes limited to ``argv[1]`` bytes
 #: (RLIMIT_FSIZE; a write past it fails as on a full disk), then the rest of argv.
@@ -178,3 +178,48 @@ class TestARollingUpdate:
         assert refused.returncode == 7
         assert "0003_c has no down" in refused.stderr and "its files can roll them back" not in refused.stderr
         assert dump(db) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root makes files another user owns")
+class TestRootOnTheAppsVolume:
+    """An operator runs the command line as root ('docker exec', a root health check) on a
+    volume whose database the app's user owns."""
+
+    def _volume(self, folder: Path) -> tuple[Path, dict[str, str]]:
+        migrations = folder / "migrations"
+        migrations.mkdir()
+        (migrations / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT);\n")
+        (migrations / "0002_b.sql").write_text("CREATE TABLE b (id INTEGER);\n-- migrate:down\nDROP TABLE b;\n")
+        db = folder / "app.sqlite"
+        env = _env(db, migrations)
+        assert as_other_user([sys.executable, "-m", "selfmigrate", "apply", "--to", "1"], env=env).returncode == 0
+        with connected(db) as conn:
+            conn.execute("INSERT INTO a (v) VALUES ('kept')")
+        return db, env
+
+    def test_a_snapshot_root_takes_belongs_to_the_databases_owner(self) -> None:
+        """Root's snapshot was root's, mode 640: the app (and its restore) could not read it."""
+        with shared_folder() as folder:
+            db, env = self._volume(folder)
+            os.chown(db, NOBODY, NOBODY)
+            assert _cli("apply", cwd=folder, env=env).returncode == 0
+            (snapshot,) = folder.glob("app.sqlite.*.v0001.bak")
+            assert (snapshot.stat().st_uid, snapshot.stat().st_gid) == (NOBODY, NOBODY)
+
+    def test_restoring_a_snapshot_this_user_cannot_read_says_so(self) -> None:
+        """It said the history inside it was "another database's (a renamed or copied file?)"."""
+        with shared_folder() as folder:
+            db, env = self._volume(folder)
+            assert _cli("apply", cwd=folder, env=env).returncode == 0
+            (snapshot,) = folder.glob("app.sqlite.*.v0001.bak")
+            os.chown(snapshot, NOBODY, NOBODY)
+            snapshot.chmod(0o600)
+            before = dump(db)
+            restore = as_other_user(
+                [sys.executable, "-m", "selfmigrate", "restore", snapshot.name, "--yes"], env=env, cwd=folder
+            )
+            assert restore.returncode == 6, restore.stderr
+            assert restore.stderr.startswith(f"Error: Snapshot {snapshot} of database")
+            assert "cannot be read by this process" in restore.stderr
+            assert "another database's" not in restore.stderr
+            assert dump(db) == before

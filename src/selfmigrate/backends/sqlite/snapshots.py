@@ -128,9 +128,10 @@ def take_snapshot(
     db = database_path(database)
     folder = snapshot_folder(db, directory)
     try:
-        mode = db.stat().st_mode & 0o660
+        stat = db.stat()
     except OSError as e:
         raise DatabaseError(f"Cannot snapshot database {db}: {e}.") from e
+    mode = stat.st_mode & 0o660
     import datetime as dt  # not at import: the no-op start never takes a snapshot
 
     created = dt.datetime.now(dt.UTC)
@@ -155,6 +156,11 @@ def take_snapshot(
         key = identity_key(db, _lineage_of_file(partial, table))
         final = folder / f"{db.name}.{key}.{stamp}"
         os.chmod(partial, mode | 0o400)
+        if os.geteuid() == 0 and stat.st_uid != 0:
+            # Root (an operator's 'docker exec' or a root health check) on the app's volume:
+            # the snapshot is the database owner's, as SQLite makes root's journal files, so
+            # the app may read (restore) and prune it.
+            os.chown(partial, stat.st_uid, stat.st_gid)
         os.replace(partial, final)
     except (OSError, sqlite3.Error) as e:
         _unlink(partial)
@@ -317,6 +323,14 @@ def find_snapshot(
 
 def _check_taken_of(db: Path, snapshot: Snapshot, table: str) -> None:
     """Refuse a snapshot whose contents contradict its name: a key that its lineage and ``db``'s path do not give."""
+    if not os.access(snapshot.path, os.R_OK):
+        # Unreadable, its lineage would read as none: "another database's" would be wrong.
+        owner = snapshot.path.stat()
+        raise BackupError(
+            f"Snapshot {snapshot.path} of database {db} cannot be read by this process (uid"
+            f" {os.geteuid()}; the file is uid {owner.st_uid}'s, mode {owner.st_mode & 0o777:o}). Restore"
+            " as the user that owns it, or let this user read it (chown or chmod the file)."
+        )
     if snapshot.key is None:
         return  # the older format: list_snapshots already compared the lineage inside
     inside = _lineage_of_file(snapshot.path, table)
