@@ -223,3 +223,46 @@ class TestRootOnTheAppsVolume:
             assert "cannot be read by this process" in restore.stderr
             assert "another database's" not in restore.stderr
             assert dump(db) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user file modes need root to set up")
+class TestAVolumeTheAppCannotWrite:
+    def test_a_new_database_in_another_users_folder_names_the_folder(self) -> None:
+        """A bind mount of a host folder owned by root: it said "unable to open database file.
+        Check the path and its permissions"."""
+        with shared_folder() as folder:
+            volume = folder / "vol"
+            volume.mkdir(mode=0o755)
+            os.chown(volume, NOBODY, NOBODY)
+            migrations = folder / "migrations"
+            migrations.mkdir()
+            (migrations / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n")
+            env = _env(volume / "app.sqlite", migrations)
+            result = as_other_user([sys.executable, "-m", "selfmigrate", "apply"], env=env, cwd=folder)
+            assert result.returncode == 2
+            assert result.stderr.startswith(f"Error: Cannot create database {volume}/app.sqlite: its folder {volume}")
+            assert "is not writable for this process" in result.stderr and "Traceback" not in result.stderr
+            assert list(volume.iterdir()) == []
+
+    def test_a_writable_database_in_a_folder_it_cannot_write_names_the_folder(self) -> None:
+        """The file is the app's to write, its folder is not: it said "The database file is
+        read-only for this process"."""
+        with shared_folder() as folder:
+            volume = folder / "vol"
+            volume.mkdir()
+            migrations = folder / "migrations"
+            migrations.mkdir()
+            (migrations / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n")
+            db = volume / "app.sqlite"
+            env = _env(db, migrations, backup="false")
+            assert _cli("apply", cwd=folder, env=env).returncode == 0
+            (migrations / "0002_b.sql").write_text("CREATE TABLE b (id INTEGER);\n")
+            db.chmod(0o666)
+            volume.chmod(0o755)
+            os.chown(volume, NOBODY, NOBODY)
+            before = dump(db)
+            result = as_other_user([sys.executable, "-m", "selfmigrate", "apply"], env=env, cwd=folder)
+            assert result.returncode == 2, result.stderr
+            assert f"The database's folder {volume} is not writable for this process" in result.stderr
+            assert "The database file is read-only" not in result.stderr and "Traceback" not in result.stderr
+            assert dump(db) == before
