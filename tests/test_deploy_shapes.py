@@ -266,3 +266,34 @@ class TestAVolumeTheAppCannotWrite:
             assert f"The database's folder {volume} is not writable for this process" in result.stderr
             assert "The database file is read-only" not in result.stderr and "Traceback" not in result.stderr
             assert dump(db) == before
+
+
+class TestTwelveFactorSettings:
+    def test_a_migrations_folder_with_a_space_in_its_name_from_the_environment(self, tmp_path: Path) -> None:
+        """SELFMIGRATE_MIGRATIONS="mig rations" was two locations, 'mig' and 'rations' (an
+        error naming 'mig'), while 'config' showed it as the one value "mig rations"."""
+        migrations = tmp_path / "mig rations"
+        migrations.mkdir()
+        (migrations / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n")
+        db = tmp_path / "da ta" / "é app.sqlite"
+        db.parent.mkdir()
+        env = _env(Path("da ta/é app.sqlite"), Path("mig rations"))
+        applied = _cli("apply", cwd=tmp_path, env=env)
+        assert applied.returncode == 0, applied.stderr
+        assert "Applied 0001_a" in applied.stdout
+        for _ in range(2):  # the full command, then the quick answer of an up-to-date database
+            status = _cli("status", cwd=tmp_path, env=env)
+            assert status.returncode == 0 and status.stdout.endswith("Up to date.\n")
+        config = _cli("config", cwd=tmp_path, env=env)
+        assert "'mig rations'" in config.stdout
+
+    def test_locations_separated_by_spaces_stay_several(self, tmp_path: Path) -> None:
+        for name, sql in (("one", "CREATE TABLE a (id INTEGER);\n"), ("two", "CREATE TABLE b (id INTEGER);\n")):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / f"000{1 if name == 'one' else 2}_{name}.sql").write_text(sql)
+        env = _env(tmp_path / "app.sqlite", Path("one two"))
+        applied = _cli("apply", cwd=tmp_path, env=env)
+        assert applied.returncode == 0, applied.stderr
+        assert "Applied 0001_one" in applied.stdout and "Applied 0002_two" in applied.stdout
+        config = _cli("config", cwd=tmp_path, env=env)
+        assert " one two " in config.stdout

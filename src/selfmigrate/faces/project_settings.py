@@ -26,6 +26,7 @@ from ..config import (
     DEFAULT_TABLE_LOCK_TIMEOUT,
     engine_setting_problem,
 )
+from ..core.locations import split_locations
 from ..errors import ConfigError
 
 #: Where a value came from (``app``: a Flask app's config, for the ``flask`` commands).
@@ -241,7 +242,7 @@ def parse(setting: Setting, text: str, where: str) -> t.Any:
     """
     kind = setting.kind
     if kind == "locations":
-        return tuple(text.split())
+        return split_locations(text)
     if kind == "flag":
         if text.lower() in _TRUE:
             return True

@@ -16,7 +16,7 @@ import os
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...core.fingerprint import digest, fingerprint_key, fingerprint_of
-from ...core.locations import folders_of, list_folder
+from ...core.locations import folders_of, list_folder, split_locations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tup
     # An option wins over its variable, an empty variable is not set (as click reads them).
     env = {key: environ.get(f"SELFMIGRATE_{key.upper()}") or None for key in ("database", "table", "lock_timeout")}
     database = settings.get("database", env["database"])
-    locations = settings.get("migrations", environ.get("SELFMIGRATE_MIGRATIONS", "").split())
+    locations = settings.get("migrations", split_locations(environ.get("SELFMIGRATE_MIGRATIONS", "")))
     table = settings.get("table", env["table"] or DEFAULT_TABLE)
     timeout = settings.get("lock_timeout", env["lock_timeout"] or str(DEFAULT_LOCK_TIMEOUT))
     if not isinstance(database, str) or not isinstance(table, str):
