@@ -54,7 +54,8 @@ def project(tmp_path: Path) -> Path:
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     (migrations / "0001_big.sql").write_text(
-        "CREATE TABLE big (id INTEGER PRIMARY KEY, data TEXT);\nINSERT INTO big (data) VALUES (hex(randomblob(50000)));\n"
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, data TEXT);\n"
+        "INSERT INTO big (data) VALUES (hex(randomblob(50000)));\n"
     )
     return tmp_path
 
@@ -134,7 +135,9 @@ def releases(tmp_path: Path) -> tuple[Path, Path]:
     for folder in (v1, v2):
         folder.mkdir()
         (folder / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER PRIMARY KEY);\n")
-    (v2 / "0002_b.sql").write_text("-- migrate:compatible\nCREATE TABLE b (id INTEGER);\n-- migrate:down\nDROP TABLE b;\n")
+    (v2 / "0002_b.sql").write_text(
+        "-- migrate:compatible\nCREATE TABLE b (id INTEGER);\n-- migrate:down\nDROP TABLE b;\n"
+    )
     return v1, v2
 
 
@@ -145,7 +148,9 @@ class TestARollingUpdate:
         """v2 applied a compatible 0002 and an incompatible 0003; the old code's status named
         both ("Undo them") though 'rollback --to 2' undoes 0003 only. Following it works."""
         v1, v2 = releases
-        (v2 / "0003_c.sql").write_text("ALTER TABLE a ADD COLUMN x TEXT;\n-- migrate:down\nALTER TABLE a DROP COLUMN x;\n")
+        (v2 / "0003_c.sql").write_text(
+            "ALTER TABLE a ADD COLUMN x TEXT;\n-- migrate:down\nALTER TABLE a DROP COLUMN x;\n"
+        )
         db = tmp_path / "app.sqlite"
         assert _cli("apply", cwd=tmp_path, env=_env(db, v2)).returncode == 0
         old = _env(db, v1)
