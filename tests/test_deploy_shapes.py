@@ -211,6 +211,37 @@ class TestRootOnTheAppsVolume:
             (snapshot,) = folder.glob("app.sqlite.*.v0001.bak")
             assert (snapshot.stat().st_uid, snapshot.stat().st_gid) == (NOBODY, NOBODY)
 
+    def test_the_lock_file_root_makes_belongs_to_the_databases_owner(self) -> None:
+        """Root's 'restore' left app.sqlite-selfmigrate.lock root's, mode 640; the app's next
+        start with a migration outside a transaction then failed with "The database's folder
+        must be writable by the app" (it was)."""
+        with shared_folder() as folder:
+            db, env = self._volume(folder)
+            os.chown(db, NOBODY, NOBODY)
+            assert _cli("apply", cwd=folder, env=env).returncode == 0
+            (snapshot,) = folder.glob("app.sqlite.*.v0001.bak")
+            assert _cli("restore", snapshot.name, "--yes", cwd=folder, env=env).returncode == 0
+            lock = folder / "app.sqlite-selfmigrate.lock"
+            assert (lock.stat().st_uid, lock.stat().st_gid) == (NOBODY, NOBODY)
+
+    def test_a_lock_file_this_user_cannot_open_is_named_as_such(self) -> None:
+        with shared_folder() as folder:
+            db, env = self._volume(folder)
+            (folder / "migrations" / "0003_index.sql").write_text(
+                "-- migrate:no-transaction\nCREATE INDEX IF NOT EXISTS a_v ON a (v);\n"
+            )
+            lock = folder / "app.sqlite-selfmigrate.lock"
+            lock.touch(mode=0o640)
+            os.chown(lock, NOBODY, NOBODY)
+            lock.chmod(0o600)
+            before = dump(db)
+            result = as_other_user([sys.executable, "-m", "selfmigrate", "apply"], env=env, cwd=folder)
+            assert result.returncode == 2, result.stderr
+            assert f"Error: Cannot open the migration lock file {lock} of database" in result.stderr
+            assert "may not read it" in result.stderr and "delete it, or chown it" in result.stderr
+            assert "folder must be writable" not in result.stderr and "Traceback" not in result.stderr
+            assert dump(db) == before
+
     def test_restoring_a_snapshot_this_user_cannot_read_says_so(self) -> None:
         """It said the history inside it was "another database's (a renamed or copied file?)"."""
         with shared_folder() as folder:

@@ -611,9 +611,9 @@ class SQLiteBackend:
         if name == "SQLITE_READONLY_DIRECTORY":
             # The file is writable; SQLite cannot create its journal beside it.
             fix = (
-                f"The database's folder {os.path.dirname(database) or '.'} is not writable for this process,"
-                " and SQLite creates its journal there: let the app's user write the folder (as the"
-                " file), or mount the volume read-write."
+                f"The database's folder {os.path.dirname(database) or '.'} is not writable for this process"
+                " (the file is), and SQLite creates its journal there: let the app's user write the"
+                " folder, or mount the volume read-write."
             )
         elif name.startswith("SQLITE_READONLY") or "readonly" in text:
             fix = (

@@ -20,7 +20,7 @@ from ...errors import BackupError, ConfigError, DatabaseError, LockTimeout
 from ...logs import Logger
 from ..base import Snapshot
 from .connection import check_idle, connect, database_path
-from .lock import lock_for
+from .lock import give_to_owner, lock_for
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
 if TYPE_CHECKING:
@@ -156,11 +156,12 @@ def take_snapshot(
         key = identity_key(db, _lineage_of_file(partial, table))
         final = folder / f"{db.name}.{key}.{stamp}"
         os.chmod(partial, mode | 0o400)
-        if os.geteuid() == 0 and stat.st_uid != 0:
-            # Root (an operator's 'docker exec' or a root health check) on the app's volume:
-            # the snapshot is the database owner's, as SQLite makes root's journal files, so
-            # the app may read (restore) and prune it.
-            os.chown(partial, stat.st_uid, stat.st_gid)
+        # Root's snapshot of the app's database is the app's, so that it may restore it.
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            give_to_owner(fd, stat)
+        finally:
+            os.close(fd)
         os.replace(partial, final)
     except (OSError, sqlite3.Error) as e:
         _unlink(partial)
