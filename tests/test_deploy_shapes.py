@@ -211,6 +211,18 @@ class TestRootOnTheAppsVolume:
             (snapshot,) = folder.glob("app.sqlite.*.v0001.bak")
             assert (snapshot.stat().st_uid, snapshot.stat().st_gid) == (NOBODY, NOBODY)
 
+    def test_a_backup_folder_root_creates_belongs_to_the_databases_owner(self) -> None:
+        """Root's first snapshot into a new SELFMIGRATE_BACKUP_DIR made the folder root's,
+        mode 700: every later start of the app failed to take its snapshot."""
+        with shared_folder() as folder:
+            db, env = self._volume(folder)
+            os.chown(db, NOBODY, NOBODY)
+            backups = folder / "backups"
+            assert _cli("apply", cwd=folder, env={**env, "SELFMIGRATE_BACKUP_DIR": str(backups)}).returncode == 0
+            assert (backups.stat().st_uid, backups.stat().st_gid) == (NOBODY, NOBODY)
+            (snapshot,) = backups.glob("app.sqlite.*.v0001.bak")
+            assert snapshot.stat().st_uid == NOBODY
+
     def test_the_lock_file_root_makes_belongs_to_the_databases_owner(self) -> None:
         """Root's 'restore' left app.sqlite-selfmigrate.lock root's, mode 640; the app's next
         start with a migration outside a transaction then failed with "The database's folder

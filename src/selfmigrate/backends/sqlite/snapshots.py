@@ -141,7 +141,13 @@ def take_snapshot(
     expected = identity_key(db, _lineage_of_file(db, table))
     partial = folder / f".{db.name}.{expected}.{stamp}{_PARTIAL}"
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                give_to_owner(fd, stat)  # root's new backup folder is the app's, as its snapshots
+            finally:
+                os.close(fd)
         # Created owner-only, before any data is in it; widened to the database's
         # group bits (never "other") once complete.
         os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
