@@ -161,6 +161,20 @@ class TestARollingUpdate:
         assert rollback.returncode == 0, rollback.stderr
         assert _cli("status", cwd=tmp_path, env=old).returncode == 0
 
+    def test_apply_of_old_code_under_the_rollback_policy_says_what_it_undid(
+        self, tmp_path: Path, releases: tuple[Path, Path]
+    ) -> None:
+        """It printed "Nothing to apply: database … is at version 2." after undoing 0003."""
+        v1, v2 = releases
+        (v2 / "0003_c.sql").write_text("CREATE TABLE c (id INTEGER);\n-- migrate:down\nDROP TABLE c;\n")
+        db = tmp_path / "app.sqlite"
+        assert _cli("apply", cwd=tmp_path, env=_env(db, v2)).returncode == 0
+        result = _cli("apply", cwd=tmp_path, env=_env(db, v1, ahead="rollback"))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("Rolled back 0003_c in ")
+        assert result.stdout.endswith(f"Database {db} is at version 2.\n")
+        assert "Nothing to apply" not in result.stdout
+
     def test_status_of_old_code_does_not_suggest_a_rollback_that_cannot_run(
         self, tmp_path: Path, releases: tuple[Path, Path]
     ) -> None:
