@@ -359,3 +359,86 @@ class TestTwelveFactorSettings:
         assert "Applied 0001_one" in applied.stdout and "Applied 0002_two" in applied.stdout
         config = _cli("config", cwd=tmp_path, env=env)
         assert " one two " in config.stdout
+
+
+#: An app factory configured the Flask way from the container's environment
+#: (docs/configuration.rst: ``app.config.from_prefixed_env()``, ``FLASK_SELFMIGRATE_*``).
+APP = """
+from flask import Flask
+
+import selfmigrate
+
+
+def create_app():
+    app = Flask(__name__, instance_path={instance!r})
+    app.config.from_mapping(DATABASE="app.sqlite", SELFMIGRATE_MIGRATIONS={migrations!r})
+    app.config.from_prefixed_env()
+    selfmigrate.apply(app)
+    return app
+"""
+
+#: Starts the app; prints the error's class and message if the factory raises.
+START = """
+from envapp import create_app
+try:
+    create_app()
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+
+
+class TestTheFlaskAppFromItsEnvironment:
+    @pytest.fixture
+    def app(self, tmp_path: Path) -> Path:
+        migrations = tmp_path / "migrations"
+        migrations.mkdir()
+        (migrations / "0002_b.sql").write_text("CREATE TABLE b (id INTEGER);\n")
+        (tmp_path / "envapp.py").write_text(APP.format(instance=str(tmp_path / "instance"), migrations=str(migrations)))
+        start = self._start(tmp_path, {})
+        assert start.stdout == "" and start.returncode == 0, start.stdout + start.stderr
+        with connected(tmp_path / "instance" / "app.sqlite") as conn:
+            conn.execute("INSERT INTO b VALUES (1)")
+        return tmp_path
+
+    def _start(self, folder: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "SELFMIGRATE_"))}
+        return subprocess.run(
+            [sys.executable, "-c", START],
+            cwd=folder,
+            env={**env, **variables},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def test_no_as_a_flag_is_false(self, app: Path) -> None:
+        """FLASK_SELFMIGRATE_ALLOW_OUT_OF_ORDER=no reached the app as the string 'no', which is
+        true: the older migration was applied out of order. BACKUP=off took a snapshot."""
+        (app / "migrations" / "0001_a.sql").write_text("CREATE TABLE a (id INTEGER);\n")
+        db = app / "instance" / "app.sqlite"
+        before = dump(db)
+        refused = self._start(app, {"FLASK_SELFMIGRATE_ALLOW_OUT_OF_ORDER": "no"})
+        assert refused.stdout.startswith("OutOfOrderError "), refused.stdout + refused.stderr
+        assert dump(db) == before
+        allowed = {"FLASK_SELFMIGRATE_ALLOW_OUT_OF_ORDER": "Yes", "FLASK_SELFMIGRATE_BACKUP": "off"}
+        started = self._start(app, allowed)
+        assert started.stdout == "", started.stdout + started.stderr
+        assert list((app / "instance").glob("*.bak")) == []
+
+    @pytest.mark.parametrize(("key", "value"), [("BACKUP", "maybe"), ("ALLOW_OUT_OF_ORDER", "nein")])
+    def test_a_flag_that_is_no_flag_is_refused_naming_the_key(self, app: Path, key: str, value: str) -> None:
+        (app / "migrations" / "0003_c.sql").write_text("CREATE TABLE c (id INTEGER);\n")
+        db = app / "instance" / "app.sqlite"
+        before = dump(db)
+        result = self._start(app, {f"FLASK_SELFMIGRATE_{key}": value})
+        assert result.stdout.startswith(f"ConfigError SELFMIGRATE_{key} is {value!r}; it takes True or False")
+        assert dump(db) == before
+
+    def test_all_snapshots_kept_as_the_variable_says_it(self, app: Path) -> None:
+        """FLASK_SELFMIGRATE_BACKUP_KEEP=all was refused ("not 'all'"); SELFMIGRATE_BACKUP_KEEP
+        and pyproject.toml take it."""
+        (app / "migrations" / "0003_c.sql").write_text("CREATE TABLE c (id INTEGER);\n")
+        result = self._start(app, {"FLASK_SELFMIGRATE_BACKUP_KEEP": "all"})
+        assert result.stdout == "", result.stdout + result.stderr
+        assert len(list((app / "instance").glob("*.bak"))) == 1

@@ -24,6 +24,8 @@ from ..config import (
     DEFAULT_STATEMENT_TIMEOUT,
     DEFAULT_TABLE,
     DEFAULT_TABLE_LOCK_TIMEOUT,
+    FLAG_FALSE,
+    FLAG_TRUE,
     engine_setting_problem,
 )
 from ..core.locations import split_locations
@@ -94,8 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_TRUE = FLAG_TRUE
+_FALSE = FLAG_FALSE
 
 
 @dataclasses.dataclass(frozen=True)
