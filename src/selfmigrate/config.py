@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("raise", "log")
 #: The ``ahead`` policies (``SELFMIGRATE_AHEAD``), see :mod:`selfmigrate.core.ahead`.
 AHEAD_POLICIES: tuple[AheadPolicy, ...] = ("warn", "refuse", "rollback")
+#: How a flag is written as text (an environment variable, any case): true, then false.
+FLAG_TRUE: tuple[str, ...] = ("1", "true", "yes", "on")
+FLAG_FALSE: tuple[str, ...] = ("0", "false", "no", "off")
 #: The default ``ahead`` policy: log a warning and start, as before the policy existed.
 DEFAULT_AHEAD: AheadPolicy = "warn"
 #: The tracker's layout version (see :mod:`selfmigrate.core.tracker`); here because the

@@ -79,6 +79,39 @@ def load_from_tracker(row: AppliedMigration, source: str, *, table: str, databas
     return load_stored_down(Migration(row.version, row.name, kind, location), source)
 
 
+def blocked_advice(blocked: t.Sequence[AppliedMigration], command: str = "python -m selfmigrate") -> str:
+    """What to do when ``blocked`` (ahead, to undo) cannot be undone from the tracker.
+
+    The newer release's files can roll back a migration whose down was not stored,
+    never one that has no down at all: then only a snapshot goes back.
+    """
+    files_can = all(row.down == "not stored" for row in blocked)
+    return (
+        "Deploy the release that has these migrations again"
+        + (" (its files can roll them back)" if files_can else "")
+        + f", or restore a snapshot from before them ('{command} snapshots', then '{command} restore NAME')."
+    )
+
+
+def undo_advice(status: Status, command: str = "python -m selfmigrate") -> str:
+    """For ``status``: how to go back to this code from the incompatible migrations ahead.
+
+    Names what ``rollback --to`` would undo (compatible ones older than every
+    incompatible one stay), or, when one of them has no down stored in the
+    tracker, why it cannot and what to do instead. Reads only the rows (whether
+    each stored its down), not the stored downs themselves.
+    """
+    undo = to_undo(status)
+    blocked = [row for row in undo if row.down != "stored"]
+    if blocked:
+        why = "; ".join(f"{row.id} {cannot_undo(row, {row.version: ''})}" for row in blocked)
+        return f"It cannot be undone from the tracker: {why}. " + blocked_advice(blocked, command)
+    return (
+        f"Undo {_ids(undo)} with '{command} rollback --to {target_before(status, undo)}' (the downs"
+        " stored in the tracker run), or deploy the code that has them."
+    )
+
+
 def _ids(rows: t.Iterable[AppliedMigration]) -> str:
     return ", ".join(row.id for row in rows)
 
@@ -126,11 +159,7 @@ def refusal(
         lines.append(f'SELFMIGRATE_AHEAD is "{policy}": the app does not start.')
     if blocked:
         lines.extend(f"  {row.id} {why}" for row, why in blocked)
-        lines.append(
-            "Deploy the release that has these migrations again (its files can roll them back), or"
-            " restore a snapshot from before them ('python -m selfmigrate snapshots', then"
-            " 'python -m selfmigrate restore NAME')."
-        )
+        lines.append(blocked_advice([row for row, _ in blocked]))
     else:
         lines.append(
             f"To undo {_ids(undo)} with the downs stored in the tracker (a snapshot is taken first), run"

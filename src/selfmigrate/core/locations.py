@@ -293,6 +293,15 @@ def _not_a_file(path: str, mode: int) -> Exception:
     )
 
 
+def split_locations(text: str) -> tuple[str, ...]:
+    """The locations of a ``SELFMIGRATE_MIGRATIONS`` value: separated by spaces, unless the
+    whole value is one directory that exists (``/srv/My App/migrations``), which is taken whole."""
+    text = text.strip()
+    if any(c.isspace() for c in text) and os.path.isdir(text):
+        return (text,)
+    return tuple(text.split())
+
+
 def folders_of(locations: t.Sequence[str | os.PathLike[str]]) -> list[str] | None:
     """The folder on disk of each location, or ``None`` if one is not a plain folder."""
     folders = []

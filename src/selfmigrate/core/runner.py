@@ -679,7 +679,7 @@ class Runner:
                 migration,
                 e,
                 [],
-                run.status_now(),
+                run.retract(migration),
                 outcome="at its commit, and was rolled back; the database is as it was before it",
                 advice=_COMMIT_FAILED,
             ) from e
@@ -1001,6 +1001,18 @@ class _Progress:
         """The oldest pending migration was recorded as applied (in the open transaction)."""
         self.todo.pop()
         self.applied[row.version] = row
+
+    def retract(self, migration: Migration) -> Status:
+        """``migration``'s transaction failed at its commit: the status without its row.
+
+        :meth:`advance` counted it before the commit; the error must give the version
+        the database is at, the one before it.
+        """
+        row = self.applied.get(migration.version)
+        if row is not None and row.state != STARTED:
+            del self.applied[migration.version]
+            self.todo.append(migration)
+        return self.status_now()
 
     def mark(self, conn: Connection, marker: object | None) -> None:
         """Remember the step's marker, read inside its transaction before it commits."""

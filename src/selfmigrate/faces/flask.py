@@ -13,7 +13,15 @@ import sys
 import typing as t
 from pathlib import Path
 
-from ..config import DEFAULT_CLI_GROUP, DEFAULT_MIGRATIONS_DIR, FAILURE_POLICIES, FLASK_KEYS, Options
+from ..config import (
+    DEFAULT_CLI_GROUP,
+    DEFAULT_MIGRATIONS_DIR,
+    FAILURE_POLICIES,
+    FLAG_FALSE,
+    FLAG_TRUE,
+    FLASK_KEYS,
+    Options,
+)
 from ..core.locations import default_location, from_base
 from ..startup import migrate_with
 
@@ -217,14 +225,36 @@ def options_for(app: Flask, origins: dict[str, str] | None = None) -> Options:
         config.setdefault(key, getattr(defaults, field))
     config.setdefault("SELFMIGRATE_CLI_GROUP", DEFAULT_CLI_GROUP)
     options = Options(**{field: config[key] for key, field in FLASK_KEYS.items()})
-    options.allow_out_of_order = bool(options.allow_out_of_order)
-    options.backup = bool(options.backup)
+    options.allow_out_of_order = _flag("SELFMIGRATE_ALLOW_OUT_OF_ORDER", options.allow_out_of_order)
+    options.backup = _flag("SELFMIGRATE_BACKUP", options.backup)
+    if isinstance(options.backup_keep, str) and options.backup_keep.lower() == "all":
+        options.backup_keep = None  # as the variable and pyproject.toml take it
     options.backup_dir = _backup_dir_for(app)
     if options.on_failure not in FAILURE_POLICIES:
         raise _config_error(
             f"SELFMIGRATE_ON_FAILURE must be one of {', '.join(FAILURE_POLICIES)}, not {options.on_failure!r}."
         )
     return options
+
+
+def _flag(key: str, value: object) -> bool:
+    """A flag key's value: text as the ``SELFMIGRATE_*`` variables take it, anything else as Python's truth.
+
+    ``app.config.from_prefixed_env()`` leaves ``FLASK_SELFMIGRATE_BACKUP=no`` (or
+    ``False``, ``off``: not JSON) a string, and a non-empty string is true.
+
+    :raises ConfigError: text that is no flag, naming the key.
+    """
+    if not isinstance(value, str):
+        return bool(value)
+    if value.strip().lower() in FLAG_TRUE:
+        return True
+    if value.strip().lower() in FLAG_FALSE:
+        return False
+    raise _config_error(
+        f"{key} is {value!r}; it takes True or False (as text: one of {', '.join(FLAG_TRUE)} or"
+        f" {', '.join(FLAG_FALSE)}, any case)."
+    )
 
 
 def _backup_dir_for(app: Flask) -> str | None:

@@ -24,8 +24,11 @@ from ..config import (
     DEFAULT_STATEMENT_TIMEOUT,
     DEFAULT_TABLE,
     DEFAULT_TABLE_LOCK_TIMEOUT,
+    FLAG_FALSE,
+    FLAG_TRUE,
     engine_setting_problem,
 )
+from ..core.locations import split_locations
 from ..errors import ConfigError
 
 #: Where a value came from (``app``: a Flask app's config, for the ``flask`` commands).
@@ -93,8 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+_TRUE = FLAG_TRUE
+_FALSE = FLAG_FALSE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +244,7 @@ def parse(setting: Setting, text: str, where: str) -> t.Any:
     """
     kind = setting.kind
     if kind == "locations":
-        return tuple(text.split())
+        return split_locations(text)
     if kind == "flag":
         if text.lower() in _TRUE:
             return True

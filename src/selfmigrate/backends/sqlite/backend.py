@@ -608,7 +608,14 @@ class SQLiteBackend:
         database = self.describe()
         name = getattr(error, "sqlite_errorname", "")
         text = str(error)
-        if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        if name == "SQLITE_READONLY_DIRECTORY":
+            # The file is writable; SQLite cannot create its journal beside it.
+            fix = (
+                f"The database's folder {os.path.dirname(database) or '.'} is not writable for this process"
+                " (the file is), and SQLite creates its journal there: let the app's user write the"
+                " folder, or mount the volume read-write."
+            )
+        elif name.startswith("SQLITE_READONLY") or "readonly" in text:
             fix = (
                 "The database file is read-only for this process: let the app's user write the file and"
                 " its folder (SQLite writes a journal beside it), or mount the volume read-write."

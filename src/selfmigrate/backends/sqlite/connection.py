@@ -387,6 +387,13 @@ def connect(
             factory=OwnConnection,
         )
     except sqlite3.Error as e:
+        if create and not os.path.exists(path) and not os.access(folder, os.W_OK):
+            raise DatabaseError(
+                f"Cannot create database {path}: its folder {folder} is not writable for this process"
+                f" (uid {os.geteuid()}; the folder's owner is uid {os.stat(folder).st_uid}). Let the app's user"
+                " write the folder (chown it: a bind mount keeps the host's owner), or mount the volume"
+                " read-write."
+            ) from e
         raise DatabaseError(f"Cannot open database {path}: {e}. Check the path and its permissions.") from e
     # What sqlite3.connect set from the timeout (sqlite3_busy_timeout of int(timeout * 1000)).
     sqlite3.Connection.__getattribute__(conn, "__dict__")[_BUSY] = int(lock_timeout * 1000)

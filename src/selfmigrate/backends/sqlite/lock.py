@@ -112,6 +112,8 @@ class MigrationLock:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return False
+        except PermissionError as e:
+            raise self._unreadable_error() from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -136,16 +138,51 @@ class MigrationLock:
         # The lock file gets the database's permission bits (never world-writable),
         # so every user that may migrate the database may take the lock.
         try:
-            mode = self.database.stat().st_mode & 0o660 or 0o600
+            owner: os.stat_result | None = self.database.stat()
         except OSError:
-            mode = 0o600
+            owner = None
+        mode = (owner.st_mode & 0o660 or 0o600) if owner is not None else 0o600
         try:
             # Read-only is enough for flock, and lets a user who may only read the
             # lock file (group bits r--) wait for it too.
-            return os.open(self.path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
+        except PermissionError as e:
+            if not os.path.exists(self.path):
+                raise self._folder_error(e) from e
+            raise self._unreadable_error() from e
         except OSError as e:
-            raise DatabaseError(
-                f"Cannot open the migration lock file {self.path} of database {self.database}: {e}."
-                " The database's folder must be writable by the app (SQLite needs that too, for"
-                " its journal)."
-            ) from e
+            raise self._folder_error(e) from e
+        if owner is not None:
+            give_to_owner(fd, owner)
+        return fd
+
+    def _unreadable_error(self) -> DatabaseError:
+        found = os.stat(self.path)
+        return DatabaseError(
+            f"Cannot open the migration lock file {self.path} of database {self.database}: it is"
+            f" uid {found.st_uid}'s, mode {found.st_mode & 0o777:o}, and this process (uid"
+            f" {os.geteuid()}) may not read it (root made it?). It holds no data: delete it, or chown"
+            " it to the database's owner."
+        )
+
+    def _folder_error(self, e: OSError) -> DatabaseError:
+        return DatabaseError(
+            f"Cannot open the migration lock file {self.path} of database {self.database}: {e}."
+            " The database's folder must be writable by the app (SQLite needs that too, for"
+            " its journal)."
+        )
+
+
+def give_to_owner(fd: int, owner: os.stat_result) -> None:
+    """Give the file open as ``fd`` to ``owner``'s user and group, when root made it.
+
+    Root (an operator's ``docker exec``, a root health check) on the volume of an app
+    that runs as another user: a file it leaves beside the database (the lock file,
+    a snapshot) would be root's, and the app could not open or read it. SQLite does
+    the same for the journal files root creates. Does nothing for another user, for
+    a database root owns, or a file that already has its owner.
+    """
+    if os.geteuid() != 0 or owner.st_uid == 0:
+        return
+    if os.fstat(fd).st_uid != owner.st_uid:
+        os.fchown(fd, owner.st_uid, owner.st_gid)

@@ -20,7 +20,7 @@ from ...errors import BackupError, ConfigError, DatabaseError, LockTimeout
 from ...logs import Logger
 from ..base import Snapshot
 from .connection import check_idle, connect, database_path
-from .lock import lock_for
+from .lock import give_to_owner, lock_for
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
 if TYPE_CHECKING:
@@ -128,9 +128,10 @@ def take_snapshot(
     db = database_path(database)
     folder = snapshot_folder(db, directory)
     try:
-        mode = db.stat().st_mode & 0o660
+        stat = db.stat()
     except OSError as e:
         raise DatabaseError(f"Cannot snapshot database {db}: {e}.") from e
+    mode = stat.st_mode & 0o660
     import datetime as dt  # not at import: the no-op start never takes a snapshot
 
     created = dt.datetime.now(dt.UTC)
@@ -140,7 +141,13 @@ def take_snapshot(
     expected = identity_key(db, _lineage_of_file(db, table))
     partial = folder / f".{db.name}.{expected}.{stamp}{_PARTIAL}"
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                give_to_owner(fd, stat)  # root's new backup folder is the app's, as its snapshots
+            finally:
+                os.close(fd)
         # Created owner-only, before any data is in it; widened to the database's
         # group bits (never "other") once complete.
         os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -155,6 +162,12 @@ def take_snapshot(
         key = identity_key(db, _lineage_of_file(partial, table))
         final = folder / f"{db.name}.{key}.{stamp}"
         os.chmod(partial, mode | 0o400)
+        # Root's snapshot of the app's database is the app's, so that it may restore it.
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            give_to_owner(fd, stat)
+        finally:
+            os.close(fd)
         os.replace(partial, final)
     except (OSError, sqlite3.Error) as e:
         _unlink(partial)
@@ -317,6 +330,14 @@ def find_snapshot(
 
 def _check_taken_of(db: Path, snapshot: Snapshot, table: str) -> None:
     """Refuse a snapshot whose contents contradict its name: a key that its lineage and ``db``'s path do not give."""
+    if not os.access(snapshot.path, os.R_OK):
+        # Unreadable, its lineage would read as none: "another database's" would be wrong.
+        owner = snapshot.path.stat()
+        raise BackupError(
+            f"Snapshot {snapshot.path} of database {db} cannot be read by this process (uid"
+            f" {os.geteuid()}; the file is uid {owner.st_uid}'s, mode {owner.st_mode & 0o777:o}). Restore"
+            " as the user that owns it, or let this user read it (chown or chmod the file)."
+        )
     if snapshot.key is None:
         return  # the older format: list_snapshots already compared the lineage inside
     inside = _lineage_of_file(snapshot.path, table)

@@ -141,10 +141,15 @@ def apply_command(settings: Settings, target: int | None, dry_run: bool, allow_o
 
             remove_if_still_empty(settings.require_database())
         raise
+    for result in report.rolled_back:
+        click.echo(
+            f"Rolled back {result.id} in {result.duration_ms:.1f} ms (ahead of this code, not compatible:"
+            ' SELFMIGRATE_AHEAD = "rollback")'
+        )
     for result in report.applied:
         click.echo(f"Applied {result.id} in {result.duration_ms:.1f} ms")
     version = version_label(report.current_version)
-    if report.applied:
+    if report.applied or report.rolled_back:
         click.echo(f"Database {report.database} is at version {version}.")
     else:
         click.echo(f"Nothing to apply: database {report.database} is at version {version}.")

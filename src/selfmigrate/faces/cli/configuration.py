@@ -54,5 +54,7 @@ def _shown(value: t.Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):
-        return " ".join(os.fspath(v) for v in value) if value else "(none)"
+        # One with a space in quotes: "a b" is one folder, a b two locations.
+        shown = (os.fspath(v) for v in value)
+        return " ".join(f"'{v}'" if any(c.isspace() for c in v) else v for v in shown) if value else "(none)"
     return os.fspath(value) if isinstance(value, os.PathLike) else str(value)

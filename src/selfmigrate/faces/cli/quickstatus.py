@@ -16,7 +16,7 @@ import os
 
 from ...config import DEFAULT_LOCK_TIMEOUT, DEFAULT_TABLE
 from ...core.fingerprint import digest, fingerprint_key, fingerprint_of
-from ...core.locations import folders_of, list_folder
+from ...core.locations import folders_of, list_folder, split_locations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,18 +25,22 @@ if TYPE_CHECKING:
 #: The options before ``status`` that this reads, by how they are written.
 _OPTIONS = {"-d": "database", "--database": "database", "-m": "migrations", "--migrations": "migrations"}
 _OPTIONS.update({"--table": "table", "--lock-timeout": "lock_timeout", "--backup-dir": "backup_dir"})
+#: The ``SELFMIGRATE_*`` variables this reads (or, ``BACKUP_DIR``, that take any text). Any
+#: other one set hands over to the full command, which checks its value: a health check
+#: with a typo in ``SELFMIGRATE_AHEAD`` is exit 2 whether or not the database is up to date.
+_READ = frozenset(f"SELFMIGRATE_{name}" for name in ("DATABASE", "MIGRATIONS", "TABLE", "LOCK_TIMEOUT", "BACKUP_DIR"))
 
 
 def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tuple[str, int] | None:
     """The output and exit code of ``status`` (or ``status --json``) if it can be given here, else ``None``."""
     given = _parse(argv)
-    if given is None or _project_settings_above(cwd):
+    if given is None or _other_settings(environ) or _project_settings_above(cwd):
         return None
     settings, as_json = given
     # An option wins over its variable, an empty variable is not set (as click reads them).
     env = {key: environ.get(f"SELFMIGRATE_{key.upper()}") or None for key in ("database", "table", "lock_timeout")}
     database = settings.get("database", env["database"])
-    locations = settings.get("migrations", environ.get("SELFMIGRATE_MIGRATIONS", "").split())
+    locations = settings.get("migrations", split_locations(environ.get("SELFMIGRATE_MIGRATIONS", "")))
     table = settings.get("table", env["table"] or DEFAULT_TABLE)
     timeout = settings.get("lock_timeout", env["lock_timeout"] or str(DEFAULT_LOCK_TIMEOUT))
     if not isinstance(database, str) or not isinstance(table, str):
@@ -103,6 +107,11 @@ def _parse(argv: t.Sequence[str]) -> tuple[dict[str, t.Any], bool] | None:
     if args == ["status", "--json"]:
         return settings, True
     return None
+
+
+def _other_settings(environ: t.Mapping[str, str]) -> bool:
+    """Whether a ``SELFMIGRATE_*`` variable this does not read is set (not empty, as click reads them)."""
+    return any(key.startswith("SELFMIGRATE_") and key not in _READ and value.strip() for key, value in environ.items())
 
 
 def _project_settings_above(cwd: str) -> bool:

@@ -199,13 +199,12 @@ def _echo_status(
     elif code == UP_TO_DATE:
         click.echo("Up to date.")
     elif code == AHEAD_INCOMPATIBLE:
-        from ...core.ahead import target_before, to_undo
+        from ...core.ahead import undo_advice
 
-        target = target_before(result, to_undo(result))
+        command = sibling(ctx, "").rstrip() or "python -m selfmigrate"
         click.echo(
             f"Ahead of this code by {ahead}, not all marked compatible: this code may not work with the"
-            f" database. Undo them with '{sibling(ctx, 'rollback')} --to {target}' (the downs stored in the"
-            " tracker run), or deploy the code that has them."
+            f" database. {undo_advice(result, command)}"
         )
     elif running:
         click.echo("A migration is running outside a transaction (its process holds the migration lock).")
