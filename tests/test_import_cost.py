@@ -125,3 +125,23 @@ def test_a_start_that_snapshots_before_a_pending_migration_imports_neither_loggi
     assert [p.name for p in tmp_path.glob("app.sqlite.*.bak")] != []
     for module in ("logging", "typing", "dataclasses", "inspect"):
         assert module not in loaded, module
+
+
+def test_status_checking_the_other_settings_of_the_environment_imports_no_dataclasses(tmp_path: Path) -> None:
+    # A rollback-safe image's health check sets SELFMIGRATE_AHEAD: the quick status checks
+    # it as the full command does (project_settings, Options.check) at the cost of a module.
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_first.sql").write_text("CREATE TABLE t (id INTEGER);\n")
+    database = tmp_path / "app.sqlite"
+    _modules_after(f"import selfmigrate; selfmigrate.migrate({str(database)!r}, {str(folder)!r})", tmp_path)
+    code = (
+        "from selfmigrate.faces.cli.quickstatus import answer\n"
+        f"done = answer(['-d', {str(database)!r}, '-m', {str(folder)!r}, 'status'],"
+        f" {{'SELFMIGRATE_AHEAD': 'rollback'}}, {str(tmp_path)!r})\n"
+        "assert done is not None and done[1] == 0, done"
+    )
+    loaded = _modules_after(code, tmp_path)
+    assert "selfmigrate.faces.project_settings" in loaded  # the setting was checked
+    for module in ("click", "dataclasses", "inspect", "pathlib", "typing", "selfmigrate.core.runner"):
+        assert module not in loaded, module

@@ -398,6 +398,25 @@ def test_status_takes_the_full_command_when_the_fingerprint_does_not_certify(app
     assert done.stderr.endswith("click imported\n")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "quick"),
+    [("AHEAD", "rollback", True), ("BACKUP_KEEP", "all", True), ("AHEAD", "refuze", False)],
+)
+def test_status_keeps_the_quick_answer_under_valid_settings_of_the_environment(
+    app: App, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, quick: bool
+) -> None:
+    # A rollback-safe image sets SELFMIGRATE_AHEAD: its health check keeps the quick
+    # answer; a value the full command refuses goes to it, which says exit 2.
+    app.start()
+    monkeypatch.setenv(f"SELFMIGRATE_{variable}", value)
+    done = probe(app, "-d", str(app.db), "-m", app.location, "status")
+    if quick:
+        assert done.returncode == 0 and done.stderr == "click not imported\n", done.stderr
+    else:
+        assert done.returncode == 2 and f"SELFMIGRATE_{variable}" in done.stderr
+        assert done.stderr.endswith("click imported\n")
+
+
 def test_status_takes_the_full_command_under_a_pyproject_with_settings(app: App) -> None:
     app.start()
     (app.root / "pyproject.toml").write_text('[tool.selfmigrate]\ntable = "other"\n')

@@ -11,11 +11,9 @@ Precedence: command-line option > environment variable > pyproject.toml > defaul
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import typing as t
-from pathlib import Path
 
+from ..backends.base import Value as Frozen
 from ..config import (
     DEFAULT_AHEAD,
     DEFAULT_BACKUP_KEEP,
@@ -31,8 +29,18 @@ from ..config import (
 from ..core.locations import split_locations
 from ..errors import ConfigError
 
-#: Where a value came from (``app``: a Flask app's config, for the ``flask`` commands).
-Source = t.Literal["default", "pyproject", "environment", "option", "app"]
+TYPE_CHECKING = False  # not typing's: see backends/base.py
+if TYPE_CHECKING:
+    import typing as t
+    from pathlib import Path
+
+    #: Where a value came from (``app``: a Flask app's config, for the ``flask`` commands).
+    Source = t.Literal["default", "pyproject", "environment", "option", "app"]
+    #: What values a setting takes.
+    Kind = t.Literal[
+        "database", "locations", "text", "seconds", "flag", "folder", "count", "url", "duration", "retries"
+    ]
+
 #: The sources of the command line's settings, highest precedence first.
 PRECEDENCE: tuple[Source, ...] = ("option", "environment", "pyproject", "default")
 #: How ``config`` names each source.
@@ -49,12 +57,10 @@ TABLE = "tool.selfmigrate"
 #: The prefix of the environment variables (``SELFMIGRATE_LOCK_TIMEOUT``).
 ENV_PREFIX = "SELFMIGRATE_"
 
-Kind = t.Literal["database", "locations", "text", "seconds", "flag", "folder", "count", "url", "duration", "retries"]
+class Setting(Frozen):
+    """One setting: its name in the table, what it takes, its default (a frozen value)."""
 
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One setting: its name in the table, what it takes, its default."""
+    _fields = ("name", "kind", "default", "help")
 
     #: The key in ``[tool.selfmigrate]`` (``lock_timeout``).
     name: str
@@ -64,6 +70,9 @@ class Setting:
     default: object
     #: One line for the docs and ``config``.
     help: str
+
+    def __init__(self, name: str, kind: Kind, default: object, help: str) -> None:
+        self.__dict__.update(name=name, kind=kind, default=default, help=help)
 
     @property
     def env(self) -> str:
@@ -100,9 +109,10 @@ _TRUE = FLAG_TRUE
 _FALSE = FLAG_FALSE
 
 
-@dataclasses.dataclass(frozen=True)
-class Value:
-    """An effective value and where it came from."""
+class Value(Frozen):
+    """An effective value and where it came from (a frozen value)."""
+
+    _fields = ("setting", "value", "source", "origin")
 
     #: The setting.
     setting: Setting
@@ -113,19 +123,32 @@ class Value:
     #: Where exactly: ``default``, the pyproject.toml's path, the variable, the option.
     origin: str
 
+    def __init__(self, setting: Setting, value: t.Any, source: Source, origin: str) -> None:
+        self.__dict__.update(setting=setting, value=value, source=source, origin=origin)
 
-@dataclasses.dataclass(frozen=True)
-class ProjectSettings:
-    """The effective settings: each one's value and origin, the pyproject.toml used."""
+
+class ProjectSettings(Frozen):
+    """The effective settings: each one's value and origin, the pyproject.toml used (a frozen value)."""
+
+    _fields = ("pyproject", "values", "precedence", "label")
 
     #: The pyproject.toml whose ``[tool.selfmigrate]`` table was read (``None``: none found).
     pyproject: Path | None
     #: Every setting of :data:`SETTINGS` by name.
     values: dict[str, Value]
     #: The sources, highest precedence first.
-    precedence: tuple[Source, ...] = PRECEDENCE
+    precedence: tuple[Source, ...]
     #: Where the settings were looked for, in words (``config`` prints it first).
-    label: str = ""
+    label: str
+
+    def __init__(
+        self,
+        pyproject: Path | None,
+        values: dict[str, Value],
+        precedence: tuple[Source, ...] = PRECEDENCE,
+        label: str = "",
+    ) -> None:
+        self.__dict__.update(pyproject=pyproject, values=values, precedence=precedence, label=label)
 
     @property
     def precedence_labels(self) -> list[str]:
@@ -142,7 +165,7 @@ class ProjectSettings:
         setting = BY_NAME[name]
         values = dict(self.values)
         values[name] = Value(setting, value, "option", origin or setting.option)
-        return dataclasses.replace(self, values=values)
+        return ProjectSettings(self.pyproject, values, self.precedence, self.label)
 
     def document(self) -> dict[str, t.Any]:
         """What ``config --json`` prints: the pyproject.toml and each value with its origin."""
@@ -167,6 +190,8 @@ def load(cwd: str | os.PathLike[str] | None = None, environ: t.Mapping[str, str]
     :raises ConfigError: a pyproject.toml on the way is not valid TOML, or a value
         is of the wrong kind; the message names the file or variable and the fix.
     """
+    from pathlib import Path
+
     start = Path.cwd() if cwd is None else Path(cwd)
     environ = os.environ if environ is None else environ
     values = {s.name: Value(s, s.default, "default", "default") for s in SETTINGS}
@@ -190,6 +215,8 @@ def find_pyproject(start: str | os.PathLike[str]) -> Path | None:
 
     :raises ConfigError: a pyproject.toml on the way is not valid TOML.
     """
+    from pathlib import Path
+
     folder = Path(start).absolute()
     for candidate in (folder, *folder.parents):
         path = candidate / PYPROJECT
@@ -203,6 +230,8 @@ def read_pyproject(path: str | os.PathLike[str]) -> dict[str, Value]:
 
     :raises ConfigError: an unknown key, or a value of the wrong kind.
     """
+    from pathlib import Path
+
     path = Path(path).absolute()
     table = _table_of(path) or {}
     base = path.parent

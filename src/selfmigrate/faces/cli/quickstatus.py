@@ -26,15 +26,14 @@ if TYPE_CHECKING:
 _OPTIONS = {"-d": "database", "--database": "database", "-m": "migrations", "--migrations": "migrations"}
 _OPTIONS.update({"--table": "table", "--lock-timeout": "lock_timeout", "--backup-dir": "backup_dir"})
 #: The ``SELFMIGRATE_*`` variables this reads (or, ``BACKUP_DIR``, that take any text). Any
-#: other one set hands over to the full command, which checks its value: a health check
-#: with a typo in ``SELFMIGRATE_AHEAD`` is exit 2 whether or not the database is up to date.
+#: other one set is checked as the full command checks it (:func:`_other_settings_refused`).
 _READ = frozenset(f"SELFMIGRATE_{name}" for name in ("DATABASE", "MIGRATIONS", "TABLE", "LOCK_TIMEOUT", "BACKUP_DIR"))
 
 
 def answer(argv: t.Sequence[str], environ: t.Mapping[str, str], cwd: str) -> tuple[str, int] | None:
     """The output and exit code of ``status`` (or ``status --json``) if it can be given here, else ``None``."""
     given = _parse(argv)
-    if given is None or _other_settings(environ) or _project_settings_above(cwd):
+    if given is None or _other_settings_refused(environ) or _project_settings_above(cwd):
         return None
     settings, as_json = given
     # An option wins over its variable, an empty variable is not set (as click reads them).
@@ -109,9 +108,32 @@ def _parse(argv: t.Sequence[str]) -> tuple[dict[str, t.Any], bool] | None:
     return None
 
 
-def _other_settings(environ: t.Mapping[str, str]) -> bool:
-    """Whether a ``SELFMIGRATE_*`` variable this does not read is set (not empty, as click reads them)."""
-    return any(key.startswith("SELFMIGRATE_") and key not in _READ and value.strip() for key, value in environ.items())
+def _other_settings_refused(environ: t.Mapping[str, str]) -> bool:
+    """Whether a ``SELFMIGRATE_*`` variable this does not read is set to a value the full command refuses.
+
+    Checked as the full command checks them (:func:`~..project_settings.read_environ`, then
+    :meth:`Options.check <selfmigrate.config.Options.check>`), and only when one is set (an
+    empty variable is not set, as click reads them): a health check with a typo in
+    ``SELFMIGRATE_AHEAD`` is exit 2 whether or not the database is up to date, and one with
+    valid settings keeps the quick answer. ``True`` hands over to the full command, which
+    says what is wrong.
+    """
+    if not any(key.startswith("SELFMIGRATE_") and key not in _READ and value.strip() for key, value in environ.items()):
+        return False
+    from ...config import Options
+    from ...errors import ConfigError
+    from ..project_settings import read_environ
+
+    try:
+        values = read_environ(environ)
+        Options(**{name: v.value for name, v in values.items() if name not in _NOT_OPTIONS}).check()
+    except (ConfigError, TypeError):
+        return True
+    return False
+
+
+#: The settings that are not fields of :class:`~selfmigrate.config.Options` (as in settings.py).
+_NOT_OPTIONS = ("database", "migrations")
 
 
 def _project_settings_above(cwd: str) -> bool:
