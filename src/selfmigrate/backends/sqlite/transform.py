@@ -647,6 +647,17 @@ class _Transform:
                         f"ALTER TABLE main.{quote(self.table)} RENAME COLUMN {quote(temporary)} TO {quote(final)}"
                     )
         except sqlite3.DatabaseError as e:
+            if " after rename:" in str(e):
+                # SQLite's wording when the rewritten schema no longer holds: the object was sound before.
+                self.fail(
+                    f"SQLite could not rename its columns ({e}); the rename would break the view or trigger"
+                    " it names: a view that selects the column by name gets the new name as its output column,"
+                    " so a trigger on that view (new.<old name>) or a view that reads it by the old name no"
+                    " longer finds it.",
+                    "Keep the view's column name with an alias (CREATE VIEW ... AS SELECT <new> AS <old> ...),"
+                    " or drop the trigger or view before transform and create it again after with the new name.",
+                    e,
+                )
             self.fail(
                 f"SQLite could not rename its columns ({e}); renaming a column rewrites every view and trigger"
                 " of the database, and fails if one of them is broken.",

@@ -1,0 +1,66 @@
+"""What a new user meets in the pytest plugin, transform(), lint and the dry run.
+
+Each test comes from trying the documented steps in a fresh project and
+finding a message that misled or a result that was wrong.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import dump
+
+import selfmigrate
+
+BOOKS = """
+CREATE TABLE book (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price_cents INTEGER);
+CREATE VIEW cheap AS SELECT id, title FROM book WHERE price_cents < 500;
+CREATE TRIGGER cheap_insert INSTEAD OF INSERT ON cheap
+BEGIN INSERT INTO book (title, price_cents) VALUES (new.title, 100); END;
+INSERT INTO book (title, price_cents) VALUES ('Odyssey', 300), ('Iliad', 900);
+"""
+
+RENAME_TITLE = """\
+from selfmigrate.sqlite import transform
+
+
+def up(conn):
+    transform(conn, "book", rename={"title": "name"})
+"""
+
+
+def test_a_rename_that_would_break_a_sound_trigger_is_not_called_broken(tmp_path: Path) -> None:
+    # The view's output column takes the new name, so the trigger's new.title no longer
+    # resolves: SQLite says "error in trigger ... after rename". The trigger was sound, so
+    # "fix or drop the broken trigger" sent the user looking for a bug that is not there.
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_books.sql").write_text(BOOKS)
+    (migrations / "0002_rename_title.py").write_text(RENAME_TITLE)
+    db = tmp_path / "app.sqlite"
+    selfmigrate.migrate(db, migrations, target=1)
+    before = dump(db)
+    with pytest.raises(selfmigrate.MigrationError) as caught:
+        selfmigrate.migrate(db, migrations)
+    message = str(caught.value)
+    assert "0002_rename_title.py" in message
+    assert "cheap_insert" in message
+    assert "the rename would break" in message
+    assert "is broken" not in message
+    assert "AS <old>" in message  # the fix: keep the view's column name with an alias
+    assert dump(db) == before
+
+
+def test_the_alias_the_rename_message_proposes_lets_the_rename_through(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_books.sql").write_text(BOOKS.replace("SELECT id, title FROM", "SELECT id, title AS title FROM"))
+    (migrations / "0002_rename_title.py").write_text(RENAME_TITLE)
+    db = tmp_path / "app.sqlite"
+    selfmigrate.migrate(db, migrations)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO cheap (title) VALUES ('Aeneid')")
+    assert conn.execute("SELECT name FROM book ORDER BY id").fetchall() == [("Odyssey",), ("Iliad",), ("Aeneid",)]
+    conn.close()
