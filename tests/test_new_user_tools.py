@@ -13,6 +13,7 @@ import pytest
 from helpers import dump
 
 import selfmigrate
+from selfmigrate.ops.lint import lint
 
 BOOKS = """
 CREATE TABLE book (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price_cents INTEGER);
@@ -64,3 +65,23 @@ def test_the_alias_the_rename_message_proposes_lets_the_rename_through(tmp_path:
     conn.execute("INSERT INTO cheap (title) VALUES ('Aeneid')")
     assert conn.execute("SELECT name FROM book ORDER BY id").fetchall() == [("Odyssey",), ("Iliad",), ("Aeneid",)]
     conn.close()
+
+
+CASCADE = """
+CREATE TABLE author (id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE book (id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES author (id) ON DELETE CASCADE);
+"""
+
+
+def test_lint_does_not_tell_a_transform_call_to_use_transform(tmp_path: Path) -> None:
+    # transform() rebuilds with a DROP TABLE of its own, with foreign keys off; the
+    # linter traced it as the migration's and said "SM102 ... (fix: rebuild the table
+    # with selfmigrate.sqlite.transform())" on the line that already does.
+    (tmp_path / "0001_schema.sql").write_text(CASCADE)
+    (tmp_path / "0002_author_not_null.py").write_text(
+        "from selfmigrate.sqlite import transform\n\n\n"
+        'def up(conn):\n    transform(conn, "author", not_null={"name"})\n'
+    )
+    (tmp_path / "0003_drop_by_hand.py").write_text('def up(conn):\n    conn.execute("DROP TABLE author")\n')
+    report = lint(tmp_path)
+    assert [(f.code, Path(f.path).name, f.line) for f in report.findings] == [("SM102", "0003_drop_by_hand.py", 2)]
