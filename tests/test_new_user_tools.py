@@ -85,3 +85,12 @@ def test_lint_does_not_tell_a_transform_call_to_use_transform(tmp_path: Path) ->
     (tmp_path / "0003_drop_by_hand.py").write_text('def up(conn):\n    conn.execute("DROP TABLE author")\n')
     report = lint(tmp_path)
     assert [(f.code, Path(f.path).name, f.line) for f in report.findings] == [("SM102", "0003_drop_by_hand.py", 2)]
+
+
+def test_lint_names_executescript_as_the_source_of_a_commit_in_a_py_migration(tmp_path: Path) -> None:
+    # The line has no COMMIT in it: "delete the line" sent the user looking for one.
+    (tmp_path / "0001_tables.py").write_text('def up(conn):\n    conn.executescript("CREATE TABLE a (x);")\n')
+    (finding,) = lint(tmp_path).findings
+    assert (finding.code, finding.line) == ("SM110", 2)
+    assert "conn.executescript()" in finding.message
+    assert "conn.execute()" in finding.message

@@ -348,10 +348,18 @@ def _check_statement(ctx: _Context, statement: Statement) -> None:
         _check_pragma(ctx, statement, toks)
     elif head in ("BEGIN", "COMMIT", "END") or (head == "ROLLBACK" and not any(tok.upper == "TO" for tok in toks)):
         if ctx.body.transactional:
+            # In a .py file the line often has no COMMIT in it: sqlite3 sends one for these calls.
+            source = (
+                " (in a .py migration, conn.commit(), 'with conn:' and conn.executescript(), which commits"
+                " before its script, send it: run each statement with conn.execute() instead)"
+                if head == "COMMIT" and ctx.body.up_function is not None
+                else ""
+            )
             ctx.add(
                 "SM110",
                 statement.line,
-                f"{head} in a migration that runs in a transaction; selfmigrate refuses it when the migration runs",
+                f"{head} in a migration that runs in a transaction; selfmigrate refuses it when the migration"
+                f" runs{source}",
             )
         ctx.explicit_transaction = head == "BEGIN"
     elif _words(toks, "ALTER", "TABLE"):
