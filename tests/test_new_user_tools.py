@@ -13,6 +13,7 @@ import pytest
 from helpers import dump
 
 import selfmigrate
+from selfmigrate.ops.dryrun import TableChange, dry_run
 from selfmigrate.ops.lint import lint
 
 BOOKS = """
@@ -94,3 +95,36 @@ def test_lint_names_executescript_as_the_source_of_a_commit_in_a_py_migration(tm
     assert (finding.code, finding.line) == ("SM110", 2)
     assert "conn.executescript()" in finding.message
     assert "conn.execute()" in finding.message
+
+
+def test_a_dry_run_counts_the_rows_an_update_fills_into_a_column_it_adds(tmp_path: Path) -> None:
+    # "ALTER TABLE ... ADD COLUMN pages; UPDATE ... SET pages = ..." showed no change to
+    # the table at all: the operator asking how many rows it touches was told none.
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_books.sql").write_text(
+        "CREATE TABLE book (id INTEGER PRIMARY KEY, title TEXT);\n"
+        "CREATE TABLE tag (book_id INTEGER, label TEXT, PRIMARY KEY (book_id, label)) WITHOUT ROWID;\n"
+        "INSERT INTO book (title) VALUES ('a'), ('b'), ('c');\n"
+        "INSERT INTO tag VALUES (1, 'x'), (2, 'y');\n"
+    )
+    (migrations / "0002_pages.sql").write_text(
+        "ALTER TABLE book ADD COLUMN pages INTEGER;\n"
+        "ALTER TABLE book ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';\n"
+        "UPDATE book SET pages = 100 WHERE id = 1;\n"
+        "UPDATE book SET lang = 'it' WHERE id = 2;\n"
+        "UPDATE book SET lang = 'en' WHERE id = 3;\n"  # the value it already had: not an update
+        "ALTER TABLE tag ADD COLUMN weight INTEGER DEFAULT 1;\n"
+        "UPDATE tag SET weight = 5 WHERE book_id = 2;\n"
+    )
+    db = tmp_path / "app.sqlite"
+    selfmigrate.migrate(db, migrations, target=1, backup=False)
+    before = dump(db)
+    report = dry_run(db, migrations)
+    assert report.ok
+    (step,) = report.steps
+    assert step.changes == (
+        TableChange("book", 3, 3, inserted=0, deleted=0, updated=2),
+        TableChange("tag", 2, 2, inserted=0, deleted=0, updated=1),
+    )
+    assert dump(db) == before
