@@ -13,8 +13,10 @@ import pytest
 from helpers import dump
 
 import selfmigrate
+from selfmigrate.errors import TransformError
 from selfmigrate.ops.dryrun import TableChange, dry_run
 from selfmigrate.ops.lint import lint
+from selfmigrate.sqlite import transform
 
 BOOKS = """
 CREATE TABLE book (id INTEGER PRIMARY KEY, title TEXT NOT NULL, price_cents INTEGER);
@@ -128,3 +130,44 @@ def test_a_dry_run_counts_the_rows_an_update_fills_into_a_column_it_adds(tmp_pat
         TableChange("tag", 2, 2, inserted=0, deleted=0, updated=1),
     )
     assert dump(db) == before
+
+
+@pytest.mark.parametrize(
+    ("schema", "argument"),
+    [
+        ("CREATE TABLE t (a, b, c, UNIQUE (a, b))", "drop_uniques"),
+        (
+            "CREATE TABLE p (x, y, PRIMARY KEY (x, y));"
+            " CREATE TABLE t (a, b, c, FOREIGN KEY (a, b) REFERENCES p (x, y))",
+            "drop_foreign_keys",
+        ),
+    ],
+)
+def test_dropping_a_column_does_not_silently_drop_a_constraint_on_the_columns_that_stay(
+    tmp_path: Path, schema: str, argument: str
+) -> None:
+    # An index on (a, b) stopped drop=["b"]; a UNIQUE (a, b) or FOREIGN KEY (a, b) went
+    # away without a word, and with it what it said of a.
+    db = tmp_path / "app.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(schema)
+    conn.execute("BEGIN")
+    with pytest.raises(TransformError) as caught:
+        transform(conn, "t", drop=["b"])
+    assert f"{argument}=[('a', 'b')]" in str(caught.value)
+    conn.execute("ROLLBACK")
+    conn.execute("BEGIN")
+    transform(conn, "t", **{argument: [("a", "b")]})  # the fix it names, then the drop
+    transform(conn, "t", drop=["b"])
+    conn.execute("COMMIT")
+    assert [row[1] for row in conn.execute("PRAGMA table_info(t)")] == ["a", "c"]
+    conn.close()
+
+
+def test_dropping_the_only_column_of_a_unique_constraint_drops_the_constraint(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "app.sqlite", isolation_level=None)
+    conn.executescript("CREATE TABLE t (a, b, UNIQUE (b))")
+    conn.execute("BEGIN")
+    transform(conn, "t", drop=["b"])
+    assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 't'").fetchone()[0] == 'CREATE TABLE "t" (a)'
+    conn.close()
