@@ -75,7 +75,7 @@ def test_every_pending_migration_on_the_copy(populated: tuple[str, Path], journa
     assert all(s.duration_ms > 0 for s in report.steps)
     assert [s.changes for s in report.steps] == [
         (TableChange("users", 4, 5, inserted=1, deleted=0, updated=2),),
-        # ADD COLUMN changes no row: the new column's values are not compared.
+        # ADD COLUMN changes no row: every row holds the new column's default (NULL).
         (TableChange("settings", 2, 1, inserted=0, deleted=1, updated=0),),
         (TableChange("tags", None, 2, inserted=2, deleted=0, updated=0),),
     ]

@@ -174,21 +174,53 @@ def _tables(
         found = {}
         for name in names:
             quoted = '"' + name.replace('"', '""') + '"'
-            columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({quoted})"))
+            info = conn.execute(f"PRAGMA table_info({quoted})").fetchall()
+            columns = tuple(row[1] for row in info)
             compared = before[name].columns if before is not None and name in before else columns
-            found[name] = TableState(compared, *_rows(conn, quoted, columns, compared))
+            # What ADD COLUMN gave every row of a column added since: a row that holds
+            # something else there was updated (an UPDATE after the ADD COLUMN). A default of
+            # the time or an expression (a table rebuilt by hand) may differ row by row: not compared.
+            defaults = {
+                i: conn.execute(f"SELECT {row[4] or 'NULL'}").fetchone()[0]
+                for i, row in enumerate(info)
+                if row[1] not in compared and not _varies(row[4])
+            }
+            found[name] = TableState(compared, *_rows(conn, quoted, columns, compared, defaults))
         return found
     finally:
         conn.close()
 
 
+def _varies(default: str | None) -> bool:
+    """Whether a column default may give each row another value (CURRENT_TIME…, an expression)."""
+    return default is not None and ("CURRENT_" in default.upper() or "(" in default)
+
+
 def _rows(
-    conn: sqlite3.Connection, quoted: str, columns: tuple[str, ...], compared: tuple[str, ...]
+    conn: sqlite3.Connection,
+    quoted: str,
+    columns: tuple[str, ...],
+    compared: tuple[str, ...],
+    defaults: t.Mapping[int, object],
 ) -> tuple[array.array[int], array.array[int]]:
-    """The rows' keys, sorted, and the hash of each row's values in the ``compared`` columns."""
+    """The rows' keys, sorted, and the hash of each row's values in the ``compared`` columns.
+
+    ``defaults``: the columns not in ``compared`` (by index in ``columns``) and the
+    value ADD COLUMN gave them; a row whose value there differs has it hashed too.
+    """
     # A column gone since is a value no row had before: it reads as this marker.
     gone = object()
     picks = [columns.index(c) if c in columns else -1 for c in compared]
+    added = [(i, value, type(value)) for i, value in defaults.items()]
+
+    def hashed(row: tuple[object, ...], offset: int) -> int:
+        values = tuple(row[i + offset] if i >= 0 else gone for i in picks)
+        moved = tuple(
+            (i, row[i + offset], type(row[i + offset]))
+            for i, value, kind in added
+            if row[i + offset] != value or type(row[i + offset]) is not kind
+        )
+        return hash((values, tuple(map(type, values)), moved) if moved else (values, tuple(map(type, values))))
     select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns) or "NULL"
     keys: array.array[int] = array.array("q")
     hashes: array.array[int] = array.array("q")
@@ -204,16 +236,14 @@ def _rows(
                 hashes.append(hash((values, tuple(map(type, values)))))
             return keys, hashes
         for row in cursor:
-            values = tuple(row[i + 1] if i >= 0 else gone for i in picks)
             keys.append(row[0])
-            hashes.append(hash((values, tuple(map(type, values)))))
+            hashes.append(hashed(row, 1))
         return keys, hashes
     pk = [row[1] for row in sorted(conn.execute(f"PRAGMA table_info({quoted})"), key=lambda r: r[5]) if row[5]]
     pk_picks = [columns.index(c) for c in pk]
     pairs = []
     for row in conn.execute(f"SELECT {select} FROM {quoted}"):
-        values = tuple(row[i] if i >= 0 else gone for i in picks)
-        pairs.append((hash(tuple(row[i] for i in pk_picks)), hash((values, tuple(map(type, values))))))
+        pairs.append((hash(tuple(row[i] for i in pk_picks)), hashed(row, 0)))
     pairs.sort()
     keys.extend(k for k, _ in pairs)
     hashes.extend(h for _, h in pairs)

@@ -10,6 +10,7 @@ reports (``ops/lint.py``): it gets each migration's scripts and functions, and r
 from __future__ import annotations
 
 import ast
+import os
 import re
 import sqlite3
 import sys
@@ -347,10 +348,18 @@ def _check_statement(ctx: _Context, statement: Statement) -> None:
         _check_pragma(ctx, statement, toks)
     elif head in ("BEGIN", "COMMIT", "END") or (head == "ROLLBACK" and not any(tok.upper == "TO" for tok in toks)):
         if ctx.body.transactional:
+            # In a .py file the line often has no COMMIT in it: sqlite3 sends one for these calls.
+            source = (
+                " (in a .py migration, conn.commit(), 'with conn:' and conn.executescript(), which commits"
+                " before its script, send it: run each statement with conn.execute() instead)"
+                if head == "COMMIT" and ctx.body.up_function is not None
+                else ""
+            )
             ctx.add(
                 "SM110",
                 statement.line,
-                f"{head} in a migration that runs in a transaction; selfmigrate refuses it when the migration runs",
+                f"{head} in a migration that runs in a transaction; selfmigrate refuses it when the migration"
+                f" runs{source}",
             )
         ctx.explicit_transaction = head == "BEGIN"
     elif _words(toks, "ALTER", "TABLE"):
@@ -693,13 +702,14 @@ def _up_python(ctx: _Context) -> None:
     assert body.up_function is not None
     before = ctx.scratch.copy()
     try:
-        error, seen = _call_traced(ctx, body.up_function, body.transactional, ctx.scratch.conn)
+        error, seen, by_transform = _call_traced(ctx, body.up_function, body.transactional, ctx.scratch.conn)
         # The statements again, one by one on a copy from before the up, so that each
         # is checked against the schema it met.
         ctx.schema = before
         before.execute("BEGIN")
-        for statement in seen:
-            _check_statement(ctx, statement)
+        for n, statement in enumerate(seen):
+            if n not in by_transform:
+                _check_statement(ctx, statement)
             if ctx.schema is None or not _replayed(statement.sql):
                 continue
             try:
@@ -731,25 +741,35 @@ def _scan_python(ctx: _Context, text: str) -> None:
                 _check_statement(ctx, statement)
 
 
+#: The file of :func:`selfmigrate.sqlite.transform`: the statements it runs are its own
+#: safe rebuild (its DROP TABLE runs with foreign keys off), not the migration's to lint.
+_TRANSFORM_FILE = os.path.join(os.path.dirname(__file__), "transform.py")
+
+
 def _call_traced(
     ctx: _Context,
     function: t.Callable[[sqlite3.Connection], object],
     transactional: bool,
     conn: sqlite3.Connection,
-) -> tuple[tuple[str, int | None] | None, list[Statement]]:
+) -> tuple[tuple[str, int | None] | None, list[Statement], set[int]]:
     """Call a Python migration's function on ``conn``, seeing each statement it runs.
 
     Returns the error and the line it was raised on (``None`` if it succeeded),
-    and the statements it ran, each with the line of the file that ran it.
+    the statements it ran, each with the line of the file that ran it, and the
+    indexes in that list of those that :func:`selfmigrate.sqlite.transform` ran
+    (replayed for the schema, not checked).
     """
     location = ctx.location
     seen: list[Statement] = []
+    by_transform: set[int] = set()
 
     def trace(sql: str) -> None:
         if sql.startswith("--"):
             return  # a statement of a trigger
         frame = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename != location:
+            if frame.f_code.co_filename == _TRANSFORM_FILE:
+                by_transform.add(len(seen))
             frame = frame.f_back  # type: ignore[assignment]
         seen.append(Statement(sql.strip(), frame.f_lineno if frame is not None else 0))
 
@@ -767,10 +787,10 @@ def _call_traced(
     except Exception as e:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        return (f"{type(e).__name__}: {e}", _line_in(e, location)), seen
+        return (f"{type(e).__name__}: {e}", _line_in(e, location)), seen, by_transform
     finally:
         conn.row_factory, conn.text_factory = factories
-    return None, seen
+    return None, seen, by_transform
 
 
 def _schema(conn: sqlite3.Connection, cache: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -875,7 +895,7 @@ def _check_down(ctx: _Context, before: dict[str, tuple[str, str]], text: str) ->
             trial.execute("COMMIT")
         else:
             assert body.down_function is not None
-            error, _ = _call_traced(ctx, body.down_function, body.transactional, trial)
+            error, _, _ = _call_traced(ctx, body.down_function, body.transactional, trial)
             if error is not None:
                 ctx.add(
                     "SM108",

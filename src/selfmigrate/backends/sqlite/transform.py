@@ -647,6 +647,17 @@ class _Transform:
                         f"ALTER TABLE main.{quote(self.table)} RENAME COLUMN {quote(temporary)} TO {quote(final)}"
                     )
         except sqlite3.DatabaseError as e:
+            if " after rename:" in str(e):
+                # SQLite's wording when the rewritten schema no longer holds: the object was sound before.
+                self.fail(
+                    f"SQLite could not rename its columns ({e}); the rename would break the view or trigger"
+                    " it names: a view that selects the column by name gets the new name as its output column,"
+                    " so a trigger on that view (new.<old name>) or a view that reads it by the old name no"
+                    " longer finds it.",
+                    "Keep the view's column name with an alias (CREATE VIEW ... AS SELECT <new> AS <old> ...),"
+                    " or drop the trigger or view before transform and create it again after with the new name.",
+                    e,
+                )
             self.fail(
                 f"SQLite could not rename its columns ({e}); renaming a column rewrites every view and trigger"
                 " of the database, and fails if one of them is broken.",
@@ -694,6 +705,19 @@ class _Transform:
                 )
             elif c.kind == "FOREIGN" and any(_same(p, i) for p in plan.placeholders for i in c.references()[1]):
                 users.append(f"the table's {plan.unplaceholder(c.sql)} references {', '.join(map(repr, used))}")
+            elif c.kind in ("UNIQUE", "FOREIGN") and not all(
+                any(_same(p, i) for p in plan.placeholders) for i in c.columns()
+            ):
+                # It names columns that stay: dropping it with the column would lose what it
+                # says of them (an index on the same columns is refused above, too).
+                kept = [i for i in c.columns() if not any(_same(p, i) for p in plan.placeholders)]
+                argument = "drop_uniques" if c.kind == "UNIQUE" else "drop_foreign_keys"
+                columns = tuple(plan.placeholders.get(i, i) for i in c.columns())
+                users.append(
+                    f"the table's {plan.unplaceholder(c.sql)} uses {', '.join(map(repr, used))} and"
+                    f" {', '.join(map(repr, kept))}, which stay: call transform({argument}=[{columns!r}])"
+                    " first (with add_uniques= or add_foreign_keys= for what the rest should keep)"
+                )
         for column in table.columns:
             if column.name in plan.placeholders and column.find("PRIMARY") and plan.pk is None:
                 users.append(f"{plan.placeholders[column.name]!r} is the table's primary key; pass pk= for the new one")
