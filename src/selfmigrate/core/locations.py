@@ -11,6 +11,8 @@ import os
 import sys
 from stat import S_ISDIR, S_ISREG
 
+from ..paths import path_text
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
@@ -428,20 +430,6 @@ def _is_path(root: object) -> bool:
     return pathlib is not None and isinstance(root, pathlib.Path)
 
 
-def _path_text(path: str) -> str:
-    """``str(pathlib.Path(path))``, without importing :mod:`pathlib` where paths are POSIX ones.
-
-    Empty and ``.`` parts and trailing slashes dropped; a leading ``//`` (exactly two)
-    kept, as POSIX allows and :mod:`pathlib` does. Elsewhere (Windows), :mod:`pathlib` itself.
-    """
-    if os.sep != "/" or os.altsep is not None:
-        from pathlib import Path
-
-        return str(Path(path))
-    root = "//" if path.startswith("//") and not path.startswith("///") else "/" if path.startswith("/") else ""
-    return root + "/".join(part for part in path.split("/") if part and part != ".") or "."
-
-
 def resolve_location(spec: LocationSpec) -> Location:
     """Turn a package name or directory path into a :class:`Location`.
 
@@ -476,7 +464,7 @@ def _directory(path: str) -> Location:
             " does) or point the migrations setting at the right place.",
             paths=[path],
         )
-    folder = _path_text(path)
+    folder = path_text(path)
     return Location("directory", folder, folder=folder)
 
 
@@ -485,7 +473,7 @@ def _package(name: str) -> Location:
 
     folder = package_folder(name)
     if folder is not None:
-        return Location("package", name, folder=_path_text(folder))
+        return Location("package", name, folder=path_text(folder))
     if not is_package(name):
         # Said here: from Python 3.12, importlib.resources.files() of a plain module
         # is the folder it sits in, which would list every file beside it.

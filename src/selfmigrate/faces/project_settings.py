@@ -24,6 +24,7 @@ from ..config import (
     DEFAULT_TABLE_LOCK_TIMEOUT,
     FLAG_FALSE,
     FLAG_TRUE,
+    Options,
     engine_setting_problem,
 )
 from ..core.locations import split_locations
@@ -263,6 +264,17 @@ def read_environ(environ: t.Mapping[str, str]) -> dict[str, Value]:
         if raw:
             values[setting.name] = Value(setting, parse(setting, raw, setting.env), "environment", setting.env)
     return values
+
+
+def options_of(values: t.Mapping[str, t.Any]) -> Options:
+    """The :class:`~selfmigrate.config.Options` of settings ``values`` (name → value; those not
+    given keep their defaults): every setting but the database and the migrations, which are
+    not options."""
+    return Options(**{name: value for name, value in values.items() if name not in _NOT_OPTIONS})
+
+
+#: The settings that are not fields of :class:`~selfmigrate.config.Options`.
+_NOT_OPTIONS = ("database", "migrations")
 
 
 def parse(setting: Setting, text: str, where: str) -> t.Any:

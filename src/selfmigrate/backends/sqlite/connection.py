@@ -12,6 +12,7 @@ import sqlite3
 import time
 
 from ...errors import ConfigError, DatabaseError, LockTimeout
+from ...paths import path_text as path_text
 
 TYPE_CHECKING = False  # not typing's: see backends/base.py
 if TYPE_CHECKING:
@@ -83,15 +84,6 @@ def database_file(
     if base is not None and not path.startswith("/"):
         path = os.path.join(os.fspath(base), path)
     return path_text(path)
-
-
-def path_text(text: str) -> str:
-    """``str(pathlib.PurePosixPath(text))``: empty and ``.`` parts and trailing slashes dropped.
-
-    A leading ``//`` (exactly two) is kept, as POSIX allows and :mod:`pathlib` does.
-    """
-    root = "//" if text.startswith("//") and not text.startswith("///") else "/" if text.startswith("/") else ""
-    return root + "/".join(part for part in text.split("/") if part and part != ".") or "."
 
 
 def _url_path(text: str, url: re.Match[str], base: str | os.PathLike[str] | None, flask_sqlalchemy: bool) -> str:

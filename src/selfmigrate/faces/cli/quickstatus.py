@@ -120,20 +120,15 @@ def _other_settings_refused(environ: t.Mapping[str, str]) -> bool:
     """
     if not any(key.startswith("SELFMIGRATE_") and key not in _READ and value.strip() for key, value in environ.items()):
         return False
-    from ...config import Options
     from ...errors import ConfigError
-    from ..project_settings import read_environ
+    from ..project_settings import options_of, read_environ
 
     try:
         values = read_environ(environ)
-        Options(**{name: v.value for name, v in values.items() if name not in _NOT_OPTIONS}).check()
+        options_of({name: v.value for name, v in values.items()}).check()
     except (ConfigError, TypeError):
         return True
     return False
-
-
-#: The settings that are not fields of :class:`~selfmigrate.config.Options` (as in settings.py).
-_NOT_OPTIONS = ("database", "migrations")
 
 
 def _project_settings_above(cwd: str) -> bool:

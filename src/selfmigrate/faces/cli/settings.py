@@ -23,8 +23,6 @@ if t.TYPE_CHECKING:
     from ...core.runner import Runner
     from ..project_settings import ProjectSettings
 
-#: The settings that are not fields of :class:`~selfmigrate.config.Options`.
-_LOCATION_SETTINGS = ("database", "migrations")
 #: Where ``ctx.meta`` keeps the options given before :class:`Settings` exists.
 _GIVEN_KEY = "selfmigrate.given"
 
@@ -45,9 +43,9 @@ class Settings:
     @classmethod
     def from_project(cls, project: ProjectSettings) -> Settings:
         """The settings of a project (pyproject.toml, environment, defaults)."""
-        from ..project_settings import BY_NAME
+        from ..project_settings import BY_NAME, options_of
 
-        options = Options(**{name: project[name] for name in BY_NAME if name not in _LOCATION_SETTINGS})
+        options = options_of({name: project[name] for name in BY_NAME})
         return cls(
             database=project["database"], migrations=tuple(project["migrations"]), options=options, project=project
         )
