@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from stat import S_ISREG
 
 from ..config import TRACKER_LAYOUT
-from .locations import examine_folder, is_candidate, list_folder
+from .locations import examine_folder, list_folder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,41 +49,15 @@ def fingerprint(folders: t.Sequence[str]) -> str:
     no file was added, removed, renamed or written to since: an edit changes at
     least the change time, which no tool can set back.
 
-    The same text as :func:`fingerprint_of` gives for :func:`~.locations.list_folder`'s
-    listing, made with no object per file but its line (at 10 000 files, the
-    listing's tuples and paths were most of a start's memory).
+    The text of :class:`Files` for the folders as :func:`examine_all` examines them
+    (a run never needs it: its key is made of the same content, see :class:`Key`).
 
     :raises DiscoveryError: as :func:`~.locations.list_folder`.
     """
-    parts = [FORMAT]
-    for folder in folders:
-        lines = _lines(folder)
-        if lines is None:  # something list_folder refuses: it says what
-            return fingerprint_of((f, ((name, stat) for name, _, stat in list_folder(f))) for f in folders)
-        parts.append(os.path.abspath(folder))
-        # A name is followed by "\0", lower than any character of a name: sorting the
-        # lines sorts by name, as list_folder does.
-        lines.sort()
-        parts.extend(lines)
-    return "\n".join(parts)
-
-
-def _lines(folder: str) -> list[str] | None:
-    """The fingerprint lines of a folder's candidate files, unsorted; ``None`` if one is not a plain file."""
-    lines = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if not is_candidate(name):
-                    continue
-                st = entry.stat()
-                if not S_ISREG(st.st_mode):
-                    return None
-                lines.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
-    except OSError:
-        return None
-    return lines
+    seen = examine_all(folders)
+    if seen is None:  # something list_folder refuses: it says what
+        return fingerprint_of((f, ((name, stat) for name, _, stat in list_folder(f))) for f in folders)
+    return Files([(folder, names, numbers) for folder, (names, numbers, _) in seen]).text()
 
 
 def fingerprint_of(listings: t.Iterable[tuple[str, t.Iterable[tuple[str, Stat]]]]) -> str:
