@@ -11,8 +11,6 @@ import os
 import sys
 from stat import S_ISDIR, S_ISREG
 
-from ..paths import path_text
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t
@@ -456,6 +454,7 @@ def resolve_location(spec: LocationSpec) -> Location:
 
 def _directory(path: str) -> Location:
     from ..errors import DiscoveryError
+    from ..paths import path_text  # the full run's: the no-op start never resolves a location
 
     if not os.path.isdir(path):
         what = "is not a directory" if os.path.exists(path) else "does not exist"
@@ -470,6 +469,7 @@ def _directory(path: str) -> Location:
 
 def _package(name: str) -> Location:
     from ..errors import DiscoveryError
+    from ..paths import path_text
 
     folder = package_folder(name)
     if folder is not None:
